@@ -1,0 +1,2 @@
+//! collective binary
+fn main() {}
