@@ -1,0 +1,261 @@
+//! Every command, flag and its help text, as clap derive types.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Collective: federated storage for homelabs. A member's coordinators keep its metadata in a
+/// replicated, append-only event log; this command runs them and talks to them.
+#[derive(Debug, Parser)]
+#[command(name = "collective", version, propagate_version = true)]
+pub struct Cli {
+    /// Client profile directory (credentials and coordinator endpoints).
+    #[arg(long, global = true, env = "COLLECTIVE_HOME", default_value_os_t = crate::profile::default_home())]
+    pub home: PathBuf,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole single-machine member in one process (the embedded default).
+    ///
+    /// On first start it creates a federation root CA, a member CA and every certificate it
+    /// needs under the data directory, and writes an admin profile to $COLLECTIVE_HOME so every
+    /// other command works right away. Restart it at any time: nothing acknowledged is lost.
+    Up(UpArgs),
+    /// Run and manage the coordinators of a member (its Raft group).
+    #[command(subcommand)]
+    Coordinator(CoordinatorCommand),
+    /// Show the member, its coordinators, the leader, term, commit index and health.
+    Status(StatusArgs),
+    /// Create a directory.
+    Mkdir(MkdirArgs),
+    /// List a directory.
+    Ls(LsArgs),
+    /// Show one entry.
+    Stat(StatArgs),
+    /// Remove a file or a directory.
+    Rm(RmArgs),
+    /// Move or rename an entry.
+    Mv(MvArgs),
+    /// Export the member's event log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Built-in load generators.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where the member keeps its data, keys and certificates.
+    #[arg(long, default_value = "collective-data")]
+    pub data_dir: PathBuf,
+    /// Address of the coordinator's gRPC listener (mutual TLS).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
+    /// Federation domain, used on first start only.
+    #[arg(long, default_value = "home.collective")]
+    pub federation: String,
+    /// Member name (the member domain is NAME.FEDERATION), used on first start only.
+    #[arg(long, default_value = "alice")]
+    pub member: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CoordinatorCommand {
+    /// Prepare the first coordinator of a new member: create the federation root CA (unless
+    /// --ca-dir gives one), the member CA, this coordinator's certificate and an admin profile.
+    Init(CoordinatorInitArgs),
+    /// Prepare another coordinator's data directory (certificate and config), signed by the
+    /// member CA held in the admin profile. Then start it with `coordinator run` and add it.
+    Prepare(CoordinatorPrepareArgs),
+    /// Run a coordinator from its data directory (a daemon; stop it with SIGTERM or Ctrl-C).
+    Run(CoordinatorRunArgs),
+    /// Add a running, prepared coordinator to the group: as a learner, then as a voter once it
+    /// has caught up (unless --learner).
+    Add(CoordinatorAddArgs),
+    /// Remove a coordinator from the group (use it to shrink, or to drop a dead one).
+    Remove(CoordinatorRemoveArgs),
+    /// Replace a dead coordinator: add the new one (learner, then voter), then remove the old.
+    Replace(CoordinatorReplaceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorInitArgs {
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Member name; the member domain is NAME.FEDERATION.
+    #[arg(long)]
+    pub member: String,
+    #[arg(long, default_value = "home.collective")]
+    pub federation: String,
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Raft id of this coordinator. Never reuse an id, even after removing a coordinator.
+    #[arg(long, default_value_t = 1)]
+    pub id: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorPrepareArgs {
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// A Raft id never used before in this member.
+    #[arg(long)]
+    pub id: u64,
+    #[arg(long)]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorRunArgs {
+    #[arg(long)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorAddArgs {
+    #[arg(long)]
+    pub id: u64,
+    /// host:port of the new coordinator's listener.
+    #[arg(long)]
+    pub endpoint: String,
+    /// Keep it a learner (it replicates but does not vote).
+    #[arg(long)]
+    pub learner: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorRemoveArgs {
+    #[arg(long)]
+    pub id: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorReplaceArgs {
+    /// Raft id of the coordinator being replaced.
+    #[arg(long)]
+    pub old: u64,
+    /// Raft id of the replacement (new, never used before).
+    #[arg(long)]
+    pub id: u64,
+    #[arg(long)]
+    pub endpoint: String,
+}
+
+/// How a read may be served.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ReadArgs {
+    /// Accept a follower's answer up to MS milliseconds stale instead of a linearizable read.
+    #[arg(long, value_name = "MS")]
+    pub stale_ms: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MkdirArgs {
+    /// Absolute paths, e.g. /media/movies.
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    /// Create missing parents; an existing directory is not an error.
+    #[arg(short, long)]
+    pub parents: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[arg(default_value = "/")]
+    pub path: String,
+    /// Long listing: kind, size, version, modification time.
+    #[arg(short, long)]
+    pub long: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    pub path: String,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    /// Remove directories and everything below them.
+    #[arg(short, long)]
+    pub recursive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MvArgs {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the event log as JSON lines, one event per line, in log order.
+    Export(AuditExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// First Raft log index to include.
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Metadata load: N concurrent clients issuing commits (mkdir) or linearizable reads (stat)
+    /// against the running member; prints throughput and p50/p99/p999 latency.
+    Meta(BenchMetaArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchWorkload {
+    /// Each operation commits one new directory (one Raft entry, fsynced on a quorum).
+    Mkdir,
+    /// Each operation is a linearizable stat of an existing directory.
+    Read,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMetaArgs {
+    /// Concurrent clients, each with its own connection.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Total operations across all clients.
+    #[arg(long, default_value_t = 10_000)]
+    pub ops: usize,
+    #[arg(long, value_enum, default_value_t = BenchWorkload::Mkdir)]
+    pub workload: BenchWorkload,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,53 @@
+//! The command line: argument definitions, dispatch, and the exit-code contract (0 on success,
+//! 1 on a refused or failed operation, 2 on bad usage), with errors printed as `error: ...`.
+
+mod args;
+mod audit;
+mod bench;
+mod coordinator;
+mod namespace;
+mod output;
+mod status;
+mod up;
+
+pub use args::{Cli, Command};
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Parses the arguments, runs the command on a multi-threaded runtime and maps the result to an
+/// exit code. Errors are printed once, here, where they are handled.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", crate::error::render(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let home = cli.home.clone();
+    match cli.command {
+        Command::Up(args) => up::run(args, home).await,
+        Command::Coordinator(args) => coordinator::run(args, home).await,
+        Command::Status(args) => status::run(args, home).await,
+        Command::Mkdir(args) => namespace::mkdir(args, home).await,
+        Command::Ls(args) => namespace::ls(args, home).await,
+        Command::Stat(args) => namespace::stat(args, home).await,
+        Command::Rm(args) => namespace::rm(args, home).await,
+        Command::Mv(args) => namespace::mv(args, home).await,
+        Command::Audit(args) => audit::run(args, home).await,
+        Command::Bench(args) => bench::run(args, home).await,
+    }
+}

@@ -1,0 +1,335 @@
+//! The client library over a member's metadata API: finds the leader, retries safely, and turns
+//! gRPC statuses into errors that say what went wrong.
+//!
+//! Writes carry a request id chosen once per logical operation; every retry (after a leader
+//! change, a timeout or a lost connection) reuses it, and the state machine applies a request id
+//! at most once. So a retried write is never applied twice, and an acknowledged write is durable
+//! on a quorum.
+
+mod retry;
+
+pub use retry::RetryPolicy;
+
+use crate::profile::Profile;
+use anyhow::Context;
+use collective_events::pb;
+use collective_proto::api::{self, meta_client::MetaClient};
+use std::collections::HashMap;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// Metadata key a follower uses to name the leader's endpoint.
+pub const LEADER_ENDPOINT_KEY: &str = "leader-endpoint";
+/// Metadata key carrying the rejection code of a refused command.
+pub const REJECTION_CODE_KEY: &str = "rejection-code";
+
+/// How a read is served: linearizable by the leader, or by any coordinator within a staleness
+/// bound.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Consistency {
+    #[default]
+    Linearizable,
+    Stale { max_staleness_ms: u32 },
+}
+
+impl Consistency {
+    pub fn from_stale_ms(stale_ms: Option<u32>) -> Self {
+        match stale_ms {
+            None => Consistency::Linearizable,
+            Some(max_staleness_ms) => Consistency::Stale { max_staleness_ms },
+        }
+    }
+
+    fn options(self) -> api::ReadOptions {
+        match self {
+            Consistency::Linearizable => api::ReadOptions::default(),
+            Consistency::Stale { max_staleness_ms } => {
+                api::ReadOptions { allow_stale: true, max_staleness_ms }
+            }
+        }
+    }
+}
+
+/// A connection to one member's coordinators.
+pub struct Client {
+    profile: Profile,
+    endpoints: Vec<String>,
+    /// Index into `endpoints` of the coordinator believed to lead.
+    preferred: usize,
+    channels: HashMap<String, Channel>,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    pub fn new(profile: Profile) -> Client {
+        let endpoints = profile.config.coordinators.clone();
+        Client { profile, endpoints, preferred: 0, channels: HashMap::new(), retry: RetryPolicy::default() }
+    }
+
+    pub fn from_home(home: &std::path::Path) -> anyhow::Result<Client> {
+        Ok(Client::new(Profile::load(home)?))
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Client {
+        self.retry = retry;
+        self
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Proposes `command` with a fresh request id, retrying with the same id until it is
+    /// acknowledged, definitively refused, or the retry deadline passes.
+    pub async fn submit(&mut self, command: pb::command_envelope::Command) -> Result<api::SubmitResponse, ClientError> {
+        self.submit_with_id(new_request_id(), command).await
+    }
+
+    pub async fn submit_with_id(
+        &mut self,
+        request_id: Vec<u8>,
+        command: pb::command_envelope::Command,
+    ) -> Result<api::SubmitResponse, ClientError> {
+        let envelope = pb::CommandEnvelope {
+            schema_version: collective_events::SCHEMA_VERSION,
+            request_id,
+            command: Some(command),
+            ..Default::default()
+        };
+        self.call(true, move |mut meta| {
+            let request = api::SubmitRequest { command: Some(envelope.clone()) };
+            async move { meta.submit(request).await }
+        })
+        .await
+    }
+
+    pub async fn stat(&mut self, path: &str, read: Consistency) -> Result<api::StatResponse, ClientError> {
+        let path = path.to_string();
+        self.call(read_needs_leader(read), move |mut meta| {
+            let request = api::StatRequest { path: path.clone(), read: Some(read.options()) };
+            async move { meta.stat(request).await }
+        })
+        .await
+    }
+
+    pub async fn list(
+        &mut self,
+        path: &str,
+        after: &str,
+        limit: u32,
+        read: Consistency,
+    ) -> Result<api::ListResponse, ClientError> {
+        let (path, after) = (path.to_string(), after.to_string());
+        self.call(read_needs_leader(read), move |mut meta| {
+            let request = api::ListRequest {
+                path: path.clone(),
+                after: after.clone(),
+                limit,
+                read: Some(read.options()),
+            };
+            async move { meta.list(request).await }
+        })
+        .await
+    }
+
+    pub async fn status(&mut self, read: Consistency) -> Result<api::StatusResponse, ClientError> {
+        self.call(read_needs_leader(read), move |mut meta| async move {
+            meta.status(api::StatusRequest { read: Some(read.options()) }).await
+        })
+        .await
+    }
+
+    pub async fn add_coordinator(&mut self, request: api::AddCoordinatorRequest) -> Result<api::MembershipResponse, ClientError> {
+        self.call(true, move |mut meta| {
+            let request = request.clone();
+            async move { meta.add_coordinator(request).await }
+        })
+        .await
+    }
+
+    pub async fn remove_coordinator(&mut self, raft_id: u64) -> Result<api::MembershipResponse, ClientError> {
+        self.call(true, move |mut meta| async move {
+            meta.remove_coordinator(api::RemoveCoordinatorRequest { raft_id }).await
+        })
+        .await
+    }
+
+    /// Streams the event log from `from_index`, calling `sink` for each batch in log order.
+    pub async fn export_events(
+        &mut self,
+        from_index: u64,
+        mut sink: impl FnMut(Vec<pb::EventEnvelope>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
+        let mut meta = self.meta(self.preferred).await?;
+        let request = api::ExportEventsRequest { from_index, read: Some(Consistency::Linearizable.options()) };
+        let mut stream = match meta.export_events(request.clone()).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => match leader_hint(&status) {
+                Some(leader) => {
+                    self.prefer(&leader);
+                    let mut meta = self.meta(self.preferred).await?;
+                    meta.export_events(request).await.map_err(ClientError::from)?.into_inner()
+                }
+                None => return Err(ClientError::from(status).into()),
+            },
+        };
+        let mut count = 0u64;
+        while let Some(batch) = stream.message().await.map_err(ClientError::from)? {
+            count += batch.events.len() as u64;
+            sink(batch.events)?;
+        }
+        Ok(count)
+    }
+
+    /// Runs one RPC with leader discovery and retries. `needs_leader` says whether a follower's
+    /// redirect should be followed (writes and linearizable reads).
+    async fn call<T, F, Fut>(&mut self, needs_leader: bool, mut rpc: F) -> Result<T, ClientError>
+    where
+        F: FnMut(MetaClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.retry.deadline;
+        let mut attempt = 0u32;
+        let mut last_error: Option<ClientError> = None;
+        loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::Unavailable {
+                    detail: last_error.map(|e| e.to_string()).unwrap_or_else(|| "no coordinator answered".into()),
+                    waited: self.retry.deadline,
+                });
+            }
+            let index = self.preferred;
+            let outcome = match self.meta(index).await {
+                Ok(meta) => rpc(meta).await.map(tonic::Response::into_inner).map_err(Some),
+                Err(error) => {
+                    last_error = Some(error);
+                    Err(None)
+                }
+            };
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(Some(status)) => {
+                    if let Some(leader) = leader_hint(&status).filter(|_| needs_leader) {
+                        self.prefer(&leader);
+                        last_error = Some(ClientError::from(status));
+                        // A redirect is progress, not a failure: retry at once.
+                        continue;
+                    }
+                    if !is_retryable(&status) {
+                        return Err(ClientError::from(status));
+                    }
+                    // The coordinator we talked to may be dead or partitioned: forget its
+                    // connection and try the next one.
+                    self.channels.remove(&self.endpoints[index]);
+                    last_error = Some(ClientError::from(status));
+                }
+                Err(None) => {}
+            }
+            self.preferred = (index + 1) % self.endpoints.len();
+            attempt += 1;
+            tokio::time::sleep(self.retry.backoff(attempt)).await;
+        }
+    }
+
+    fn prefer(&mut self, endpoint: &str) {
+        match self.endpoints.iter().position(|e| e == endpoint) {
+            Some(index) => self.preferred = index,
+            None => {
+                self.endpoints.push(endpoint.to_string());
+                self.preferred = self.endpoints.len() - 1;
+            }
+        }
+    }
+
+    async fn meta(&mut self, index: usize) -> Result<MetaClient<Channel>, ClientError> {
+        let endpoint = self.endpoints[index].clone();
+        let channel = match self.channels.get(&endpoint) {
+            Some(channel) => channel.clone(),
+            None => {
+                let channel = crate::tls::connect_coordinator(
+                    &endpoint,
+                    &self.profile.identity,
+                    &self.profile.root_ca_pem,
+                    &self.profile.config.member_domain,
+                )
+                .await
+                .map_err(|error| ClientError::Connect { endpoint: endpoint.clone(), detail: format!("{error:#}") })?;
+                self.channels.insert(endpoint.clone(), channel.clone());
+                channel
+            }
+        };
+        Ok(MetaClient::new(channel)
+            .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX))
+    }
+}
+
+fn read_needs_leader(read: Consistency) -> bool {
+    matches!(read, Consistency::Linearizable)
+}
+
+/// 16 random bytes naming one logical operation.
+pub fn new_request_id() -> Vec<u8> {
+    rand::random::<[u8; 16]>().to_vec()
+}
+
+fn leader_hint(status: &tonic::Status) -> Option<String> {
+    if status.code() != tonic::Code::Unavailable {
+        return None;
+    }
+    let value = status.metadata().get(LEADER_ENDPOINT_KEY)?.to_str().ok()?;
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// Whether an RPC may be retried with the same request id: the coordinator could not decide
+/// (no leader, lost connection, timeout). Refusals are final.
+fn is_retryable(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown | tonic::Code::Aborted
+    )
+}
+
+/// What a caller sees when an operation fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The member refused the operation; retrying will not help.
+    #[error("{message}")]
+    Refused { code: tonic::Code, rejection: Option<String>, message: String },
+    #[error("cannot reach the coordinator at {endpoint}: {detail}")]
+    Connect { endpoint: String, detail: String },
+    /// No coordinator gave a definite answer before the deadline: the operation may or may not
+    /// have been applied; retrying with the same request id is safe.
+    #[error("no coordinator answered in {waited:?} (last error: {detail})")]
+    Unavailable { detail: String, waited: Duration },
+}
+
+impl ClientError {
+    /// Whether the operation was definitively not applied.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ClientError::Refused { .. })
+    }
+
+    pub fn rejection(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { rejection, .. } => rejection.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        let rejection = status
+            .metadata()
+            .get(REJECTION_CODE_KEY)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        ClientError::Refused { code: status.code(), rejection, message: status.message().to_string() }
+    }
+}
+
+/// Loads the profile in `home` and connects.
+pub fn connect(home: &std::path::Path) -> anyhow::Result<Client> {
+    Client::from_home(home).context("loading the client profile")
+}

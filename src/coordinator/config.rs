@@ -1,0 +1,87 @@
+//! A coordinator's configuration (`coordinator.toml` in its data directory) and the layout of
+//! that directory.
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+const CONFIG_FILE: &str = "coordinator.toml";
+
+/// `coordinator.toml`. Environment variables `COLLECTIVE_COORDINATOR_LISTEN` and
+/// `COLLECTIVE_COORDINATOR_ENDPOINT` override `listen` and `endpoint` (for systemd units).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    /// Raft id; never reused within a member.
+    pub id: u64,
+    /// `coord-<id>@<member domain>`, as in this coordinator's certificate.
+    pub address: String,
+    pub member_domain: String,
+    pub federation_domain: String,
+    /// Where the gRPC listener binds.
+    pub listen: SocketAddr,
+    /// How the other coordinators and clients reach this one (`host:port`).
+    pub endpoint: String,
+    /// Whether this coordinator founds the group on its first start (only the first one does).
+    pub bootstrap: bool,
+}
+
+impl CoordinatorConfig {
+    pub fn load(data_dir: &Path) -> anyhow::Result<CoordinatorConfig> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+                "{} is not a coordinator data directory (no {CONFIG_FILE}): prepare it with \
+                 `collective coordinator init` or `collective coordinator prepare`",
+                data_dir.display()
+            ),
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        let mut config: CoordinatorConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if let Ok(listen) = std::env::var("COLLECTIVE_COORDINATOR_LISTEN") {
+            config.listen = listen.parse().context("COLLECTIVE_COORDINATOR_LISTEN is not host:port")?;
+        }
+        if let Ok(endpoint) = std::env::var("COLLECTIVE_COORDINATOR_ENDPOINT") {
+            config.endpoint = endpoint;
+        }
+        Ok(config)
+    }
+
+    pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(data_dir)?;
+        let tmp = data_dir.join(format!("{CONFIG_FILE}.tmp"));
+        std::fs::write(&tmp, toml::to_string_pretty(self)?)?;
+        std::fs::rename(&tmp, data_dir.join(CONFIG_FILE))?;
+        Ok(())
+    }
+}
+
+/// Paths inside a coordinator's data directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Layout {
+        Layout { root: root.into() }
+    }
+    /// RocksDB: Raft log, event log and projections.
+    pub fn db(&self) -> PathBuf {
+        self.root.join("db")
+    }
+    pub fn snapshots(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+    /// Certificates: `coordinator.crt`/`.key` (chain), `root-ca.crt`.
+    pub fn pki(&self) -> PathBuf {
+        self.root.join("pki")
+    }
+}
+
+/// The federated address of coordinator `id` of `member_domain`.
+pub fn coordinator_address(id: u64, member_domain: &str) -> String {
+    format!("coord-{id}@{member_domain}")
+}

@@ -1,0 +1,241 @@
+//! Test harness: real coordinator processes on loopback, driven through the real binary and the
+//! client library, with SIGKILL and restart for fault injection. Every process is killed when the
+//! harness is dropped, and its files live in a temporary directory.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use anyhow::{Context, bail};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MEMBER: &str = "alice";
+pub const FEDERATION: &str = "home.collective";
+
+/// The `collective` binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_collective")
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+pub struct Coordinator {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    pub endpoint: String,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+/// A member's coordinators as separate processes.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub coordinators: Vec<Coordinator>,
+    /// Extra environment for every coordinator process (e.g. snapshot thresholds).
+    pub env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// A member with one coordinator, initialized and serving.
+    pub fn single() -> anyhow::Result<Cluster> {
+        Self::single_with_env(Vec::new())
+    }
+
+    pub fn single_with_env(env: Vec<(String, String)>) -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let home = dir.path().join("home");
+        let mut cluster = Cluster { dir, home, coordinators: Vec::new(), env };
+        let port = free_port();
+        let data_dir = cluster.dir.path().join("coord-1");
+        let endpoint = format!("127.0.0.1:{port}");
+        cluster.cli_ok(&[
+            "coordinator", "init", "--data-dir", path(&data_dir), "--member", MEMBER,
+            "--federation", FEDERATION, "--listen", &endpoint, "--id", "1",
+        ])?;
+        cluster.coordinators.push(Coordinator { id: 1, data_dir, endpoint, child: None, log: PathBuf::new() });
+        cluster.start(1)?;
+        cluster.wait_for_leader(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    /// A member with `n` voting coordinators.
+    pub fn with_voters(n: u64) -> anyhow::Result<Cluster> {
+        let mut cluster = Cluster::single()?;
+        for id in 2..=n {
+            cluster.add_coordinator(id, true)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Prepares, starts and adds coordinator `id`.
+    pub fn add_coordinator(&mut self, id: u64, voter: bool) -> anyhow::Result<()> {
+        let port = free_port();
+        let data_dir = self.dir.path().join(format!("coord-{id}"));
+        let endpoint = format!("127.0.0.1:{port}");
+        self.cli_ok(&[
+            "coordinator", "prepare", "--data-dir", path(&data_dir), "--id", &id.to_string(), "--listen", &endpoint,
+        ])?;
+        self.coordinators.push(Coordinator { id, data_dir, endpoint: endpoint.clone(), child: None, log: PathBuf::new() });
+        self.start(id)?;
+        let mut args = vec!["coordinator".to_string(), "add".into(), "--id".into(), id.to_string(), "--endpoint".into(), endpoint];
+        if !voter {
+            args.push("--learner".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.cli_ok(&args)?;
+        Ok(())
+    }
+
+    pub fn coordinator(&self, id: u64) -> &Coordinator {
+        self.coordinators.iter().find(|c| c.id == id).expect("known coordinator id")
+    }
+
+    fn coordinator_mut(&mut self, id: u64) -> &mut Coordinator {
+        self.coordinators.iter_mut().find(|c| c.id == id).expect("known coordinator id")
+    }
+
+    /// Starts (or restarts) coordinator `id` from its data directory and waits for its port.
+    pub fn start(&mut self, id: u64) -> anyhow::Result<()> {
+        let env = self.env.clone();
+        let base = self.dir.path().to_path_buf();
+        let coordinator = self.coordinator_mut(id);
+        let log = base.join(format!("coord-{id}.log"));
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let child = Command::new(binary())
+            .args(["coordinator", "run", "--data-dir", path(&coordinator.data_dir)])
+            .envs(env)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("spawning a coordinator")?;
+        coordinator.child = Some(child);
+        coordinator.log = log;
+        let endpoint = coordinator.endpoint.clone();
+        wait_for_port(&endpoint, Duration::from_secs(20))
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.coordinator_mut(id).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn kill_all(&mut self) {
+        let ids: Vec<u64> = self.coordinators.iter().map(|c| c.id).collect();
+        for id in ids {
+            self.kill(id);
+        }
+    }
+
+    /// Runs the CLI against this cluster's admin profile.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_home(&self.home, args)
+    }
+
+    pub fn cli_with_home(&self, home: &Path, args: &[&str]) -> Output {
+        Command::new(binary())
+            .args(args)
+            .env("COLLECTIVE_HOME", home)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the collective binary")
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.cli(args);
+        if !output.status.success() {
+            bail!(
+                "`collective {}` failed ({}): {}{}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    pub fn status_json(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.cli_ok(&["status", "--json"])?)?)
+    }
+
+    /// Waits until some coordinator reports a leader, and returns its raft id.
+    pub fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(status) = self.status_json() {
+                if let Some(leader) = status["leader"].as_u64() {
+                    return Ok(leader);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no leader within {timeout:?}; logs in {}", self.dir.path().display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A profile directory like the admin's but listing only coordinator `id`, to read from one
+    /// coordinator in particular.
+    pub fn home_for(&self, id: u64) -> anyhow::Result<PathBuf> {
+        let dir = self.dir.path().join(format!("home-only-{id}"));
+        std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(&self.home)? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
+        }
+        let profile = std::fs::read_to_string(dir.join("profile.toml"))?;
+        let mut value: toml::Value = toml::from_str(&profile)?;
+        value["coordinators"] = toml::Value::Array(vec![toml::Value::String(self.coordinator(id).endpoint.clone())]);
+        std::fs::write(dir.join("profile.toml"), toml::to_string(&value)?)?;
+        Ok(dir)
+    }
+
+    pub fn profile(&self) -> anyhow::Result<collective::profile::Profile> {
+        collective::profile::Profile::load(&self.home)
+    }
+
+    /// Prints every coordinator's log; call it when a test is about to fail.
+    pub fn dump_logs(&self) {
+        for c in &self.coordinators {
+            if let Ok(text) = std::fs::read_to_string(&c.log) {
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("----- coordinator {} (last lines) -----", c.id);
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+pub fn wait_for_port(endpoint: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(endpoint).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on {endpoint} after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
