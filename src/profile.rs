@@ -82,9 +82,13 @@ impl Profile {
         if let Some(member_ca) = member_ca {
             member_ca.write_to(dir, MEMBER_CA_BUNDLE)?;
         }
-        let text = toml::to_string_pretty(config)?;
+        Self::update_config(dir, config)
+    }
+
+    /// Rewrites `profile.toml` only (e.g. to remember a new coordinator endpoint).
+    pub fn update_config(dir: &Path, config: &ProfileConfig) -> anyhow::Result<()> {
         let tmp = dir.join(format!("{PROFILE_FILE}.tmp"));
-        std::fs::write(&tmp, text)?;
+        std::fs::write(&tmp, toml::to_string_pretty(config)?)?;
         std::fs::rename(&tmp, dir.join(PROFILE_FILE))?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The command line: argument definitions, dispatch, and the exit-code contract (0 on success,
 //! 1 on a refused or failed operation, 2 on bad usage), with errors printed as `error: ...`.
 
-mod args;
+pub mod args;
 mod audit;
 mod bench;
 mod coordinator;

@@ -70,9 +70,7 @@ pub async fn stat(args: StatArgs, home: PathBuf) -> anyhow::Result<()> {
     println!("path:      {}", entry.path);
     println!("kind:      {}", kind_name(entry.kind));
     println!("inode:     {}", entry.inode);
-    if kind_name(entry.kind) == "dir" {
-        println!("children:  {}", entry.children);
-    } else {
+    if kind_name(entry.kind) != "dir" {
         println!("size:      {} ({} bytes)", format_size(entry.size), entry.size);
         println!("version:   {}", entry.version);
         println!("chunks:    {}", entry.chunk_count);

@@ -21,7 +21,6 @@ pub fn entry_json(entry: &api::EntryInfo) -> serde_json::Value {
         "version": entry.version,
         "modified_at_unix_ms": entry.modified_at_unix_ms,
         "chunks": entry.chunk_count,
-        "children": entry.children,
     })
 }
 

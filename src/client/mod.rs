@@ -246,7 +246,7 @@ impl Client {
         let channel = match self.channels.get(&endpoint) {
             Some(channel) => channel.clone(),
             None => {
-                let channel = crate::tls::connect_coordinator(
+                let channel = crate::transport::connect_coordinator(
                     &endpoint,
                     &self.profile.identity,
                     &self.profile.root_ca_pem,

@@ -1,0 +1,52 @@
+//! `up`: a whole single-machine member in one process, on the embedded defaults.
+
+use super::args::UpArgs;
+use crate::coordinator::{self, Layout, bootstrap};
+use crate::pki::{CertBundle, MemberCa};
+use crate::profile::Profile;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
+    let coordinator_dir = args.data_dir.join("coordinator");
+    let first_start = !coordinator_dir.join("coordinator.toml").exists();
+    if first_start {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        let first =
+            bootstrap::init_first(&coordinator_dir, &home, &args.federation, &args.member, args.listen, 1)?;
+        println!("created member {} of federation {}", first.config.member_domain, first.config.federation_domain);
+        println!("  federation root CA and member CA in {}", Layout::new(&coordinator_dir).pki().display());
+    } else {
+        ensure_admin_profile(&coordinator_dir, &home)?;
+    }
+    let running = coordinator::start(&coordinator_dir, coordinator::run::shutdown_signal()).await?;
+    let config = running.coordinator.config.clone();
+    println!("collective is up ({})", if first_start { "first start" } else { "restarted from disk" });
+    println!("  coordinator {} listening on {} (mutual TLS)", config.address, config.listen);
+    println!("  data in {}", args.data_dir.display());
+    println!("  admin profile in {} (set COLLECTIVE_HOME to use another)", home.display());
+    println!("try:");
+    println!("  collective status");
+    println!("  collective mkdir -p /media/movies && collective ls -l /media");
+    println!("  collective audit export");
+    println!("stop with Ctrl-C; start again with the same command: nothing acknowledged is lost");
+    running.finish().await
+}
+
+/// On a restart, (re)writes the admin profile if it is missing or belongs to another member.
+fn ensure_admin_profile(coordinator_dir: &Path, home: &Path) -> anyhow::Result<()> {
+    let config = coordinator::CoordinatorConfig::load(coordinator_dir)?;
+    if let Ok(profile) = Profile::load(home)
+        && profile.config.member_domain == config.member_domain
+    {
+        return Ok(());
+    }
+    let pki = Layout::new(coordinator_dir).pki();
+    let member_ca = CertBundle::read_from(&pki, "member-ca")?;
+    let member_ca = MemberCa::load(&member_ca.cert_pem, &member_ca.key_pem)?;
+    let root_pem = std::fs::read_to_string(pki.join(bootstrap::ROOT_CA_FILE))?;
+    bootstrap::write_admin_profile(home, &member_ca, &root_pem, &[config.endpoint.clone()])?;
+    println!("wrote the admin profile to {}", home.display());
+    Ok(())
+}

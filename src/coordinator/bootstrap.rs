@@ -1,0 +1,120 @@
+//! Preparing coordinator data directories: the first coordinator of a new member (which creates
+//! the federation root and member CAs, or is given them) and each further one (whose certificate
+//! the admin signs with the member CA from the admin profile).
+
+use super::config::{CoordinatorConfig, Layout, coordinator_address};
+use crate::pki::{CertBundle, Component, FederationCa, MemberCa};
+use crate::profile::{Profile, ProfileConfig};
+use crate::transport::coordinators_dns_name;
+use anyhow::{Context, bail};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// Leaf certificates live a year; renewal arrives with the federation PKI work.
+pub const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+pub const COORDINATOR_BUNDLE: &str = "coordinator";
+pub const ROOT_CA_FILE: &str = "root-ca.crt";
+/// The admin's local part in the member domain.
+pub const ADMIN_LOCAL: &str = "admin";
+
+/// Material of a new member's first coordinator.
+pub struct FirstCoordinator {
+    pub config: CoordinatorConfig,
+    pub federation: CertBundle,
+    pub member_ca: CertBundle,
+}
+
+/// Creates the CAs (federation root under `<data_dir>/pki/federation-ca.*`, member CA under
+/// `member-ca.*`), the coordinator's certificate and config, and the admin profile in `home`.
+pub fn init_first(
+    data_dir: &Path,
+    home: &Path,
+    federation_domain: &str,
+    member: &str,
+    listen: SocketAddr,
+    id: u64,
+) -> anyhow::Result<FirstCoordinator> {
+    let layout = Layout::new(data_dir);
+    if layout.root.join("coordinator.toml").exists() {
+        bail!("{} already holds a coordinator; run it with `collective coordinator run`", data_dir.display());
+    }
+    if id == 0 {
+        bail!("raft id 0 is reserved; use 1 for the first coordinator");
+    }
+    let member_domain = format!("{member}.{federation_domain}");
+    let federation = FederationCa::init(federation_domain).context("creating the federation root CA")?;
+    let member_ca = federation.sign_member(&member_domain).context("creating the member CA")?;
+    let pki = layout.pki();
+    std::fs::create_dir_all(&pki)?;
+    federation.bundle().write_to(&pki, "federation-ca")?;
+    member_ca.bundle().write_to(&pki, "member-ca")?;
+    let config = CoordinatorConfig {
+        id,
+        address: coordinator_address(id, &member_domain),
+        member_domain: member_domain.clone(),
+        federation_domain: federation_domain.to_string(),
+        listen,
+        endpoint: listen.to_string(),
+        bootstrap: true,
+    };
+    write_coordinator(&layout, &config, &member_ca, federation.cert_pem())?;
+    write_admin_profile(home, &member_ca, federation.cert_pem(), &[config.endpoint.clone()])?;
+    Ok(FirstCoordinator { config, federation: federation.bundle(), member_ca: member_ca.bundle() })
+}
+
+/// Prepares another coordinator's data directory with a certificate signed by the admin's
+/// member CA. The coordinator joins the group when an admin runs `coordinator add`.
+pub fn prepare(data_dir: &Path, home: &Path, id: u64, listen: SocketAddr) -> anyhow::Result<CoordinatorConfig> {
+    let layout = Layout::new(data_dir);
+    if layout.root.join("coordinator.toml").exists() {
+        bail!("{} already holds a coordinator", data_dir.display());
+    }
+    if id == 0 {
+        bail!("raft id 0 is reserved");
+    }
+    let profile = Profile::load(home)?;
+    let member_ca = profile.member_ca()?;
+    let member_domain = member_ca.member_domain().to_string();
+    let config = CoordinatorConfig {
+        id,
+        address: coordinator_address(id, &member_domain),
+        member_domain,
+        federation_domain: member_ca.federation_domain().to_string(),
+        listen,
+        endpoint: listen.to_string(),
+        bootstrap: false,
+    };
+    write_coordinator(&layout, &config, &member_ca, &profile.root_ca_pem)?;
+    Ok(config)
+}
+
+fn write_coordinator(layout: &Layout, config: &CoordinatorConfig, member_ca: &MemberCa, root_pem: &str) -> anyhow::Result<()> {
+    let pki = layout.pki();
+    std::fs::create_dir_all(&pki)?;
+    let ip = config.listen.ip().to_string();
+    let shared_name = coordinators_dns_name(&config.member_domain);
+    let leaf = member_ca
+        .issue_leaf_with_sans(&config.address, Component::Coordinator, LEAF_VALIDITY, &[&ip, &shared_name])
+        .context("issuing the coordinator certificate")?;
+    leaf.write_to(&pki, COORDINATOR_BUNDLE)?;
+    std::fs::write(pki.join(ROOT_CA_FILE), root_pem)?;
+    config.save(&layout.root)
+}
+
+/// Writes (or rewrites) the admin profile: a client certificate `admin@<member>` and the member
+/// CA, so the admin can prepare coordinators.
+pub fn write_admin_profile(home: &Path, member_ca: &MemberCa, root_pem: &str, coordinators: &[String]) -> anyhow::Result<()> {
+    let member_domain = member_ca.member_domain().to_string();
+    let address = format!("{ADMIN_LOCAL}@{member_domain}");
+    let client = member_ca
+        .issue_leaf(&address, Component::Client, LEAF_VALIDITY)
+        .context("issuing the admin client certificate")?;
+    let config = ProfileConfig {
+        address,
+        member_domain,
+        federation_domain: member_ca.federation_domain().to_string(),
+        coordinators: coordinators.to_vec(),
+    };
+    Profile::write(home, &config, &client, root_pem, Some(&member_ca.bundle()))
+}

@@ -1,0 +1,241 @@
+//! The metadata API (`collective.api.v1.Meta`): commands go through Raft, reads are served from
+//! the projections after `reads::prepare_read` made them fit for the requested consistency.
+
+use super::errors::{not_leader, rejection_status, storage};
+use super::reads::prepare_read;
+use super::state::Coordinator;
+use super::{membership, status};
+use crate::transport::{Caller, caller};
+use collective_events::pb;
+use collective_projections::{EntryRecord, StoreError, Table};
+use collective_proto::api::{self, meta_server::Meta};
+use collective_raft::Command;
+use openraft::error::{ClientWriteError, RaftError};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// Entries returned by one `List` call when the caller asks for no particular number.
+const LIST_ENTRIES_DEFAULT: u32 = 1000;
+/// Entries returned by one `List` call at most.
+const LIST_ENTRIES_MAX: u32 = 10_000;
+/// Events sent per message of an `ExportEvents` stream.
+const EXPORT_EVENTS_PER_MESSAGE: usize = 1000;
+/// Messages buffered ahead of a slow `ExportEvents` reader.
+const EXPORT_MESSAGES_IN_FLIGHT_MAX: usize = 4;
+
+pub struct MetaService {
+    coordinator: Arc<Coordinator>,
+}
+
+impl MetaService {
+    pub fn new(coordinator: Arc<Coordinator>) -> MetaService {
+        MetaService { coordinator }
+    }
+
+    /// Members of this member may use the metadata API; grants for others arrive with the
+    /// federation layer.
+    fn authorize<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let caller = caller(request)?;
+        if !caller.member_domain.eq_ignore_ascii_case(&self.coordinator.config.member_domain) {
+            return Err(Status::permission_denied(format!(
+                "{} belongs to member {}, not to {}",
+                caller.address, caller.member_domain, self.coordinator.config.member_domain
+            )));
+        }
+        Ok(caller)
+    }
+
+    fn resolve(&self, path: &str) -> Result<EntryRecord, Status> {
+        validate_path(path)?;
+        self.coordinator
+            .store
+            .resolve(path)
+            .map_err(storage)?
+            .ok_or_else(|| Status::not_found(format!("{path} does not exist")))
+    }
+}
+
+type ExportStream = Pin<Box<dyn Stream<Item = Result<api::ExportEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Meta for MetaService {
+    async fn submit(&self, request: Request<api::SubmitRequest>) -> Result<Response<api::SubmitResponse>, Status> {
+        let caller = self.authorize(&request)?;
+        let mut envelope = request
+            .into_inner()
+            .command
+            .ok_or_else(|| Status::invalid_argument("the request carries no command"))?;
+        if envelope.request_id.len() != 16 {
+            return Err(Status::invalid_argument("request_id must be 16 bytes"));
+        }
+        // The actor comes from the certificate and the time from the proposer, never from the
+        // client's own claims.
+        envelope.actor = caller.address;
+        envelope.proposed_at_unix_ms = now_unix_ms();
+        let (log_index, events) = propose(&self.coordinator, envelope).await?;
+        Ok(Response::new(api::SubmitResponse { log_index, events }))
+    }
+
+    async fn stat(&self, request: Request<api::StatRequest>) -> Result<Response<api::StatResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let read_index = prepare_read(&self.coordinator, request.read.as_ref()).await?;
+        let entry = self.resolve(&request.path)?;
+        Ok(Response::new(api::StatResponse { entry: Some(entry_info(&entry, &request.path)), read_index }))
+    }
+
+    async fn list(&self, request: Request<api::ListRequest>) -> Result<Response<api::ListResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let read_index = prepare_read(&self.coordinator, request.read.as_ref()).await?;
+        let directory = self.resolve(&request.path)?;
+        if directory.kind != pb::EntryKind::Directory as i32 {
+            return Err(Status::failed_precondition(format!("{} is a file, not a directory", request.path)));
+        }
+        let limit = match request.limit {
+            0 => LIST_ENTRIES_DEFAULT,
+            n => n.min(LIST_ENTRIES_MAX),
+        } as usize;
+        let after = (!request.after.is_empty()).then_some(request.after.as_str());
+        let mut children = self.coordinator.store.list_dir(directory.inode, after, limit + 1).map_err(storage)?;
+        let truncated = children.len() > limit;
+        children.truncate(limit);
+        let base = request.path.trim_end_matches('/');
+        let entries = children.iter().map(|child| entry_info(child, &format!("{base}/{}", child.name))).collect();
+        Ok(Response::new(api::ListResponse {
+            directory: Some(entry_info(&directory, &request.path)),
+            entries,
+            truncated,
+            read_index,
+        }))
+    }
+
+    async fn status(&self, request: Request<api::StatusRequest>) -> Result<Response<api::StatusResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let stale_ok = request.read.as_ref().is_some_and(|r| r.allow_stale);
+        // Status must work without a leader (that is when it matters most), so only an explicit
+        // redirect to a known leader is sent back.
+        if !stale_ok && !self.coordinator.is_leader() {
+            if let Some((_, leader)) = self.coordinator.leader() {
+                return Err(not_leader(Some(&leader.endpoint)));
+            }
+        }
+        Ok(Response::new(status::build(&self.coordinator, &caller)?))
+    }
+
+    type ExportEventsStream = ExportStream;
+
+    async fn export_events(
+        &self,
+        request: Request<api::ExportEventsRequest>,
+    ) -> Result<Response<Self::ExportEventsStream>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        prepare_read(&self.coordinator, request.read.as_ref()).await?;
+        let store = self.coordinator.store.clone();
+        let (sender, receiver) = tokio::sync::mpsc::channel(EXPORT_MESSAGES_IN_FLIGHT_MAX);
+        tokio::task::spawn_blocking(move || {
+            // A cursor on the events table's key (log index, sequence): pages may end inside an
+            // entry's events without losing or repeating any.
+            let mut after = request
+                .from_index
+                .checked_sub(1)
+                .map(|before| collective_projections::keys::event_key(before, u32::MAX));
+            loop {
+                let page = store.scan(Table::Events, &[], after.as_deref(), EXPORT_EVENTS_PER_MESSAGE);
+                let page = match page.and_then(|rows| decode_events(&rows).map(|events| (rows, events))) {
+                    Ok(page) => page,
+                    Err(error) => {
+                        let _ = sender.blocking_send(Err(storage(error)));
+                        return;
+                    }
+                };
+                let (rows, events) = page;
+                let Some((last_key, _)) = rows.last() else { return };
+                let full_page = rows.len() == EXPORT_EVENTS_PER_MESSAGE;
+                after = Some(last_key.clone());
+                if sender.blocking_send(Ok(api::ExportEventsResponse { events })).is_err() || !full_page {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
+
+    async fn add_coordinator(
+        &self,
+        request: Request<api::AddCoordinatorRequest>,
+    ) -> Result<Response<api::MembershipResponse>, Status> {
+        let caller = self.authorize(&request)?;
+        Ok(Response::new(membership::add(&self.coordinator, &caller, request.into_inner()).await?))
+    }
+
+    async fn remove_coordinator(
+        &self,
+        request: Request<api::RemoveCoordinatorRequest>,
+    ) -> Result<Response<api::MembershipResponse>, Status> {
+        let caller = self.authorize(&request)?;
+        Ok(Response::new(membership::remove(&self.coordinator, &caller, request.into_inner().raft_id).await?))
+    }
+}
+
+/// Proposes one command and waits for its outcome.
+pub async fn propose(
+    coordinator: &Coordinator,
+    envelope: pb::CommandEnvelope,
+) -> Result<(u64, Vec<pb::EventEnvelope>), Status> {
+    match coordinator.raft.client_write(Command(envelope)).await {
+        Ok(written) => {
+            let log_index = written.log_id.index;
+            let outcome = written.data.outcome.ok_or_else(|| Status::internal("a command entry produced no outcome"))?;
+            match outcome.result {
+                Ok(events) => Ok((log_index, events)),
+                Err(rejected) => Err(rejection_status(&rejected)),
+            }
+        }
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+            Err(not_leader(forward.leader_node.as_ref().map(|n| n.endpoint.as_str())))
+        }
+        Err(error) => Err(Status::unavailable(format!("the command was not committed: {error}"))),
+    }
+}
+
+fn decode_events(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<pb::EventEnvelope>, StoreError> {
+    rows.iter()
+        .map(|(key, value)| {
+            <pb::EventEnvelope as prost::Message>::decode(value.as_slice()).map_err(|error| StoreError::Corrupt {
+                table: Table::Events.name(),
+                key: key.clone(),
+                reason: error.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn entry_info(entry: &EntryRecord, path: &str) -> api::EntryInfo {
+    api::EntryInfo {
+        inode: entry.inode,
+        name: entry.name.clone(),
+        path: if path.is_empty() { "/".into() } else { path.to_string() },
+        kind: entry.kind,
+        size: entry.size,
+        version: entry.version,
+        modified_at_unix_ms: entry.modified_at_unix_ms,
+        chunk_count: u32::try_from(entry.chunks.len()).unwrap_or(u32::MAX),
+    }
+}
+
+/// Reads use the same path rules as commands, so a malformed path gets the same clear error.
+fn validate_path(path: &str) -> Result<(), Status> {
+    collective_events::path::validate(path).map_err(|error| Status::invalid_argument(format!("{path:?}: {error}")))
+}
+
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,17 @@
+//! The coordinator: one process of a member's Raft group, serving the metadata API.
+
+pub mod bootstrap;
+pub mod config;
+mod errors;
+mod membership;
+mod meta_service;
+mod network;
+mod raft_service;
+mod reads;
+pub mod run;
+mod state;
+mod status;
+
+pub use config::{CoordinatorConfig, Layout};
+pub use run::{Running, run, start};
+pub use state::Coordinator;

@@ -1,0 +1,182 @@
+//! A coordinator process: opens its store and Raft node, serves the metadata API and the Raft
+//! transport on one mutual-TLS listener, founds the group on its first start if it is the
+//! bootstrap coordinator, and shuts down cleanly on a signal.
+
+use super::bootstrap::{COORDINATOR_BUNDLE, ROOT_CA_FILE};
+use super::config::{CoordinatorConfig, Layout};
+use super::meta_service::{MetaService, now_unix_ms, propose};
+use super::network::NetworkFactory;
+use super::raft_service::RaftService;
+use super::state::Coordinator;
+use crate::pki::CertBundle;
+use crate::tls::{self, Policy, ServerConfigHandle};
+use crate::transport::{PeerContext, root_der};
+use anyhow::Context;
+use collective_events::pb::{self, command_envelope::Command};
+use collective_projections::{META_MEMBER, Store};
+use collective_proto::{api::meta_server::MetaServer, raft::raft_server::RaftServer};
+use collective_raft::{CoordinatorNode, SnapshotDir, open_raft};
+use openraft::ServerState;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the bootstrap coordinator waits to become leader of its new group.
+const BOOTSTRAP_LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// A started coordinator: the shared state and the server task.
+pub struct Running {
+    pub coordinator: Arc<Coordinator>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Running {
+    /// Waits for the server to stop (after `shutdown` resolved), then stops Raft.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let served = self.server.await.context("the server task panicked")?;
+        let _ = self.coordinator.raft.shutdown().await;
+        served.context("the gRPC server failed")
+    }
+}
+
+/// Starts the coordinator in `data_dir`; it serves until `shutdown` resolves.
+pub async fn start(data_dir: &Path, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<Running> {
+    let config = CoordinatorConfig::load(data_dir)?;
+    let layout = Layout::new(data_dir);
+    let identity = CertBundle::read_from(&layout.pki(), COORDINATOR_BUNDLE)
+        .with_context(|| format!("reading the coordinator certificate in {}", layout.pki().display()))?;
+    let root_pem = std::fs::read_to_string(layout.pki().join(ROOT_CA_FILE))
+        .with_context(|| format!("reading {}", layout.pki().join(ROOT_CA_FILE).display()))?;
+    let peers = Arc::new(PeerContext::new(identity.clone(), &root_pem)?);
+    let store = Store::open(layout.db()).with_context(|| format!("opening {}", layout.db().display()))?;
+    let raft = open_raft(config.id, &layout.root, store.clone(), raft_config()?, NetworkFactory::new(peers.clone()))
+        .await
+        .context("starting raft")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    // Any certificate of the federation may connect; each service then checks its own policy
+    // (the Raft service admits only this member's coordinators).
+    let server_config = tls::server_config(&identity, &root_der(&root_pem)?, Policy::any_component())?;
+    let incoming = tls::tls_incoming(listener, ServerConfigHandle::new(server_config));
+    let coordinator = Arc::new(Coordinator::new(config.clone(), raft, store, peers));
+    let meta = MetaServer::new(MetaService::new(coordinator.clone()))
+        .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
+    let raft_rpc = RaftServer::new(RaftService::new(coordinator.clone(), SnapshotDir::open(&layout.root)?))
+        .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(meta)
+            .add_service(raft_rpc)
+            .serve_with_incoming_shutdown(incoming, shutdown),
+    );
+    tracing::info!(id = config.id, address = %config.address, listen = %config.listen, "coordinator serving");
+    if config.bootstrap {
+        let coordinator = coordinator.clone();
+        let root_pem = root_pem.clone();
+        let data_dir = data_dir.to_path_buf();
+        tokio::spawn(async move {
+            if let Err(error) = found_group(&coordinator, &data_dir, &root_pem).await {
+                tracing::error!(error = %format!("{error:#}"), "could not found the group");
+            }
+        });
+    }
+    Ok(Running { coordinator, server })
+}
+
+/// Runs a coordinator until SIGINT or SIGTERM.
+pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
+    let running = start(data_dir, shutdown_signal()).await?;
+    let config = &running.coordinator.config;
+    eprintln!("coordinator {} ({}) listening on {}", config.id, config.address, config.listen);
+    running.finish().await
+}
+
+/// Initializes a new group with this coordinator as its only voter (once, ever) and records the
+/// member's founding events. Safe to repeat after a crash at any point: initialization is
+/// skipped when done, and the founding commands carry fixed request ids, so they apply once.
+async fn found_group(coordinator: &Coordinator, data_dir: &Path, root_pem: &str) -> anyhow::Result<()> {
+    let config = &coordinator.config;
+    if !coordinator.raft.is_initialized().await? {
+        let node = CoordinatorNode::new(config.address.clone(), config.endpoint.clone());
+        coordinator.raft.initialize(BTreeMap::from([(config.id, node)])).await?;
+    }
+    coordinator.raft.wait(Some(BOOTSTRAP_LEADER_WAIT)).state(ServerState::Leader, "found the group").await?;
+    if coordinator.store.meta(META_MEMBER)?.is_some() {
+        return Ok(());
+    }
+    let member_ca = CertBundle::read_from(&Layout::new(data_dir).pki(), "member-ca")?;
+    let root = root_der(root_pem)?.to_vec();
+    let member = crate::pki::MemberCa::load(&member_ca.cert_pem, &member_ca.key_pem)?;
+    let founding = [
+        Command::InitializeMember(pb::InitializeMember {
+            federation_domain: config.federation_domain.clone(),
+            member_domain: config.member_domain.clone(),
+            root_ca_der: root,
+            member_ca_der: member.cert_der().to_vec(),
+        }),
+        Command::AddCoordinator(pb::AddCoordinator {
+            raft_id: config.id,
+            address: config.address.clone(),
+            endpoint: config.endpoint.clone(),
+        }),
+    ];
+    for (n, command) in founding.into_iter().enumerate() {
+        let envelope = pb::CommandEnvelope {
+            schema_version: collective_events::SCHEMA_VERSION,
+            actor: config.address.clone(),
+            request_id: founding_request_id(&config.member_domain, n),
+            proposed_at_unix_ms: now_unix_ms(),
+            command: Some(command),
+        };
+        propose(coordinator, envelope).await.map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+    }
+    tracing::info!(member = %config.member_domain, "member initialized");
+    Ok(())
+}
+
+/// A request id fixed by the member and the founding step, so a repeated founding is a retry.
+fn founding_request_id(member_domain: &str, step: usize) -> Vec<u8> {
+    let digest = blake3::hash(format!("collective founding {member_domain} {step}").as_bytes());
+    digest.as_bytes()[..16].to_vec()
+}
+
+fn raft_config() -> anyhow::Result<openraft::Config> {
+    let mut config = collective_raft::default_config()?;
+    // Operators (and tests) may tune snapshotting without a rebuild.
+    if let Some(n) = env_u64("COLLECTIVE_SNAPSHOT_EVERY_ENTRIES")? {
+        config.snapshot_policy = openraft::SnapshotPolicy::LogsSinceLast(n);
+    }
+    if let Some(n) = env_u64("COLLECTIVE_LOGS_KEPT_BEHIND_SNAPSHOT")? {
+        config.max_in_snapshot_log_to_keep = n;
+    }
+    Ok(config.validate()?)
+}
+
+fn env_u64(name: &str) -> anyhow::Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(value) => Ok(Some(value.parse().with_context(|| format!("{name}={value:?} is not a number"))?)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

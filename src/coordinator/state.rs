@@ -1,0 +1,61 @@
+//! What every RPC handler of a coordinator shares: its identity, the Raft handle, the
+//! projections store, and how to reach its peers.
+
+use crate::coordinator::config::CoordinatorConfig;
+use crate::transport::PeerContext;
+use collective_projections::Store;
+use collective_raft::{CoordinatorNode, NodeId, Raft};
+use openraft::async_runtime::watch::WatchReceiver;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+pub struct Coordinator {
+    pub config: CoordinatorConfig,
+    pub raft: Raft,
+    pub store: Store,
+    pub peers: Arc<PeerContext>,
+    /// When this coordinator last accepted an AppendEntries from a leader, in milliseconds since
+    /// `started`; bounds how stale its projections may be for follower reads.
+    leader_contact_ms: AtomicU64,
+    started: Instant,
+}
+
+impl Coordinator {
+    pub fn new(config: CoordinatorConfig, raft: Raft, store: Store, peers: Arc<PeerContext>) -> Coordinator {
+        Coordinator { config, raft, store, peers, leader_contact_ms: AtomicU64::new(u64::MAX), started: Instant::now() }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    pub fn metrics(&self) -> openraft::RaftMetrics<collective_raft::TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// The current leader and how to reach it, as this coordinator knows them.
+    pub fn leader(&self) -> Option<(NodeId, CoordinatorNode)> {
+        let metrics = self.metrics();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, node))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.metrics().current_leader == Some(self.id())
+    }
+
+    pub fn note_leader_contact(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.leader_contact_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since a leader last replicated to this coordinator, if ever.
+    pub fn since_leader_contact_ms(&self) -> Option<u64> {
+        let at = self.leader_contact_ms.load(Ordering::Relaxed);
+        (at != u64::MAX).then(|| {
+            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX).saturating_sub(at)
+        })
+    }
+}

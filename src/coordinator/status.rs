@@ -1,0 +1,78 @@
+//! The `Status` answer: member, coordinators, leader, term, commit index and health, as this
+//! coordinator sees them (the leader sees replication; a follower only what it was told).
+
+use super::errors::storage;
+use super::state::Coordinator;
+use crate::transport::Caller;
+use collective_proto::api;
+use openraft::ServerState;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tonic::Status;
+
+/// A voter the leader has not heard from for this long is reported unreachable.
+const PEER_SILENCE_MAX: Duration = Duration::from_secs(3);
+
+pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusResponse, Status> {
+    let metrics = coordinator.metrics();
+    let membership = metrics.membership_config.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let is_leader = metrics.state == ServerState::Leader;
+    let mut coordinators = Vec::new();
+    let mut unreachable_voters = 0;
+    for (id, node) in membership.nodes() {
+        let matched_index = metrics
+            .replication
+            .as_ref()
+            .and_then(|r| r.get(id).cloned().flatten())
+            .map(|log_id| log_id.index)
+            .unwrap_or(0);
+        let reachable = if *id == coordinator.id() {
+            true
+        } else if is_leader {
+            metrics
+                .heartbeat
+                .as_ref()
+                .and_then(|h| h.get(id).cloned().flatten())
+                .is_some_and(|acked| acked.elapsed() <= PEER_SILENCE_MAX)
+        } else {
+            // A follower cannot observe its peers; it vouches only for the leader it hears.
+            Some(*id) == metrics.current_leader
+                && coordinator.since_leader_contact_ms().is_some_and(|ms| ms <= PEER_SILENCE_MAX.as_millis() as u64)
+        };
+        let voter = voters.contains(id);
+        if voter && !reachable {
+            unreachable_voters += 1;
+        }
+        coordinators.push(api::CoordinatorInfo {
+            raft_id: *id,
+            address: node.address.clone(),
+            endpoint: node.endpoint.clone(),
+            voter,
+            reachable,
+            matched_index,
+        });
+    }
+    let leader = metrics.current_leader.and_then(|id| membership.get_node(&id).map(|n| (id, n.endpoint.clone())));
+    let (health, health_detail) = match (&leader, unreachable_voters) {
+        (None, _) => ("unavailable", "no leader: an election is in progress or a quorum is lost".to_string()),
+        (Some(_), 0) => ("healthy", format!("{} of {} voters reachable", voters.len(), voters.len())),
+        (Some(_), n) => ("degraded", format!("{} of {} voters reachable", voters.len() - n, voters.len())),
+    };
+    Ok(api::StatusResponse {
+        member_domain: coordinator.config.member_domain.clone(),
+        federation_domain: coordinator.config.federation_domain.clone(),
+        answering_raft_id: coordinator.id(),
+        leader_raft_id: leader.as_ref().map(|(id, _)| *id),
+        leader_endpoint: leader.map(|(_, endpoint)| endpoint).unwrap_or_default(),
+        term: metrics.current_term,
+        commit_index: metrics.committed.map(|l| l.index).unwrap_or(0),
+        last_applied: metrics.last_applied.map(|l| l.index).unwrap_or(0),
+        coordinators,
+        health: health.to_string(),
+        health_detail,
+        event_count: coordinator.store.event_count().map_err(storage)?,
+        answering_state: format!("{:?}", metrics.state),
+        caller: caller.address.clone(),
+    })
+}

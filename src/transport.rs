@@ -1,0 +1,75 @@
+//! How this crate's gRPC endpoints use the TLS layer: who a caller is, how a coordinator dials its
+//! peers, and how a client dials a member's coordinators.
+//!
+//! Clients dial a `host:port` without knowing which coordinator listens there, so every
+//! coordinator certificate also carries the DNS name `coordinators.<member domain>`, and clients
+//! verify against that name and the policy "a coordinator of this member".
+
+use crate::pki::{CertBundle, Component};
+use crate::tls::{self, Policy, ServerExpectation};
+use anyhow::Context;
+use collective_events::pb::ComponentType;
+use collective_raft::CoordinatorNode;
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use tonic::transport::Channel;
+
+/// The DNS name every coordinator of `member_domain` answers to.
+pub fn coordinators_dns_name(member_domain: &str) -> String {
+    format!("coordinators.{member_domain}")
+}
+
+/// The verified identity of the caller of an RPC.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub address: String,
+    pub member_domain: String,
+    pub component: ComponentType,
+}
+
+/// Reads the caller's identity from its verified TLS certificate.
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+    let identity = tls::peer_identity(request)?;
+    let component = match identity.component {
+        Component::Coordinator => ComponentType::Coordinator,
+        Component::Node => ComponentType::Node,
+        Component::Client => ComponentType::Client,
+    };
+    Ok(Caller { address: identity.address.to_string(), member_domain: identity.member_domain, component })
+}
+
+pub fn root_der(root_pem: &str) -> anyhow::Result<CertificateDer<'static>> {
+    CertificateDer::from_pem_slice(root_pem.as_bytes()).context("the federation root certificate is not valid PEM")
+}
+
+/// What a coordinator needs to dial its peers: its own certificate and the federation root.
+pub struct PeerContext {
+    identity: CertBundle,
+    root: CertificateDer<'static>,
+}
+
+impl PeerContext {
+    pub fn new(identity: CertBundle, root_pem: &str) -> anyhow::Result<PeerContext> {
+        Ok(PeerContext { identity, root: root_der(root_pem)? })
+    }
+
+    /// A lazily connected channel to `node`, which must present the certificate of exactly the
+    /// coordinator named in the membership.
+    pub async fn connect_peer(&self, node: &CoordinatorNode) -> anyhow::Result<Channel> {
+        let expect = ServerExpectation::address(&node.address, Component::Coordinator)?;
+        Ok(tls::connect_lazy(&node.endpoint, &self.identity, &self.root, expect)?)
+    }
+}
+
+/// Connects a client to a coordinator of `member_domain` at `endpoint`.
+pub async fn connect_coordinator(
+    endpoint: &str,
+    identity: &CertBundle,
+    root_pem: &str,
+    member_domain: &str,
+) -> anyhow::Result<Channel> {
+    let expect = ServerExpectation::named(
+        &coordinators_dns_name(member_domain),
+        Policy::components(&[Component::Coordinator]).same_member(member_domain),
+    );
+    Ok(tls::connect(endpoint, identity, &root_der(root_pem)?, expect).await?)
+}
