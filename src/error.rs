@@ -17,7 +17,12 @@ pub fn render(error: &anyhow::Error) -> String {
 }
 
 fn describe_status(status: &tonic::Status) -> String {
-    let kind = match status.code() {
+    format!("{}: {}", describe_code(status.code()), status.message())
+}
+
+/// A short human name for a gRPC status code.
+pub fn describe_code(code: tonic::Code) -> &'static str {
+    match code {
         tonic::Code::NotFound => "not found",
         tonic::Code::AlreadyExists => "already exists",
         tonic::Code::InvalidArgument => "invalid argument",
@@ -27,6 +32,5 @@ fn describe_status(status: &tonic::Status) -> String {
         tonic::Code::Unavailable => "unavailable",
         tonic::Code::ResourceExhausted => "too large",
         _ => "failed",
-    };
-    format!("{kind}: {}", status.message())
+    }
 }

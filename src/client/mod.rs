@@ -294,7 +294,7 @@ fn is_retryable(status: &tonic::Status) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The member refused the operation; retrying will not help.
-    #[error("{message}")]
+    #[error("{}: {message}", crate::error::describe_code(*code))]
     Refused { code: tonic::Code, rejection: Option<String>, message: String },
     #[error("cannot reach the coordinator at {endpoint}: {detail}")]
     Connect { endpoint: String, detail: String },
