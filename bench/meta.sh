@@ -26,8 +26,10 @@
 # Run as root (it installs etcd-server, etcd-client, jq and protobuf-compiler when missing):
 #   bench/meta.sh
 # Environment (all optional):
-#   BENCH_OPS_C1=5000 BENCH_OPS_C16=20000  total operations per measurement at 1 and 16 clients,
-#                                          sized for roughly 3-10 s per measurement here
+#   BENCH_OPS_C1=5000 BENCH_OPS_C16=20000  total commits per measurement at 1 and 16 clients
+#   BENCH_READ_OPS_C1, BENCH_READ_OPS_C16   total reads likewise (default twice the commits: etcd
+#                                          reads about twice as fast as it commits). Sized for
+#                                          about 3-10 s per measurement of etcd on this machine.
 #   BENCH_REPEATS=3                        runs per measurement (median taken)
 #   BENCH_SYSTEMS="collective etcd"        which systems to run (ratios need both)
 #   BENCH_TIMEOUT_SECS=300                 limit on one measurement
@@ -40,6 +42,8 @@ repo=$(pwd)
 
 ops_c1=${BENCH_OPS_C1:-5000}
 ops_c16=${BENCH_OPS_C16:-20000}
+read_ops_c1=${BENCH_READ_OPS_C1:-$((2 * ops_c1))}
+read_ops_c16=${BENCH_READ_OPS_C16:-$((2 * ops_c16))}
 repeats=${BENCH_REPEATS:-3}
 systems=${BENCH_SYSTEMS:-collective etcd}
 timeout_secs=${BENCH_TIMEOUT_SECS:-300}
@@ -178,7 +182,15 @@ measure() {
         <<<"$(tail -n1 "$results")")"
 }
 
-ops_for() { if (($1 == 1)); then echo "$ops_c1"; else echo "$ops_c16"; fi; }
+# ops_for WORKLOAD CLIENTS: the operation count of one measurement.
+ops_for() {
+    case "$1/$2" in
+        mkdir/1 | put/1) echo "$ops_c1" ;;
+        mkdir/* | put/*) echo "$ops_c16" ;;
+        */1) echo "$read_ops_c1" ;;
+        *) echo "$read_ops_c16" ;;
+    esac
+}
 
 # Loads one running system: every workload at every client count, BENCH_REPEATS rounds
 # (repeats outermost so a slow moment of the machine spreads over all measurements).
@@ -191,7 +203,7 @@ load() {
     for ((repeat = 1; repeat <= repeats; repeat++)); do
         for workload in "${workloads[@]}"; do
             for clients in "${client_counts[@]}"; do
-                measure "$system" "$members" "$workload" "$clients" "$(ops_for "$clients")" "$repeat" -- "$@"
+                measure "$system" "$members" "$workload" "$clients" "$(ops_for "$workload" "$clients")" "$repeat" -- "$@"
             done
         done
     done
@@ -305,7 +317,8 @@ summary=$(jq -s '
            p50_ms: (map(.p50_ms) | median)})' "$results")
 
 echo
-echo "metadata benchmark: medians of $repeats run(s), $ops_c1 ops at 1 client, $ops_c16 at 16;" \
+echo "metadata benchmark: medians of $repeats run(s); commits $ops_c1 at 1 client, $ops_c16 at 16;" \
+    "reads $read_ops_c1 and $read_ops_c16;" \
     "$((SECONDS - started)) s; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 {
     echo "system members workload clients runs ops/s p50_ms p99_ms"
