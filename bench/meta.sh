@@ -116,6 +116,7 @@ if ((${#missing[@]})); then
 fi
 
 # --- builds -------------------------------------------------------------------------------------
+# shellcheck source=scripts/target-dir.sh
 source scripts/target-dir.sh
 target=${CARGO_TARGET_DIR:-$repo/target}
 collective=${BENCH_COLLECTIVE:-$target/release/collective}
@@ -136,7 +137,7 @@ used_ports=" "
 free_port() {
     local port
     while :; do
-        port=$((20000 + RANDOM % 20000))
+        port=$((20000 + RANDOM % 12000)) # below the kernel's ephemeral range (32768+)
         [[ "$used_ports" == *" $port "* ]] && continue
         listening "$port" && continue
         used_ports+="$port "
