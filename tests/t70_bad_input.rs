@@ -1,0 +1,129 @@
+//! Bad input gets a clear error and changes nothing: malformed paths and addresses, oversized
+//! names and messages, operations on missing or wrong-type entries, a client certificate from an
+//! unknown CA, and a plaintext connection. The event log is compared before and after.
+
+mod support;
+
+use collective::client::{Client, ClientError};
+use collective::pki::{Component, FederationCa};
+use collective::profile::{Profile, ProfileConfig};
+use collective_events::pb::{self, command_envelope::Command};
+use std::time::Duration;
+use support::Cluster;
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs the CLI and requires a failure whose message contains `expected`.
+fn refused(cluster: &Cluster, args: &[&str], expected: &str) {
+    let output = cluster.cli(args);
+    assert!(!output.status.success(), "`collective {}` should fail", args.join(" "));
+    let message = stderr(&output);
+    assert!(message.starts_with("error: "), "errors start with `error: `, got {message:?}");
+    assert!(message.contains(expected), "`collective {}`: expected {expected:?} in {message:?}", args.join(" "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()> {
+    let cluster = Cluster::single()?;
+    cluster.cli_ok(&["mkdir", "-p", "/media/movies", "/empty"])?;
+    let mut client = Client::new(cluster.profile()?);
+    let chunk = pb::ChunkRef { hash: vec![7; 32], offset: 0, size: 5 };
+    client
+        .submit(Command::CommitFileVersion(pb::CommitFileVersion {
+            path: "/media/movie.mkv".into(),
+            size: 5,
+            chunks: vec![chunk],
+            ..Default::default()
+        }))
+        .await?;
+    let before = cluster.cli_ok(&["audit", "export"])?;
+
+    // Malformed paths.
+    refused(&cluster, &["mkdir", "relative/path"], "invalid argument");
+    refused(&cluster, &["mkdir", "/media/../etc"], "invalid argument");
+    refused(&cluster, &["mkdir", "/media//double"], "invalid argument");
+    refused(&cluster, &["mkdir", "/media/trailing/"], "invalid argument");
+    refused(&cluster, &["stat", "no-slash"], "invalid argument");
+    let long_name = format!("/media/{}", "n".repeat(256));
+    refused(&cluster, &["mkdir", &long_name], "invalid argument");
+    let long_path = format!("/{}", ["p"; 2100].join("/"));
+    refused(&cluster, &["mkdir", "-p", &long_path], "invalid argument");
+
+    // Missing and wrong-type entries.
+    refused(&cluster, &["stat", "/nowhere"], "not found");
+    refused(&cluster, &["ls", "/nowhere"], "not found");
+    refused(&cluster, &["mkdir", "/nowhere/child"], "not found");
+    refused(&cluster, &["rm", "/nowhere"], "not found");
+    refused(&cluster, &["mv", "/nowhere", "/elsewhere"], "not found");
+    refused(&cluster, &["mkdir", "/media/movie.mkv/sub"], "refused");
+    refused(&cluster, &["ls", "/media/movie.mkv"], "is a file");
+    refused(&cluster, &["mkdir", "/media"], "already exists");
+    refused(&cluster, &["rm", "/media"], "refused");
+    refused(&cluster, &["mv", "/media", "/media/movies/inside"], "refused");
+    refused(&cluster, &["mv", "/empty", "/media"], "already exists");
+    refused(&cluster, &["rm", "/"], "invalid argument");
+
+    // Malformed addresses in commands.
+    for address in ["alice", "@alice.home.collective", "node-01@", "node@nodot", "a@b..c", "x@@alice.home.collective"] {
+        let result = client
+            .submit(Command::JoinNode(pb::JoinNode {
+                address: address.into(),
+                endpoint: "127.0.0.1:1".into(),
+                capacity_bytes: 1,
+                labels: vec![],
+            }))
+            .await;
+        match result {
+            Err(ClientError::Refused { code, message, .. }) => {
+                assert_eq!(code, tonic::Code::InvalidArgument, "{address}: {message}");
+                assert!(message.contains(address) || !message.is_empty(), "{address}: the message names the problem");
+            }
+            other => panic!("node address {address:?} should be refused, got {other:?}"),
+        }
+    }
+    // A malformed request id and a missing command.
+    let bad_id = client
+        .submit_with_id(vec![1, 2, 3], Command::CreateDirectory(pb::CreateDirectory { path: "/x".into(), parents: false }))
+        .await;
+    assert!(matches!(bad_id, Err(ClientError::Refused { code: tonic::Code::InvalidArgument, .. })), "{bad_id:?}");
+
+    // An oversized message: the coordinator refuses it by size, before decoding.
+    let huge = format!("/{}", "h".repeat(collective_proto::MESSAGE_BYTES_MAX + 1024));
+    let oversized = client.submit(Command::CreateDirectory(pb::CreateDirectory { path: huge, parents: false })).await;
+    match oversized {
+        Err(ClientError::Refused { code, .. }) => {
+            assert!(matches!(code, tonic::Code::ResourceExhausted | tonic::Code::OutOfRange | tonic::Code::Internal), "{code:?}");
+        }
+        other => panic!("an oversized message should be refused, got {other:?}"),
+    }
+
+    // A client certificate from a CA outside the federation.
+    let foreign = FederationCa::init("elsewhere.collective")?;
+    let foreign_member = foreign.sign_member("mallory.elsewhere.collective")?;
+    let mallory = foreign_member.issue_leaf("mallory@mallory.elsewhere.collective", Component::Client, Duration::from_secs(3600))?;
+    let real = cluster.profile()?;
+    let foreign_home = cluster.dir.path().join("foreign-home");
+    let config = ProfileConfig { address: "mallory@mallory.elsewhere.collective".into(), ..real.config.clone() };
+    Profile::write(&foreign_home, &config, &mallory, &real.root_ca_pem, None)?;
+    let output = cluster.cli_with_home(&foreign_home, &["mkdir", "/mallory"]);
+    assert!(!output.status.success(), "a foreign certificate must not be accepted");
+    let message = stderr(&output);
+    assert!(message.contains("cannot reach") || message.contains("certificate") || message.contains("tls"), "{message}");
+
+    // A plaintext HTTP/2 connection.
+    let endpoint = format!("http://{}", cluster.coordinator(1).endpoint);
+    let plain = tonic::transport::Endpoint::from_shared(endpoint)?.connect_timeout(Duration::from_secs(5)).connect().await;
+    if let Ok(channel) = plain {
+        let mut meta = collective_proto::api::meta_client::MetaClient::new(channel);
+        let status = meta.status(collective_proto::api::StatusRequest::default()).await;
+        assert!(status.is_err(), "a plaintext request must fail");
+    }
+
+    // Nothing changed, and the member still serves.
+    let after = cluster.cli_ok(&["audit", "export"])?;
+    assert_eq!(before, after, "refused input left no event");
+    cluster.cli_ok(&["mkdir", "/still-serving"])?;
+    Ok(())
+}
