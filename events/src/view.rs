@@ -20,8 +20,9 @@ pub struct EntryView {
     pub version: u64,
 }
 
-/// An invite as `decide` needs to see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An invite as `decide` needs to see it. (Not `Eq`: prost derives only `PartialEq` for messages
+/// with nested messages.)
+#[derive(Clone, Debug, PartialEq)]
 pub struct InviteView {
     pub issued: pb::InviteIssued,
     pub uses: u32,
@@ -35,8 +36,8 @@ pub struct CertificateView {
     pub revoked: bool,
 }
 
-/// A storage node as `decide` needs to see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A storage node as `decide` needs to see it. (Not `Eq`, as for [`InviteView`].)
+#[derive(Clone, Debug, PartialEq)]
 pub struct NodeView {
     pub joined: pb::NodeJoined,
     pub status: pb::NodeStatus,

@@ -1,0 +1,539 @@
+//! Given/when/then tests of the namespace decisions: directories, file versions, removal, moves.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use collective_events::RejectionCode::*;
+use collective_events::pb::{self, ChunkRef, EntryKind, command_envelope::Command, event_envelope::Event};
+use support::{code, given, hash};
+
+fn mkdir(path: &str, parents: bool) -> Command {
+    Command::CreateDirectory(pb::CreateDirectory {
+        path: path.into(),
+        parents,
+    })
+}
+
+fn created(inode: u64, parent: u64, name: &str, path: &str) -> Event {
+    Event::DirectoryCreated(pb::DirectoryCreated {
+        inode,
+        parent,
+        name: name.into(),
+        path: path.into(),
+    })
+}
+
+/// A commit of `sizes.len()` chunks of the given sizes, contiguous from 0.
+fn commit(path: &str, sizes: &[u64]) -> pb::CommitFileVersion {
+    let mut offset = 0;
+    let chunks = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let chunk = ChunkRef {
+                hash: hash(i as u8).to_vec(),
+                offset,
+                size,
+            };
+            offset += size;
+            chunk
+        })
+        .collect();
+    pb::CommitFileVersion {
+        path: path.into(),
+        size: offset,
+        chunks,
+        expected_version: None,
+        keep_versions: 0,
+    }
+}
+
+fn committed(inode: u64, parent: u64, path: &str, version: u64, cmd: &pb::CommitFileVersion) -> Event {
+    Event::FileVersionCommitted(pb::FileVersionCommitted {
+        inode,
+        parent,
+        name: path.rsplit('/').next().unwrap().into(),
+        path: path.into(),
+        version,
+        size: cmd.size,
+        chunks: cmd.chunks.clone(),
+    })
+}
+
+fn pruned(inode: u64, version: u64) -> Event {
+    Event::FileVersionPruned(pb::FileVersionPruned { inode, version })
+}
+
+fn remove(path: &str, recursive: bool) -> Command {
+    Command::RemoveEntry(pb::RemoveEntry {
+        path: path.into(),
+        recursive,
+    })
+}
+
+fn mv(from: &str, to: &str) -> Command {
+    Command::MoveEntry(pb::MoveEntry {
+        from: from.into(),
+        to: to.into(),
+    })
+}
+
+// --- CreateDirectory -------------------------------------------------------------------------
+
+#[test]
+fn mkdir_under_root_allocates_the_next_inode() {
+    let state = given().initialized();
+    assert_eq!(state.when(mkdir("/a", false)), Ok(vec![created(2, 1, "a", "/a")]));
+}
+
+#[test]
+fn mkdir_under_an_existing_directory() {
+    let state = given().initialized().dir("/a");
+    let a = state.inode("/a");
+    assert_eq!(
+        state.when(mkdir("/a/b", false)),
+        Ok(vec![created(3, a, "b", "/a/b")])
+    );
+}
+
+#[test]
+fn mkdir_p_creates_every_missing_parent_with_consecutive_inodes() {
+    let state = given().initialized().dir("/a");
+    let a = state.inode("/a");
+    assert_eq!(
+        state.when(mkdir("/a/b/c/d", true)),
+        Ok(vec![
+            created(3, a, "b", "/a/b"),
+            created(4, 3, "c", "/a/b/c"),
+            created(5, 4, "d", "/a/b/c/d")
+        ])
+    );
+}
+
+#[test]
+fn mkdir_p_of_an_existing_directory_succeeds_with_no_events() {
+    let state = given().initialized().dir("/a/b");
+    assert_eq!(state.when(mkdir("/a/b", true)), Ok(vec![]));
+    assert_eq!(state.when(mkdir("/", true)), Ok(vec![]));
+}
+
+#[test]
+fn mkdir_of_an_existing_directory_is_already_exists() {
+    let state = given().initialized().dir("/a");
+    assert_eq!(code(state.when(mkdir("/a", false))), AlreadyExists);
+    assert_eq!(code(state.when(mkdir("/", false))), AlreadyExists);
+}
+
+#[test]
+fn mkdir_p_over_a_file_is_already_exists() {
+    let state = given().initialized().file("/a/f", 1);
+    assert_eq!(code(state.when(mkdir("/a/f", true))), AlreadyExists);
+}
+
+#[test]
+fn mkdir_without_parents_needs_the_parent() {
+    let state = given().initialized();
+    let rejection = state.when(mkdir("/a/b", false)).unwrap_err();
+    assert_eq!(rejection.code, NotFound);
+    assert!(rejection.message.contains("'/a'"), "{rejection}");
+}
+
+#[test]
+fn mkdir_through_a_file_is_not_a_directory() {
+    let state = given().initialized().file("/a/f", 1);
+    assert_eq!(code(state.when(mkdir("/a/f/x", false))), NotADirectory);
+    let rejection = state.when(mkdir("/a/f/x/y", true)).unwrap_err();
+    assert_eq!(rejection.code, NotADirectory);
+    assert!(rejection.message.contains("'/a/f'"), "{rejection}");
+}
+
+#[test]
+fn mkdir_of_an_invalid_path_is_invalid_argument() {
+    let state = given().initialized();
+    for path in ["", "a", "/a/", "/a//b", "/a/../b", "/a\0"] {
+        assert_eq!(code(state.when(mkdir(path, true))), InvalidArgument, "{path:?}");
+    }
+}
+
+#[test]
+fn mkdir_with_a_corrupt_inode_counter_is_failed_precondition() {
+    let state = given().initialized().with_next_inode(1);
+    assert_eq!(code(state.when(mkdir("/a", false))), FailedPrecondition);
+}
+
+// --- CommitFileVersion -----------------------------------------------------------------------
+
+#[test]
+fn first_commit_creates_version_1_with_a_new_inode() {
+    let state = given().initialized().dir("/a");
+    let cmd = commit("/a/f", &[4, 4, 2]);
+    assert_eq!(
+        state.when(Command::CommitFileVersion(cmd.clone())),
+        Ok(vec![committed(3, state.inode("/a"), "/a/f", 1, &cmd)])
+    );
+}
+
+#[test]
+fn an_empty_file_has_no_chunks() {
+    let state = given().initialized();
+    let cmd = commit("/empty", &[]);
+    assert_eq!(
+        state.when(Command::CommitFileVersion(cmd.clone())),
+        Ok(vec![committed(2, 1, "/empty", 1, &cmd)])
+    );
+}
+
+#[test]
+fn a_commit_to_an_existing_file_increments_its_version() {
+    let state = given().initialized().file("/f", 1);
+    let cmd = commit("/f", &[10]);
+    assert_eq!(
+        state.when(Command::CommitFileVersion(cmd.clone())),
+        Ok(vec![committed(state.inode("/f"), 1, "/f", 2, &cmd)])
+    );
+}
+
+#[test]
+fn a_commit_beyond_the_default_three_versions_prunes_the_oldest() {
+    let state = given().initialized().file("/f", 3);
+    let f = state.inode("/f");
+    let cmd = commit("/f", &[10]);
+    assert_eq!(
+        state.when(Command::CommitFileVersion(cmd.clone())),
+        Ok(vec![committed(f, 1, "/f", 4, &cmd), pruned(f, 1)])
+    );
+}
+
+#[test]
+fn keep_versions_overrides_the_default_and_prunes_every_excess_version() {
+    let state = given().initialized().file_keeping("/f", 5, &[2, 3, 4, 5]);
+    let f = state.inode("/f");
+    let cmd = pb::CommitFileVersion {
+        keep_versions: 2,
+        ..commit("/f", &[1])
+    };
+    assert_eq!(
+        state.when(Command::CommitFileVersion(cmd.clone())),
+        Ok(vec![
+            committed(f, 1, "/f", 6, &cmd),
+            pruned(f, 2),
+            pruned(f, 3),
+            pruned(f, 4)
+        ])
+    );
+    let keep_all = pb::CommitFileVersion {
+        keep_versions: 10,
+        ..commit("/f", &[1])
+    };
+    assert_eq!(
+        state.when(Command::CommitFileVersion(keep_all.clone())),
+        Ok(vec![committed(f, 1, "/f", 6, &keep_all)])
+    );
+}
+
+#[test]
+fn keep_versions_above_the_limit_is_invalid_argument() {
+    let state = given().initialized();
+    let cmd = pb::CommitFileVersion {
+        keep_versions: collective_events::decide::VERSIONS_KEPT_MAX + 1,
+        ..commit("/f", &[1])
+    };
+    assert_eq!(code(state.when(Command::CommitFileVersion(cmd))), InvalidArgument);
+}
+
+#[test]
+fn expected_version_matching_the_current_one_commits() {
+    let state = given().initialized().file("/f", 2);
+    let cmd = pb::CommitFileVersion {
+        expected_version: Some(2),
+        ..commit("/f", &[1])
+    };
+    assert_eq!(
+        state.when(Command::CommitFileVersion(cmd.clone())),
+        Ok(vec![committed(state.inode("/f"), 1, "/f", 3, &cmd)])
+    );
+    let new_file = pb::CommitFileVersion {
+        expected_version: Some(0),
+        ..commit("/g", &[1])
+    };
+    assert_eq!(
+        state.when(Command::CommitFileVersion(new_file.clone())),
+        Ok(vec![committed(3, 1, "/g", 1, &new_file)])
+    );
+}
+
+#[test]
+fn expected_version_differing_from_the_current_one_is_a_conflict() {
+    let state = given().initialized().file("/f", 2);
+    let stale = pb::CommitFileVersion {
+        expected_version: Some(1),
+        ..commit("/f", &[1])
+    };
+    assert_eq!(code(state.when(Command::CommitFileVersion(stale))), Conflict);
+    let create_only = pb::CommitFileVersion {
+        expected_version: Some(0),
+        ..commit("/f", &[1])
+    };
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(create_only))),
+        Conflict
+    );
+    let not_there = pb::CommitFileVersion {
+        expected_version: Some(1),
+        ..commit("/g", &[1])
+    };
+    assert_eq!(code(state.when(Command::CommitFileVersion(not_there))), Conflict);
+}
+
+#[test]
+fn a_commit_onto_a_directory_is_is_a_directory() {
+    let state = given().initialized().dir("/a");
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(commit("/a", &[1])))),
+        IsADirectory
+    );
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(commit("/", &[1])))),
+        IsADirectory
+    );
+}
+
+#[test]
+fn a_commit_needs_its_parent_directory() {
+    let state = given().initialized().file("/f", 1);
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(commit("/a/f", &[1])))),
+        NotFound
+    );
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(commit("/f/g", &[1])))),
+        NotADirectory
+    );
+}
+
+#[test]
+fn a_commit_with_an_invalid_path_is_invalid_argument() {
+    let state = given().initialized();
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(commit("f", &[1])))),
+        InvalidArgument
+    );
+}
+
+#[test]
+fn chunks_must_tile_the_file_exactly() {
+    let state = given().initialized();
+    let good = commit("/f", &[4, 4]);
+    let mut gap = good.clone();
+    gap.chunks[1].offset = 5;
+    let mut overlap = good.clone();
+    overlap.chunks[1].offset = 3;
+    let mut not_from_zero = good.clone();
+    not_from_zero.chunks[0].offset = 1;
+    let short_size = pb::CommitFileVersion {
+        size: 7,
+        ..good.clone()
+    };
+    let long_size = pb::CommitFileVersion {
+        size: 9,
+        ..good.clone()
+    };
+    let mut short_hash = good.clone();
+    short_hash.chunks[0].hash.pop();
+    let mut empty_chunk = good.clone();
+    empty_chunk.chunks.push(ChunkRef {
+        hash: hash(9).to_vec(),
+        offset: 8,
+        size: 0,
+    });
+    let mut overflow = commit("/f", &[u64::MAX]);
+    overflow.chunks.push(ChunkRef {
+        hash: hash(9).to_vec(),
+        offset: u64::MAX,
+        size: 1,
+    });
+    let without_chunks = pb::CommitFileVersion {
+        size: 1,
+        ..commit("/f", &[])
+    };
+    for (name, bad) in [
+        ("gap", gap),
+        ("overlap", overlap),
+        ("not from zero", not_from_zero),
+        ("size too small", short_size),
+        ("size too large", long_size),
+        ("31-byte hash", short_hash),
+        ("empty chunk", empty_chunk),
+        ("overflow", overflow),
+        ("size without chunks", without_chunks),
+    ] {
+        assert_eq!(
+            code(state.when(Command::CommitFileVersion(bad))),
+            InvalidArgument,
+            "{name}"
+        );
+    }
+}
+
+// --- RemoveEntry -----------------------------------------------------------------------------
+
+#[test]
+fn removing_a_file_emits_entry_removed() {
+    let state = given().initialized().file("/a/f", 2);
+    assert_eq!(
+        state.when(remove("/a/f", false)),
+        Ok(vec![Event::EntryRemoved(pb::EntryRemoved {
+            inode: state.inode("/a/f"),
+            parent: state.inode("/a"),
+            name: "f".into(),
+            path: "/a/f".into(),
+            kind: EntryKind::File as i32,
+        })])
+    );
+}
+
+#[test]
+fn removing_an_empty_directory_needs_no_recursion() {
+    let state = given().initialized().dir("/a");
+    assert_eq!(
+        state.when(remove("/a", false)),
+        Ok(vec![Event::EntryRemoved(pb::EntryRemoved {
+            inode: 2,
+            parent: 1,
+            name: "a".into(),
+            path: "/a".into(),
+            kind: EntryKind::Directory as i32,
+        })])
+    );
+}
+
+#[test]
+fn removing_a_full_directory_recursively_emits_one_event_for_the_subtree() {
+    let state = given().initialized().file("/a/b/f", 1);
+    assert_eq!(
+        state.when(remove("/a", true)),
+        Ok(vec![Event::EntryRemoved(pb::EntryRemoved {
+            inode: state.inode("/a"),
+            parent: 1,
+            name: "a".into(),
+            path: "/a".into(),
+            kind: EntryKind::Directory as i32,
+        })])
+    );
+}
+
+#[test]
+fn removing_a_full_directory_without_recursion_is_directory_not_empty() {
+    let state = given().initialized().file("/a/f", 1);
+    assert_eq!(code(state.when(remove("/a", false))), DirectoryNotEmpty);
+}
+
+#[test]
+fn removing_the_root_is_invalid_argument() {
+    let state = given().initialized();
+    assert_eq!(code(state.when(remove("/", true))), InvalidArgument);
+}
+
+#[test]
+fn removing_a_missing_entry_is_not_found() {
+    let state = given().initialized().file("/f", 1);
+    let rejection = state.when(remove("/a/b", true)).unwrap_err();
+    assert_eq!(
+        (rejection.code, rejection.message.contains("'/a/b'")),
+        (NotFound, true),
+        "{rejection}"
+    );
+    assert_eq!(code(state.when(remove("/f/g", true))), NotADirectory);
+    assert_eq!(code(state.when(remove("/a/", true))), InvalidArgument);
+}
+
+// --- MoveEntry -------------------------------------------------------------------------------
+
+#[test]
+fn moving_a_file_into_another_directory() {
+    let state = given().initialized().file("/a/f", 1).dir("/b");
+    assert_eq!(
+        state.when(mv("/a/f", "/b/g")),
+        Ok(vec![Event::EntryMoved(pb::EntryMoved {
+            inode: state.inode("/a/f"),
+            from_parent: state.inode("/a"),
+            from_name: "f".into(),
+            to_parent: state.inode("/b"),
+            to_name: "g".into(),
+            from_path: "/a/f".into(),
+            to_path: "/b/g".into(),
+        })])
+    );
+}
+
+#[test]
+fn renaming_a_directory_in_place() {
+    let state = given().initialized().file("/a/f", 1);
+    assert_eq!(
+        state.when(mv("/a", "/z")),
+        Ok(vec![Event::EntryMoved(pb::EntryMoved {
+            inode: state.inode("/a"),
+            from_parent: 1,
+            from_name: "a".into(),
+            to_parent: 1,
+            to_name: "z".into(),
+            from_path: "/a".into(),
+            to_path: "/z".into(),
+        })])
+    );
+}
+
+#[test]
+fn moving_a_directory_to_a_sibling_with_a_common_prefix_is_allowed() {
+    let state = given().initialized().dir("/a");
+    assert!(state.when(mv("/a", "/ab")).is_ok());
+}
+
+#[test]
+fn moving_a_directory_into_itself_or_a_descendant_is_invalid_argument() {
+    let state = given().initialized().dir("/a/b/c");
+    assert_eq!(code(state.when(mv("/a", "/a/x"))), InvalidArgument);
+    assert_eq!(code(state.when(mv("/a", "/a/b/c/x"))), InvalidArgument);
+    assert_eq!(code(state.when(mv("/a/b", "/a/b/x"))), InvalidArgument);
+}
+
+#[test]
+fn moving_onto_an_existing_entry_is_already_exists() {
+    let state = given().initialized().file("/a/f", 1).file("/b/f", 1);
+    assert_eq!(code(state.when(mv("/a/f", "/b/f"))), AlreadyExists);
+    assert_eq!(code(state.when(mv("/a", "/b"))), AlreadyExists);
+    assert_eq!(code(state.when(mv("/a", "/a"))), AlreadyExists);
+}
+
+#[test]
+fn moving_a_missing_source_is_not_found() {
+    let state = given().initialized().dir("/b");
+    assert_eq!(code(state.when(mv("/a", "/b/a"))), NotFound);
+}
+
+#[test]
+fn moving_into_a_missing_directory_is_not_found() {
+    let state = given().initialized().dir("/a");
+    let rejection = state.when(mv("/a", "/x/y")).unwrap_err();
+    assert_eq!(
+        (rejection.code, rejection.message.contains("'/x'")),
+        (NotFound, true),
+        "{rejection}"
+    );
+}
+
+#[test]
+fn moving_under_a_file_is_not_a_directory() {
+    let state = given().initialized().dir("/a").file("/f", 1);
+    assert_eq!(code(state.when(mv("/a", "/f/a"))), NotADirectory);
+}
+
+#[test]
+fn moving_the_root_or_onto_the_root_is_invalid_argument() {
+    let state = given().initialized().dir("/a");
+    assert_eq!(code(state.when(mv("/", "/b"))), InvalidArgument);
+    assert_eq!(code(state.when(mv("/a", "/"))), InvalidArgument);
+    assert_eq!(code(state.when(mv("a", "/b"))), InvalidArgument);
+    assert_eq!(code(state.when(mv("/a", "/b/"))), InvalidArgument);
+}
