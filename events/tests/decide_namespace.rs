@@ -537,3 +537,40 @@ fn moving_the_root_or_onto_the_root_is_invalid_argument() {
     assert_eq!(code(state.when(mv("a", "/b"))), InvalidArgument);
     assert_eq!(code(state.when(mv("/a", "/b/"))), InvalidArgument);
 }
+
+// --- Messages --------------------------------------------------------------------------------
+
+#[test]
+fn rejection_messages_name_the_path_at_fault() {
+    let state = given().initialized().file("/a/f", 3).dir("/d/e");
+    let stale = pb::CommitFileVersion {
+        expected_version: Some(1),
+        ..commit("/a/f", &[1])
+    };
+    let cases = [
+        (state.when(mkdir("/a", false)), "'/a'"),
+        (state.when(mkdir("/x/y", false)), "'/x'"),
+        (state.when(mkdir("/a/f/g", true)), "'/a/f'"),
+        (state.when(Command::CommitFileVersion(commit("/d", &[1]))), "'/d'"),
+        (state.when(Command::CommitFileVersion(stale)), "version 3"),
+        (
+            state.when(Command::CommitFileVersion(commit("/a/../f", &[1]))),
+            "'..'",
+        ),
+        (state.when(remove("/d", false)), "'/d'"),
+        (state.when(remove("/nope", false)), "'/nope'"),
+        (state.when(mv("/d", "/d/e/x")), "'/d'"),
+        (state.when(mv("/a/f", "/d/e")), "'/d/e'"),
+    ];
+    for (result, expected) in cases {
+        let rejection = result.unwrap_err();
+        assert!(
+            rejection.message.contains(expected),
+            "{rejection} should name {expected}"
+        );
+        assert!(
+            !rejection.message.ends_with('.'),
+            "{rejection}: no trailing period"
+        );
+    }
+}

@@ -94,3 +94,18 @@ impl Rejection {
         Self::new(RejectionCode::FailedPrecondition, message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_leads_with_the_stable_code_name() {
+        let rejection = Rejection::not_found("'/a' does not exist");
+        assert_eq!(rejection.to_string(), "not_found: '/a' does not exist");
+        assert_eq!(
+            RejectionCode::DirectoryNotEmpty.to_string(),
+            "directory_not_empty"
+        );
+    }
+}
