@@ -1,5 +1,6 @@
 //! Given/when/then tests of `apply` on in-memory tables: each event kind lands where the
 //! queries and `decide` expect it, and subtree removal leaves nothing behind.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on any error")]
 
 use collective_events::{ROOT_INODE, View, pb, pb::event_envelope::Event};
 

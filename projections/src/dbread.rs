@@ -12,7 +12,7 @@ use crate::tables::{Rows, Table, TableRead, scan_start};
 /// Pending writes of one table: `None` is a delete.
 pub(crate) type Pending = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-pub(crate) fn cf<'a>(db: &'a DB, table: Table) -> Result<&'a ColumnFamily, StoreError> {
+pub(crate) fn cf(db: &DB, table: Table) -> Result<&ColumnFamily, StoreError> {
     db.cf_handle(table.name())
         .ok_or(StoreError::MissingColumnFamily(table.name()))
 }

@@ -112,10 +112,8 @@ pub fn execute(
     // An empty request id cannot be told apart from another one; such requests are not
     // deduplicated (decide may refuse them).
     let dedupe = !cmd.request_id.is_empty();
-    if dedupe {
-        if let Some(record) = get_record::<OutcomeRecord>(tables, Table::Dedupe, &cmd.request_id)? {
-            return Outcome::from_record(tables, &record);
-        }
+    if dedupe && let Some(record) = get_record::<OutcomeRecord>(tables, Table::Dedupe, &cmd.request_id)? {
+        return Outcome::from_record(tables, &record);
     }
     let decided = {
         let view = TablesView::new(&*tables);

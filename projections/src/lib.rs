@@ -35,7 +35,7 @@ pub use snapshot::ExportSummary;
 pub use store::Store;
 pub use tables::{
     ALL_COLUMN_FAMILIES, CF_RAFT_LOG, CF_RAFT_META, META_EVENT_COUNT, META_LAST_APPLIED, META_MEMBER,
-    META_MEMBERSHIP, META_NEXT_INODE, Table, TableRead, Tables,
+    META_MEMBERSHIP, META_NEXT_INODE, Rows, SCAN_PAGE_ROWS, Table, TableRead, Tables, scan_all,
 };
 pub use txn::Txn;
 pub use view::TablesView;

@@ -117,8 +117,11 @@ impl Store {
     }
 }
 
+/// Rows staged from a verified stream: table, key, value.
+type Staged = Vec<(Table, Vec<u8>, Vec<u8>)>;
+
 /// Parses and verifies a whole stream into memory.
-fn read_stream(input: &mut impl Read) -> Result<Vec<(Table, Vec<u8>, Vec<u8>)>, StoreError> {
+fn read_stream(input: &mut impl Read) -> Result<Staged, StoreError> {
     let mut r = Hashing {
         inner: BufReader::new(input),
         hasher: blake3::Hasher::new(),

@@ -1,5 +1,6 @@
 //! The RocksDB transaction overlay reads exactly like the in-memory tables: same gets, same
 //! scans (prefix, paging, limit), whether a row is committed, pending, or deleted while pending.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on any error")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Within one transaction a later command sees the writes of an earlier one, before commit.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on any error")]
 
 mod common;
 

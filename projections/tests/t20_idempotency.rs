@@ -1,4 +1,5 @@
 //! A retried request (same request_id) is applied once: the retry gets the stored outcome.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on any error")]
 
 mod common;
 

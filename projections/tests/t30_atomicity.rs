@@ -1,5 +1,6 @@
 //! All or nothing: an uncommitted transaction leaves no trace, a snapshot round trip rebuilds
 //! identical tables, and a damaged snapshot stream is refused without touching the old state.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on any error")]
 
 mod common;
 

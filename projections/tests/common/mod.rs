@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use collective_events::pb::{self, command_envelope::Command};
-use collective_projections::{MemTables, Store, Table};
+use collective_projections::{MemTables, Rows, Store, Table};
 
 pub const ADMIN: &str = "admin@alice.home.collective";
 pub const T0_UNIX_MS: i64 = 1_700_000_000_000;
@@ -237,13 +237,13 @@ pub fn run(
 }
 
 /// Every row of every state-machine table.
-pub fn all_rows(store: &Store) -> Vec<(Table, Vec<(Vec<u8>, Vec<u8>)>)> {
+pub fn all_rows(store: &Store) -> Vec<(Table, Rows)> {
     Table::ALL
         .into_iter()
         .map(|t| (t, store.rows(t).expect("rows")))
         .collect()
 }
 
-pub fn mem_rows(mem: &MemTables, table: Table) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn mem_rows(mem: &MemTables, table: Table) -> Rows {
     mem.rows(table)
 }
