@@ -5,6 +5,15 @@
 //! same state and must reach the same answer, so nothing here reads a clock, draws a random number
 //! or looks at the environment. Times come from `proposed_at_unix_ms`, ids from the command or from
 //! `View::next_inode`. A rejection writes nothing to the log.
+//!
+//! Events carry canonical values only: addresses as [`FederatedAddress`](crate::FederatedAddress)
+//! prints them (lowercase), domains lowercase, paths validated. So the projections may key nodes,
+//! replicas and certificates by those strings, and `decide` looks them up by the same spelling.
+//!
+//! Decisions recorded here once: a repeat that changes nothing succeeds with no events
+//! (`mkdir -p` of a directory, placing a recorded replica, a node report with the same status and
+//! free space); a removal or revocation of something unknown is `NotFound`, of something already
+//! revoked is `Revoked`; moves never overwrite.
 
 mod access;
 mod certificates;
