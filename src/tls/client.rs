@@ -1,0 +1,150 @@
+//! Client side: a tonic `Channel` over our own TCP + rustls connector.
+//!
+//! tonic's `ClientTlsConfig` cannot take a full rustls `ClientConfig`, so the channel dials
+//! through `Endpoint::connect_with_connector`. The endpoint is given an `http://` URI because,
+//! with tonic's TLS feature on, an `https://` URI without tonic's own TLS config is refused; the
+//! connection is nevertheless TLS, done by the connector.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use super::policy::describe_handshake_error;
+use super::server_verifier::FederationServerVerifier;
+use super::{ALPN_H2, PROTOCOL_VERSIONS, ServerExpectation, TlsError, provider};
+use crate::pki::CertBundle;
+
+/// Longest a TCP connect plus TLS handshake may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client configuration presenting `identity` and verifying the server against `root_der`
+/// and `expect`.
+pub fn client_config(
+    identity: &CertBundle,
+    root_der: &CertificateDer<'_>,
+    expect: ServerExpectation,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let verifier = FederationServerVerifier::builder(root_der, expect).build()?;
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(identity.presented_chain_der()?, identity.private_key_der()?)?;
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Connects to `endpoint` (`127.0.0.1:7001`) now, failing if the server cannot be reached.
+pub async fn connect(
+    endpoint: &str,
+    identity: &CertBundle,
+    root_der: &CertificateDer<'_>,
+    expect: ServerExpectation,
+) -> Result<Channel, TlsError> {
+    let server_name = server_name(&expect.server_name)?;
+    let config = client_config(identity, root_der, expect)?;
+    connect_with_config(endpoint, config, server_name).await
+}
+
+/// Like [`connect`], but dials on first use and redials after failures: for long-lived peers.
+pub fn connect_lazy(
+    endpoint: &str,
+    identity: &CertBundle,
+    root_der: &CertificateDer<'_>,
+    expect: ServerExpectation,
+) -> Result<Channel, TlsError> {
+    let server_name = server_name(&expect.server_name)?;
+    let config = client_config(identity, root_der, expect)?;
+    connect_lazy_with_config(endpoint, config, server_name)
+}
+
+/// [`connect`] with a caller-built rustls configuration (which must offer ALPN `h2`).
+pub async fn connect_with_config(
+    endpoint: &str,
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+) -> Result<Channel, TlsError> {
+    let (uri_endpoint, connector) = parts(endpoint, config, server_name)?;
+    Ok(uri_endpoint.connect_with_connector(connector).await?)
+}
+
+/// [`connect_lazy`] with a caller-built rustls configuration.
+pub fn connect_lazy_with_config(
+    endpoint: &str,
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+) -> Result<Channel, TlsError> {
+    let (uri_endpoint, connector) = parts(endpoint, config, server_name)?;
+    Ok(uri_endpoint.connect_with_connector_lazy(connector))
+}
+
+fn server_name(name: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(name.to_owned()).map_err(|_| TlsError::InvalidServerName(name.to_owned()))
+}
+
+fn parts(
+    endpoint: &str,
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+) -> Result<(Endpoint, FederationConnector), TlsError> {
+    let invalid = |reason: String| TlsError::InvalidEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    if endpoint.contains("://") || endpoint.contains('/') {
+        return Err(invalid("expected host:port without scheme or path".into()));
+    }
+    let uri_endpoint = Endpoint::from_shared(format!("http://{endpoint}"))
+        .map_err(|e| invalid(e.to_string()))?
+        .connect_timeout(CONNECT_TIMEOUT);
+    let connector = FederationConnector {
+        address: Arc::from(endpoint),
+        tls: TlsConnector::from(config),
+        server_name,
+    };
+    Ok((uri_endpoint, connector))
+}
+
+/// A tower service dialing one fixed address over TCP, then TLS with our client config.
+#[derive(Clone)]
+struct FederationConnector {
+    address: Arc<str>,
+    tls: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+type ConnectFuture =
+    Pin<Box<dyn Future<Output = Result<TokioIo<TlsStream<TcpStream>>, std::io::Error>> + Send>>;
+
+impl tonic::codegen::Service<Uri> for FederationConnector {
+    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Error = std::io::Error;
+    type Future = ConnectFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let tcp = TcpStream::connect(&*this.address).await?;
+            tcp.set_nodelay(true)?;
+            let tls = this.tls.connect(this.server_name, tcp).await.map_err(|e| {
+                // Keep the kind, replace rustls' Debug-formatted reason with a readable one.
+                std::io::Error::new(e.kind(), describe_handshake_error(&e))
+            })?;
+            Ok(TokioIo::new(tls))
+        })
+    }
+}

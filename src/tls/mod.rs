@@ -1,0 +1,46 @@
+//! Mutual TLS for every connection of the federation, on rustls (ring provider only).
+//!
+//! Two layers of checks run in every handshake, in both directions: webpki verifies the chain
+//! to the federation root (signatures, validity, name constraints, CRLs), then the federation
+//! policy cross-checks what name constraints cannot bind: that the leaf's address and member
+//! domain match the issuing member CA's, that its DNS SAN lies in that domain, and that its
+//! component (and member) is one the endpoint admits.
+//!
+//! tonic's built-in TLS has neither CRLs nor custom verifiers, so the server side is our own
+//! acceptor ([`tls_incoming`]) fed to `Server::serve_with_incoming`, and the client side a
+//! custom connector ([`connect`]).
+
+mod client;
+mod client_verifier;
+mod error;
+mod incoming;
+mod peer;
+mod policy;
+mod server;
+mod server_verifier;
+
+pub use client::{
+    CONNECT_TIMEOUT, client_config, connect, connect_lazy, connect_lazy_with_config, connect_with_config,
+};
+pub use client_verifier::{FederationClientVerifier, FederationClientVerifierBuilder};
+pub use error::TlsError;
+pub use incoming::{
+    HANDSHAKE_TIMEOUT, HANDSHAKES_IN_FLIGHT_MAX, HandshakeRefused, IncomingOptions, TlsIncoming,
+    tls_incoming, tls_incoming_with,
+};
+pub use peer::peer_identity;
+pub use policy::{Policy, PolicyViolation, ServerExpectation, check_presented_chain};
+pub use server::{ServerConfigHandle, server_config, server_config_with_verifier};
+pub use server_verifier::{FederationServerVerifier, FederationServerVerifierBuilder};
+
+/// The one crypto provider of the process (ring), passed explicitly so nothing depends on a
+/// process-wide default being installed.
+pub(crate) fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Only TLS 1.3: every peer is ours, and 1.3 encrypts the certificates in the handshake.
+pub(crate) const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// ALPN for gRPC over HTTP/2.
+pub(crate) const ALPN_H2: &[u8] = b"h2";
