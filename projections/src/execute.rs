@@ -2,7 +2,7 @@
 //! from its dedupe record; otherwise `decide` runs over the current view, each event is wrapped
 //! in an envelope, stored in the event log and applied, and the outcome is recorded.
 
-use collective_events::{Rejection, decide};
+use collective_events::{Rejection, RejectionCode, decide};
 use collective_events::{SCHEMA_VERSION, pb};
 use prost::Message;
 
@@ -29,6 +29,22 @@ pub struct Outcome {
 pub struct Rejected {
     pub code: String,
     pub message: String,
+}
+
+impl Rejected {
+    /// Whether this rejection has the given code.
+    pub fn is(&self, code: RejectionCode) -> bool {
+        self.code == code.as_str()
+    }
+}
+
+impl From<Rejection> for Rejected {
+    fn from(r: Rejection) -> Self {
+        Rejected {
+            code: r.code.as_str().to_string(),
+            message: r.message,
+        }
+    }
 }
 
 impl Outcome {
@@ -97,11 +113,6 @@ impl Outcome {
     }
 }
 
-/// The stable name under which a rejection code is stored.
-pub fn rejection_code_name(rejection: &Rejection) -> String {
-    rejection.code.as_str().to_string()
-}
-
 /// Executes the command of the Raft entry at `log_index` against `tables`. `Err` means storage
 /// failed and this replica must stop; a domain refusal is an `Ok` outcome with a rejection.
 pub fn execute(
@@ -151,10 +162,7 @@ pub fn execute(
         }
         Err(rejection) => Outcome {
             log_index,
-            result: Err(Rejected {
-                code: rejection_code_name(&rejection),
-                message: rejection.message,
-            }),
+            result: Err(Rejected::from(rejection)),
         },
     };
     if dedupe {

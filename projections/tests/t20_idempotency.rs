@@ -48,7 +48,11 @@ fn a_rejection_is_remembered_too() {
     // Refused: the parent does not exist yet.
     let child = envelope(2, mkdir("/x/y", false));
     let refused = run(&store, 2, std::slice::from_ref(&child)).remove(0);
-    assert!(refused.rejection().is_some(), "{refused:?}");
+    let rejection = refused.rejection().expect("refused");
+    assert!(
+        rejection.is(collective_events::RejectionCode::NotFound),
+        "{rejection:?}"
+    );
 
     run(&store, 3, &[envelope(3, mkdir("/x", false))]);
     // The retry is answered from the dedupe record, not decided again (it would now succeed).
