@@ -21,6 +21,6 @@ pub use open::open_raft;
 pub use snapshot::{IncomingSnapshot, SnapshotDir, SnapshotFile, SnapshotReader};
 pub use state_machine::StateMachine;
 pub use types::{
-    Command, CoordinatorNode, Entry, LogId, Membership, NodeId, Raft, Response, Snapshot,
-    SnapshotMeta, StoredMembership, TypeConfig, Vote,
+    Command, CoordinatorNode, Entry, LogId, Membership, NodeId, Raft, Response, Snapshot, SnapshotMeta,
+    StoredMembership, TypeConfig, Vote,
 };

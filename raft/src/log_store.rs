@@ -65,7 +65,9 @@ impl LogStore {
         F: FnOnce(&DB) -> Result<T, io::Error> + Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(io::Error::other)?
     }
 
     async fn read_meta_log_id(&self, key: &'static [u8]) -> Result<Option<LogId>, io::Error> {
@@ -74,7 +76,8 @@ impl LogStore {
 }
 
 fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, io::Error> {
-    db.cf_handle(name).ok_or_else(|| io::Error::other(format!("column family {name} is missing")))
+    db.cf_handle(name)
+        .ok_or_else(|| io::Error::other(format!("column family {name} is missing")))
 }
 
 fn synced() -> WriteOptions {
@@ -102,7 +105,9 @@ fn read_log_id(db: &DB, key: &[u8]) -> Result<Option<LogId>, io::Error> {
     let meta = cf(db, CF_RAFT_META)?;
     match db.get_cf(meta, key).map_err(io::Error::other)? {
         None => Ok(None),
-        Some(bytes) => wire::decode_log_id(&bytes).map(Some).map_err(|e| corrupt("log id", e)),
+        Some(bytes) => wire::decode_log_id(&bytes)
+            .map(Some)
+            .map_err(|e| corrupt("log id", e)),
     }
 }
 
@@ -184,8 +189,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         self.blocking(|db| {
             let last_purged_log_id = read_log_id(db, KEY_LAST_PURGED)?;
-            let last_log_id = last_entry_log_id(db)?.or_else(|| last_purged_log_id.clone());
-            Ok(LogState { last_purged_log_id, last_log_id })
+            let last_log_id = last_entry_log_id(db)?.or(last_purged_log_id);
+            Ok(LogState {
+                last_purged_log_id,
+                last_log_id,
+            })
         })
         .await
     }
@@ -197,7 +205,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let bytes = wire::encode_vote(vote);
         self.blocking(move |db| {
-            db.put_cf_opt(cf(db, CF_RAFT_META)?, KEY_VOTE, bytes, &synced()).map_err(io::Error::other)
+            db.put_cf_opt(cf(db, CF_RAFT_META)?, KEY_VOTE, bytes, &synced())
+                .map_err(io::Error::other)
         })
         .await
     }
@@ -224,8 +233,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let encoded: Vec<(u64, Vec<u8>)> =
-            entries.into_iter().map(|e| (e.log_id.index, wire::encode_entry(&e))).collect();
+        let encoded: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|e| (e.log_id.index, wire::encode_entry(&e)))
+            .collect();
         // No holes: openraft hands consecutive entries; check it rather than corrupt the log.
         if encoded.windows(2).any(|w| w[1].0 != w[0].0 + 1) {
             let err = || io::Error::other("append: entries are not consecutive");
@@ -273,7 +284,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // state never shows a gap that the marker does not explain.
             let mut batch = WriteBatch::default();
             batch.put_cf(cf(db, CF_RAFT_META)?, KEY_LAST_PURGED, marker);
-            batch.delete_range_cf(cf(db, CF_RAFT_LOG)?, index_key(0), index_key(upto.saturating_add(1)));
+            batch.delete_range_cf(
+                cf(db, CF_RAFT_LOG)?,
+                index_key(0),
+                index_key(upto.saturating_add(1)),
+            );
             db.write_opt(batch, &synced()).map_err(io::Error::other)
         })
         .await

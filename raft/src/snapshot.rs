@@ -56,7 +56,11 @@ impl SnapshotFile {
     fn open(path: PathBuf) -> io::Result<Self> {
         let file = File::open(&path)?;
         let len_bytes = file.metadata()?.len();
-        Ok(Self { path, file: Arc::new(file), len_bytes })
+        Ok(Self {
+            path,
+            file: Arc::new(file),
+            len_bytes,
+        })
     }
 
     /// Where the file was when it was opened.
@@ -71,11 +75,19 @@ impl SnapshotFile {
 
     /// A reader over the whole file from its first byte, independent of other readers.
     pub fn reader(&self) -> SnapshotReader {
-        SnapshotReader { file: self.file.clone(), offset: 0, end: self.len_bytes }
+        SnapshotReader {
+            file: self.file.clone(),
+            offset: 0,
+            end: self.len_bytes,
+        }
     }
 
     fn reader_range(&self, offset: u64, len: u64) -> SnapshotReader {
-        SnapshotReader { file: self.file.clone(), offset, end: offset + len }
+        SnapshotReader {
+            file: self.file.clone(),
+            offset,
+            end: offset + len,
+        }
     }
 
     /// Reads the metadata from the header, without checking the hash.
@@ -117,7 +129,8 @@ impl SnapshotFile {
             .checked_sub(state_offset + TRAILER_BYTES)
             .ok_or_else(|| invalid("snapshot file too short for its meta"))?;
         let mut len_field = [0u8; 8];
-        self.file.read_exact_at(&mut len_field, state_offset + state_len)?;
+        self.file
+            .read_exact_at(&mut len_field, state_offset + state_len)?;
         if u64::from_be_bytes(len_field) != state_len {
             return Err(invalid("snapshot state length mismatch"));
         }
@@ -183,7 +196,11 @@ impl SnapshotDir {
     pub fn incoming(&self) -> io::Result<IncomingSnapshot> {
         let path = self.tmp_path("incoming");
         let file = BufWriter::with_capacity(BUFFER_BYTES, File::create_new(&path)?);
-        Ok(IncomingSnapshot { path, file, written_bytes: 0 })
+        Ok(IncomingSnapshot {
+            path,
+            file,
+            written_bytes: 0,
+        })
     }
 
     /// Writes a snapshot file for `meta` whose state stream `export` produces, and puts it in
@@ -196,7 +213,11 @@ impl SnapshotDir {
         let tmp = self.tmp_path("build");
         let result = (|| {
             let file = BufWriter::with_capacity(BUFFER_BYTES, File::create_new(&tmp)?);
-            let mut w = HashingWriter { inner: file, hasher: blake3::Hasher::new(), count: 0 };
+            let mut w = HashingWriter {
+                inner: file,
+                hasher: blake3::Hasher::new(),
+                count: 0,
+            };
             let meta_bytes = wire::SnapshotMeta::from(meta).encode_to_vec();
             let meta_len = u32::try_from(meta_bytes.len()).map_err(|_| invalid("meta too long"))?;
             w.write_all(MAGIC)?;
@@ -257,7 +278,9 @@ impl SnapshotDir {
 
     /// The newest snapshot file and its meta, if any.
     pub fn latest(&self) -> io::Result<Option<(SnapshotMeta, SnapshotFile)>> {
-        let Some(path) = self.files()?.pop() else { return Ok(None) };
+        let Some(path) = self.files()?.pop() else {
+            return Ok(None);
+        };
         let file = SnapshotFile::open(path)?;
         let meta = file.read_meta()?;
         Ok(Some((meta, file)))

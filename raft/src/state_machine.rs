@@ -45,7 +45,11 @@ pub struct StateMachine {
 impl StateMachine {
     /// A state machine over `store`, with snapshot files in `snapshots`.
     pub fn new(store: Store, snapshots: SnapshotDir) -> Self {
-        Self { store, snapshots, gate: Arc::new(tokio::sync::Mutex::new(())) }
+        Self {
+            store,
+            snapshots,
+            gate: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     /// The projections store this state machine writes.
@@ -59,7 +63,9 @@ impl StateMachine {
         F: FnOnce(&Store) -> Result<T, io::Error> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store)).await.map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(io::Error::other)?
     }
 }
 
@@ -93,12 +99,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn apply<S>(&mut self, entries: S) -> Result<(), io::Error>
-    where S: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend {
+    where
+        S: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
         let gate = self.gate.clone();
         let _applying = gate.lock().await;
         // Drain first: the transaction is synchronous RocksDB work and runs on a blocking thread.
         let batch: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
-        let Some(last) = batch.last().map(|(e, _)| e.log_id.clone()) else { return Ok(()) };
+        let Some(last) = batch.last().map(|(e, _)| e.log_id) else {
+            return Ok(());
+        };
         let mut responders = Vec::with_capacity(batch.len());
         let mut work = Vec::with_capacity(batch.len());
         for (entry, responder) in batch {
@@ -193,7 +203,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let snapshots = self.snapshots.clone();
         self.blocking(move |store| {
             let (last_log_id, last_membership) = read_applied(store)?;
-            let meta = SnapshotMeta { last_log_id, last_membership };
+            let meta = SnapshotMeta {
+                last_log_id,
+                last_membership,
+            };
             let file = snapshots.write(&meta, |mut w| {
                 store.export_state(&mut w).map(|_| ()).map_err(store_err)
             })?;

@@ -54,7 +54,10 @@ pub struct CoordinatorNode {
 impl CoordinatorNode {
     /// A node at `address`, reachable on `endpoint`.
     pub fn new(address: impl Into<String>, endpoint: impl Into<String>) -> Self {
-        Self { address: address.into(), endpoint: endpoint.into() }
+        Self {
+            address: address.into(),
+            endpoint: endpoint.into(),
+        }
     }
 }
 

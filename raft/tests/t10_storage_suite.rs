@@ -12,7 +12,8 @@ struct RocksBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
-        let fail = |e: &dyn std::fmt::Display| StorageError::write(TypeConfig::err_from_string(e.to_string()));
+        let fail =
+            |e: &dyn std::fmt::Display| StorageError::write(TypeConfig::err_from_string(e.to_string()));
         let dir = tempfile::tempdir().map_err(|e| fail(&e))?;
         let store = Store::open(dir.path().join("db")).map_err(|e| fail(&e))?;
         let log = LogStore::new(store.db().clone()).map_err(|e| fail(&e))?;

@@ -19,7 +19,10 @@ fn open(dir: &Path) -> anyhow::Result<StateMachine> {
 }
 
 fn log_id(index: u64) -> LogId {
-    LogId { leader_id: openraft::impls::leader_id_adv::LeaderId::new(1, 1), index }
+    LogId {
+        leader_id: openraft::impls::leader_id_adv::LeaderId::new(1, 1),
+        index,
+    }
 }
 
 async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) -> anyhow::Result<()> {
@@ -29,7 +32,10 @@ async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) -> anyhow::Result<()>
 }
 
 fn command(index: u64, cmd: collective_events::pb::CommandEnvelope) -> Entry {
-    Entry { log_id: log_id(index), payload: EntryPayload::Normal(Command(cmd)) }
+    Entry {
+        log_id: log_id(index),
+        payload: EntryPayload::Normal(Command(cmd)),
+    }
 }
 
 fn snap_files(dir: &Path) -> anyhow::Result<Vec<String>> {
@@ -44,8 +50,17 @@ fn snap_files(dir: &Path) -> anyhow::Result<Vec<String>> {
 async fn snapshot_survives_restart_and_only_two_are_kept() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut sm = open(dir.path())?;
-    apply(&mut sm, vec![Entry { log_id: log_id(1), payload: EntryPayload::Blank }, command(2, initialize_member())])
-        .await?;
+    apply(
+        &mut sm,
+        vec![
+            Entry {
+                log_id: log_id(1),
+                payload: EntryPayload::Blank,
+            },
+            command(2, initialize_member()),
+        ],
+    )
+    .await?;
     let mut index = 2;
     let mut built = None;
     for p in ["/a", "/b", "/c"] {
@@ -64,7 +79,10 @@ async fn snapshot_survives_restart_and_only_two_are_kept() -> anyhow::Result<()>
     let before = dump(sm.store())?;
     drop(sm);
     let mut sm = open(dir.path())?;
-    let current = sm.get_current_snapshot().await?.ok_or_else(|| anyhow::anyhow!("lost"))?;
+    let current = sm
+        .get_current_snapshot()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("lost"))?;
     assert_eq!(current.meta, built);
     assert_eq!(sm.applied_state().await?.0, Some(log_id(5)));
     assert_eq!(dump(sm.store())?, before);
@@ -75,7 +93,11 @@ async fn snapshot_survives_restart_and_only_two_are_kept() -> anyhow::Result<()>
 async fn snapshot_installs_on_another_node_and_corrupt_copy_is_refused() -> anyhow::Result<()> {
     let src_dir = tempfile::tempdir()?;
     let mut src = open(src_dir.path())?;
-    apply(&mut src, vec![command(1, initialize_member()), command(2, mkdir("/x/y"))]).await?;
+    apply(
+        &mut src,
+        vec![command(1, initialize_member()), command(2, mkdir("/x/y"))],
+    )
+    .await?;
     let snap = src.get_snapshot_builder().await.build_snapshot().await?;
 
     let dst_dir = tempfile::tempdir()?;
@@ -99,9 +121,15 @@ async fn snapshot_installs_on_another_node_and_corrupt_copy_is_refused() -> anyh
     let mut incoming = incoming_dir.incoming()?;
     std::io::Write::write_all(&mut incoming, &bytes)?;
     dst.install_snapshot(&snap.meta, incoming.finish()?).await?;
-    assert_eq!(dst.applied_state().await?, (snap.meta.last_log_id, snap.meta.last_membership.clone()));
+    assert_eq!(
+        dst.applied_state().await?,
+        (snap.meta.last_log_id, snap.meta.last_membership.clone())
+    );
     assert_eq!(dump(dst.store())?, dump(src.store())?);
-    let current = dst.get_current_snapshot().await?.ok_or_else(|| anyhow::anyhow!("not kept"))?;
+    let current = dst
+        .get_current_snapshot()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("not kept"))?;
     assert_eq!(current.meta, snap.meta);
     Ok(())
 }

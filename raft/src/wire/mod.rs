@@ -131,37 +131,57 @@ pub struct SnapshotMeta {
 
 impl From<&types::LogId> for LogId {
     fn from(l: &types::LogId) -> Self {
-        Self { term: l.leader_id.term, node_id: l.leader_id.node_id, index: l.index }
+        Self {
+            term: l.leader_id.term,
+            node_id: l.leader_id.node_id,
+            index: l.index,
+        }
     }
 }
 
 impl From<LogId> for types::LogId {
     fn from(l: LogId) -> Self {
-        types::LogId { leader_id: types::LeaderId::new(l.term, l.node_id), index: l.index }
+        types::LogId {
+            leader_id: types::LeaderId::new(l.term, l.node_id),
+            index: l.index,
+        }
     }
 }
 
 impl From<&types::Vote> for Vote {
     fn from(v: &types::Vote) -> Self {
-        Self { term: v.leader_id.term, node_id: v.leader_id.node_id, committed: v.committed }
+        Self {
+            term: v.leader_id.term,
+            node_id: v.leader_id.node_id,
+            committed: v.committed,
+        }
     }
 }
 
 impl From<Vote> for types::Vote {
     fn from(v: Vote) -> Self {
-        types::Vote { leader_id: types::LeaderId::new(v.term, v.node_id), committed: v.committed }
+        types::Vote {
+            leader_id: types::LeaderId::new(v.term, v.node_id),
+            committed: v.committed,
+        }
     }
 }
 
 impl From<&types::CoordinatorNode> for Node {
     fn from(n: &types::CoordinatorNode) -> Self {
-        Self { address: n.address.clone(), endpoint: n.endpoint.clone() }
+        Self {
+            address: n.address.clone(),
+            endpoint: n.endpoint.clone(),
+        }
     }
 }
 
 impl From<Node> for types::CoordinatorNode {
     fn from(n: Node) -> Self {
-        Self { address: n.address, endpoint: n.endpoint }
+        Self {
+            address: n.address,
+            endpoint: n.endpoint,
+        }
     }
 }
 
@@ -171,7 +191,9 @@ impl From<&types::Membership> for Membership {
             configs: m
                 .get_joint_config()
                 .iter()
-                .map(|set| VoterSet { ids: set.iter().copied().collect() })
+                .map(|set| VoterSet {
+                    ids: set.iter().copied().collect(),
+                })
                 .collect(),
             nodes: m.nodes().map(|(id, n)| (*id, Node::from(n))).collect(),
         }
@@ -181,8 +203,11 @@ impl From<&types::Membership> for Membership {
 impl TryFrom<Membership> for types::Membership {
     type Error = WireError;
     fn try_from(m: Membership) -> Result<Self, WireError> {
-        let configs: Vec<BTreeSet<u64>> =
-            m.configs.into_iter().map(|s| s.ids.into_iter().collect()).collect();
+        let configs: Vec<BTreeSet<u64>> = m
+            .configs
+            .into_iter()
+            .map(|s| s.ids.into_iter().collect())
+            .collect();
         let nodes: BTreeMap<u64, types::CoordinatorNode> =
             m.nodes.into_iter().map(|(id, n)| (id, n.into())).collect();
         // `new` checks that every voter has a node; the empty default membership passes.
@@ -202,8 +227,13 @@ impl From<&types::StoredMembership> for StoredMembership {
 impl TryFrom<StoredMembership> for types::StoredMembership {
     type Error = WireError;
     fn try_from(m: StoredMembership) -> Result<Self, WireError> {
-        let membership = m.membership.ok_or(WireError::Missing("stored_membership.membership"))?;
-        Ok(types::StoredMembership::new(m.log_id.map(Into::into), membership.try_into()?))
+        let membership = m
+            .membership
+            .ok_or(WireError::Missing("stored_membership.membership"))?;
+        Ok(types::StoredMembership::new(
+            m.log_id.map(Into::into),
+            membership.try_into()?,
+        ))
     }
 }
 
@@ -214,7 +244,10 @@ impl From<&types::Entry> for Entry {
             EntryPayload::Normal(c) => entry::Payload::Command(c.0.encode_to_vec()),
             EntryPayload::Membership(m) => entry::Payload::Membership(m.into()),
         };
-        Self { log_id: Some(LogId::from(&e.log_id)), payload: Some(payload) }
+        Self {
+            log_id: Some(LogId::from(&e.log_id)),
+            payload: Some(payload),
+        }
     }
 }
 
@@ -249,8 +282,9 @@ impl From<&types::SnapshotMeta> for SnapshotMeta {
 impl TryFrom<SnapshotMeta> for types::SnapshotMeta {
     type Error = WireError;
     fn try_from(m: SnapshotMeta) -> Result<Self, WireError> {
-        let last_membership =
-            m.last_membership.ok_or(WireError::Missing("snapshot_meta.last_membership"))?;
+        let last_membership = m
+            .last_membership
+            .ok_or(WireError::Missing("snapshot_meta.last_membership"))?;
         Ok(types::SnapshotMeta {
             last_log_id: m.last_log_id.map(Into::into),
             last_membership: last_membership.try_into()?,

@@ -7,11 +7,11 @@ use openraft::raft::AppendEntriesResponse as RaftAppendResp;
 use openraft::raft::SnapshotResponse as RaftSnapshotResp;
 use openraft::raft::StreamAppendError;
 use openraft::raft::StreamAppendResult;
+use openraft::raft::TransferLeaderError;
 use openraft::raft::TransferLeaderRequest as RaftTransferReq;
+use openraft::raft::TransferLeaderResponse as RaftTransferResp;
 use openraft::raft::VoteRequest as RaftVoteReq;
 use openraft::raft::VoteResponse as RaftVoteResp;
-use openraft::raft::TransferLeaderError;
-use openraft::raft::TransferLeaderResponse as RaftTransferResp;
 use prost::Message;
 
 use super::Entry;
@@ -206,7 +206,11 @@ pub fn decode_append_entries_request(bytes: &[u8]) -> Result<RaftAppendReq<TypeC
     Ok(RaftAppendReq {
         vote: required(r.vote, "append_entries_request.vote")?.into(),
         prev_log_id: r.prev_log_id.map(Into::into),
-        entries: r.entries.into_iter().map(Entry::into_raft).collect::<Result<_, _>>()?,
+        entries: r
+            .entries
+            .into_iter()
+            .map(Entry::into_raft)
+            .collect::<Result<_, _>>()?,
         leader_commit: r.leader_commit.map(Into::into),
     })
 }
@@ -224,9 +228,7 @@ pub fn encode_append_entries_response(r: &RaftAppendResp<TypeConfig>) -> Vec<u8>
 }
 
 /// Decodes an AppendEntries response.
-pub fn decode_append_entries_response(
-    bytes: &[u8],
-) -> Result<RaftAppendResp<TypeConfig>, WireError> {
+pub fn decode_append_entries_response(bytes: &[u8]) -> Result<RaftAppendResp<TypeConfig>, WireError> {
     use append_entries_response::Result as R;
     let r = AppendEntriesResponse::decode(bytes)?;
     Ok(match required(r.result, "append_entries_response.result")? {
@@ -249,9 +251,7 @@ pub fn encode_stream_append_result(r: &StreamAppendResult<TypeConfig>) -> Vec<u8
 }
 
 /// Decodes one result of a pipelined append stream.
-pub fn decode_stream_append_result(
-    bytes: &[u8],
-) -> Result<StreamAppendResult<TypeConfig>, WireError> {
+pub fn decode_stream_append_result(bytes: &[u8]) -> Result<StreamAppendResult<TypeConfig>, WireError> {
     use stream_append_response::Result as R;
     let r = StreamAppendResponse::decode(bytes)?;
     Ok(match required(r.result, "stream_append_response.result")? {
@@ -296,18 +296,24 @@ pub fn encode_vote_response(r: &RaftVoteResp<TypeConfig>) -> Vec<u8> {
 pub fn decode_vote_response(bytes: &[u8]) -> Result<RaftVoteResp<TypeConfig>, WireError> {
     let r = VoteResponse::decode(bytes)?;
     let vote: types::Vote = required(r.vote, "vote_response.vote")?.into();
-    Ok(RaftVoteResp::new(vote, r.last_log_id.map(Into::into), r.vote_granted))
+    Ok(RaftVoteResp::new(
+        vote,
+        r.last_log_id.map(Into::into),
+        r.vote_granted,
+    ))
 }
 
 /// Encodes the header of a full-snapshot transfer: the leader's vote and the snapshot's meta.
 pub fn encode_snapshot_request_meta(vote: &types::Vote, meta: &types::SnapshotMeta) -> Vec<u8> {
-    SnapshotRequestMeta { vote: Some(vote.into()), meta: Some(meta.into()) }.encode_to_vec()
+    SnapshotRequestMeta {
+        vote: Some(vote.into()),
+        meta: Some(meta.into()),
+    }
+    .encode_to_vec()
 }
 
 /// Decodes the header of a full-snapshot transfer.
-pub fn decode_snapshot_request_meta(
-    bytes: &[u8],
-) -> Result<(types::Vote, types::SnapshotMeta), WireError> {
+pub fn decode_snapshot_request_meta(bytes: &[u8]) -> Result<(types::Vote, types::SnapshotMeta), WireError> {
     let r = SnapshotRequestMeta::decode(bytes)?;
     let vote = required(r.vote, "snapshot_request_meta.vote")?.into();
     let meta = required(r.meta, "snapshot_request_meta.meta")?.try_into()?;
@@ -316,13 +322,18 @@ pub fn decode_snapshot_request_meta(
 
 /// Encodes the answer to a full snapshot.
 pub fn encode_snapshot_response(r: &RaftSnapshotResp<TypeConfig>) -> Vec<u8> {
-    SnapshotResponse { vote: Some(Vote::from(&r.vote)) }.encode_to_vec()
+    SnapshotResponse {
+        vote: Some(Vote::from(&r.vote)),
+    }
+    .encode_to_vec()
 }
 
 /// Decodes the answer to a full snapshot.
 pub fn decode_snapshot_response(bytes: &[u8]) -> Result<RaftSnapshotResp<TypeConfig>, WireError> {
     let r = SnapshotResponse::decode(bytes)?;
-    Ok(RaftSnapshotResp::new(required(r.vote, "snapshot_response.vote")?.into()))
+    Ok(RaftSnapshotResp::new(
+        required(r.vote, "snapshot_response.vote")?.into(),
+    ))
 }
 
 /// Encodes a transfer-leader request.
@@ -336,9 +347,7 @@ pub fn encode_transfer_leader_request(r: &RaftTransferReq<TypeConfig>) -> Vec<u8
 }
 
 /// Decodes a transfer-leader request.
-pub fn decode_transfer_leader_request(
-    bytes: &[u8],
-) -> Result<RaftTransferReq<TypeConfig>, WireError> {
+pub fn decode_transfer_leader_request(bytes: &[u8]) -> Result<RaftTransferReq<TypeConfig>, WireError> {
     let r = TransferLeaderRequest::decode(bytes)?;
     Ok(RaftTransferReq::new(
         required(r.from_leader, "transfer_leader_request.from_leader")?.into(),
@@ -352,20 +361,20 @@ pub fn encode_transfer_leader_response(r: &RaftTransferResp<TypeConfig>) -> Vec<
     use transfer_leader_response::Result as R;
     let result = match r {
         Ok(()) => R::Accepted(Empty {}),
-        Err(TransferLeaderError::VoteChanged { expected, actual }) => {
-            R::VoteChanged(VoteChanged { expected: Some(expected.into()), actual: Some(actual.into()) })
-        }
-        Err(TransferLeaderError::LogNotFlushed { expected, actual }) => {
-            R::LogNotFlushed(LogNotFlushed { expected: log_id(expected), actual: log_id(actual) })
-        }
+        Err(TransferLeaderError::VoteChanged { expected, actual }) => R::VoteChanged(VoteChanged {
+            expected: Some(expected.into()),
+            actual: Some(actual.into()),
+        }),
+        Err(TransferLeaderError::LogNotFlushed { expected, actual }) => R::LogNotFlushed(LogNotFlushed {
+            expected: log_id(expected),
+            actual: log_id(actual),
+        }),
     };
     TransferLeaderResponse { result: Some(result) }.encode_to_vec()
 }
 
 /// Decodes the answer to a transfer-leader request.
-pub fn decode_transfer_leader_response(
-    bytes: &[u8],
-) -> Result<RaftTransferResp<TypeConfig>, WireError> {
+pub fn decode_transfer_leader_response(bytes: &[u8]) -> Result<RaftTransferResp<TypeConfig>, WireError> {
     use transfer_leader_response::Result as R;
     let r = TransferLeaderResponse::decode(bytes)?;
     Ok(match required(r.result, "transfer_leader_response.result")? {

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 
 use collective_events::pb;
 use openraft::EntryPayload;
-use openraft::vote::RaftLeaderId;
 use openraft::raft::AppendEntriesRequest;
 use openraft::raft::AppendEntriesResponse;
 use openraft::raft::SnapshotResponse;
@@ -14,6 +13,7 @@ use openraft::raft::TransferLeaderError;
 use openraft::raft::TransferLeaderRequest;
 use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
+use openraft::vote::RaftLeaderId;
 use prost::Message;
 
 use super::*;
@@ -25,11 +25,17 @@ fn log_id(term: u64, node: u64, index: u64) -> types::LogId {
 }
 
 fn vote(term: u64, node: u64, committed: bool) -> types::Vote {
-    types::Vote { leader_id: types::LeaderId::new(term, node), committed }
+    types::Vote {
+        leader_id: types::LeaderId::new(term, node),
+        committed,
+    }
 }
 
 fn node(n: u64) -> CoordinatorNode {
-    CoordinatorNode::new(format!("coord-{n}@alice.home.collective"), format!("127.0.0.1:700{n}"))
+    CoordinatorNode::new(
+        format!("coord-{n}@alice.home.collective"),
+        format!("127.0.0.1:700{n}"),
+    )
 }
 
 fn joint_membership() -> types::Membership {
@@ -44,18 +50,29 @@ fn command() -> Command {
         actor: "alice@alice.home.collective".into(),
         request_id: vec![7; 16],
         proposed_at_unix_ms: 1_700_000_000_000,
-        command: Some(pb::command_envelope::Command::CreateDirectory(pb::CreateDirectory {
-            path: "/photos".into(),
-            parents: true,
-        })),
+        command: Some(pb::command_envelope::Command::CreateDirectory(
+            pb::CreateDirectory {
+                path: "/photos".into(),
+                parents: true,
+            },
+        )),
     })
 }
 
 fn entries() -> Vec<types::Entry> {
     vec![
-        types::Entry { log_id: log_id(0, 0, 0), payload: EntryPayload::Blank },
-        types::Entry { log_id: log_id(3, 2, 41), payload: EntryPayload::Normal(command()) },
-        types::Entry { log_id: log_id(3, 2, 42), payload: EntryPayload::Membership(joint_membership()) },
+        types::Entry {
+            log_id: log_id(0, 0, 0),
+            payload: EntryPayload::Blank,
+        },
+        types::Entry {
+            log_id: log_id(3, 2, 41),
+            payload: EntryPayload::Normal(command()),
+        },
+        types::Entry {
+            log_id: log_id(3, 2, 42),
+            payload: EntryPayload::Membership(joint_membership()),
+        },
     ]
 }
 
@@ -69,10 +86,18 @@ fn entries_round_trip() {
 
 #[test]
 fn vote_and_log_id_round_trip() {
-    for v in [vote(0, 0, false), vote(9, 3, true), vote(u64::MAX, u64::MAX, true)] {
+    for v in [
+        vote(0, 0, false),
+        vote(9, 3, true),
+        vote(u64::MAX, u64::MAX, true),
+    ] {
         assert_eq!(decode_vote(&encode_vote(&v)).expect("decodes"), v);
     }
-    for l in [log_id(0, 0, 0), log_id(5, 1, 77), log_id(u64::MAX, 2, u64::MAX - 1)] {
+    for l in [
+        log_id(0, 0, 0),
+        log_id(5, 1, 77),
+        log_id(u64::MAX, 2, u64::MAX - 1),
+    ] {
         assert_eq!(decode_log_id(&encode_log_id(&l)).expect("decodes"), l);
     }
 }
@@ -80,20 +105,38 @@ fn vote_and_log_id_round_trip() {
 #[test]
 fn stored_membership_and_snapshot_meta_round_trip() {
     let empty = types::StoredMembership::default();
-    assert_eq!(decode_stored_membership(&encode_stored_membership(&empty)).expect("empty"), empty);
+    assert_eq!(
+        decode_stored_membership(&encode_stored_membership(&empty)).expect("empty"),
+        empty
+    );
     let full = types::StoredMembership::new(Some(log_id(2, 1, 10)), joint_membership());
-    assert_eq!(decode_stored_membership(&encode_stored_membership(&full)).expect("full"), full);
+    assert_eq!(
+        decode_stored_membership(&encode_stored_membership(&full)).expect("full"),
+        full
+    );
 
     for meta in [
-        types::SnapshotMeta { last_log_id: None, last_membership: empty },
-        types::SnapshotMeta { last_log_id: Some(log_id(2, 1, 12)), last_membership: full },
+        types::SnapshotMeta {
+            last_log_id: None,
+            last_membership: empty,
+        },
+        types::SnapshotMeta {
+            last_log_id: Some(log_id(2, 1, 12)),
+            last_membership: full,
+        },
     ] {
-        assert_eq!(decode_snapshot_meta(&encode_snapshot_meta(&meta)).expect("meta"), meta);
+        assert_eq!(
+            decode_snapshot_meta(&encode_snapshot_meta(&meta)).expect("meta"),
+            meta
+        );
     }
 }
 
 /// `AppendEntriesRequest` has no `PartialEq`; compare field by field.
-fn assert_same_append(a: &AppendEntriesRequest<types::TypeConfig>, b: &AppendEntriesRequest<types::TypeConfig>) {
+fn assert_same_append(
+    a: &AppendEntriesRequest<types::TypeConfig>,
+    b: &AppendEntriesRequest<types::TypeConfig>,
+) {
     assert_eq!(a.vote, b.vote);
     assert_eq!(a.prev_log_id, b.prev_log_id);
     assert_eq!(a.entries, b.entries);
@@ -108,7 +151,10 @@ fn append_entries_round_trip() {
         entries: entries(),
         leader_commit: Some(log_id(3, 2, 39)),
     };
-    assert_same_append(&decode_append_entries_request(&encode_append_entries_request(&req)).expect("req"), &req);
+    assert_same_append(
+        &decode_append_entries_request(&encode_append_entries_request(&req)).expect("req"),
+        &req,
+    );
     let heartbeat = AppendEntriesRequest::<types::TypeConfig> {
         vote: vote(1, 1, true),
         prev_log_id: None,
@@ -138,7 +184,10 @@ fn stream_append_results_round_trip() {
         Err(StreamAppendError::Conflict(log_id(2, 1, 9))),
         Err(StreamAppendError::HigherVote(vote(5, 3, true))),
     ] {
-        assert_eq!(decode_stream_append_result(&encode_stream_append_result(&r)).expect("r"), r);
+        assert_eq!(
+            decode_stream_append_result(&encode_stream_append_result(&r)).expect("r"),
+            r
+        );
     }
 }
 
@@ -154,7 +203,10 @@ fn vote_messages_round_trip() {
         VoteResponse::<types::TypeConfig>::new(vote(7, 2, true), Some(log_id(6, 1, 99)), true),
         VoteResponse::<types::TypeConfig>::new(vote(8, 3, false), None, false),
     ] {
-        assert_eq!(decode_vote_response(&encode_vote_response(&resp)).expect("resp"), resp);
+        assert_eq!(
+            decode_vote_response(&encode_vote_response(&resp)).expect("resp"),
+            resp
+        );
     }
 }
 
@@ -165,19 +217,27 @@ fn snapshot_and_transfer_messages_round_trip() {
         last_membership: types::StoredMembership::new(Some(log_id(1, 1, 1)), joint_membership()),
     };
     let v = vote(2, 1, true);
-    let (v2, meta2) =
-        decode_snapshot_request_meta(&encode_snapshot_request_meta(&v, &meta)).expect("meta");
+    let (v2, meta2) = decode_snapshot_request_meta(&encode_snapshot_request_meta(&v, &meta)).expect("meta");
     assert_eq!((v2, meta2), (v, meta));
     let resp = SnapshotResponse::<types::TypeConfig>::new(vote(3, 1, true));
-    assert_eq!(decode_snapshot_response(&encode_snapshot_response(&resp)).expect("resp"), resp);
+    assert_eq!(
+        decode_snapshot_response(&encode_snapshot_response(&resp)).expect("resp"),
+        resp
+    );
 
     let req = TransferLeaderRequest::<types::TypeConfig>::new(vote(4, 1, true), 3, Some(log_id(4, 1, 20)));
     let back = decode_transfer_leader_request(&encode_transfer_leader_request(&req)).expect("req");
     assert_eq!(back, req);
     for resp in [
         Ok(()),
-        Err(TransferLeaderError::VoteChanged { expected: vote(4, 1, true), actual: vote(5, 2, false) }),
-        Err(TransferLeaderError::LogNotFlushed { expected: Some(log_id(4, 1, 20)), actual: None }),
+        Err(TransferLeaderError::VoteChanged {
+            expected: vote(4, 1, true),
+            actual: vote(5, 2, false),
+        }),
+        Err(TransferLeaderError::LogNotFlushed {
+            expected: Some(log_id(4, 1, 20)),
+            actual: None,
+        }),
     ] {
         let back = decode_transfer_leader_response(&encode_transfer_leader_response(&resp));
         assert_eq!(back.expect("resp"), resp);
@@ -193,29 +253,58 @@ fn malformed_bytes_are_errors_not_panics() {
     assert!(decode_snapshot_request_meta(&garbage).is_err());
 
     // Well-formed protobuf that misses what Raft needs.
-    assert!(matches!(decode_entry(&[]), Err(WireError::Missing("entry.log_id"))));
+    assert!(matches!(
+        decode_entry(&[]),
+        Err(WireError::Missing("entry.log_id"))
+    ));
     assert!(matches!(decode_vote_request(&[]), Err(WireError::Missing(_))));
-    assert!(matches!(decode_append_entries_response(&[]), Err(WireError::Missing(_))));
+    assert!(matches!(
+        decode_append_entries_response(&[]),
+        Err(WireError::Missing(_))
+    ));
 
     // A command entry whose bytes are not a CommandEnvelope.
     let bad = Entry {
-        log_id: Some(LogId { term: 1, node_id: 1, index: 1 }),
+        log_id: Some(LogId {
+            term: 1,
+            node_id: 1,
+            index: 1,
+        }),
         payload: Some(entry::Payload::Command(garbage.to_vec())),
     };
-    assert!(matches!(decode_entry(&bad.encode_to_vec()), Err(WireError::Command(_))));
+    assert!(matches!(
+        decode_entry(&bad.encode_to_vec()),
+        Err(WireError::Command(_))
+    ));
 
     // A voter without a node is not a membership.
-    let orphan = Membership { configs: vec![VoterSet { ids: vec![9] }], nodes: BTreeMap::new() };
+    let orphan = Membership {
+        configs: vec![VoterSet { ids: vec![9] }],
+        nodes: BTreeMap::new(),
+    };
     let bad = Entry {
-        log_id: Some(LogId { term: 1, node_id: 1, index: 2 }),
+        log_id: Some(LogId {
+            term: 1,
+            node_id: 1,
+            index: 2,
+        }),
         payload: Some(entry::Payload::Membership(orphan)),
     };
-    assert!(matches!(decode_entry(&bad.encode_to_vec()), Err(WireError::Membership(_))));
+    assert!(matches!(
+        decode_entry(&bad.encode_to_vec()),
+        Err(WireError::Membership(_))
+    ));
 }
 
 /// Pins the log entry encoding: these bytes are on disk and must read back forever.
 #[test]
 fn golden_blank_entry_bytes() {
-    let e = types::Entry { log_id: log_id(1, 2, 3), payload: EntryPayload::Blank };
-    assert_eq!(encode_entry(&e), vec![0x0a, 0x06, 0x08, 0x01, 0x10, 0x02, 0x18, 0x03, 0x12, 0x00]);
+    let e = types::Entry {
+        log_id: log_id(1, 2, 3),
+        payload: EntryPayload::Blank,
+    };
+    assert_eq!(
+        encode_entry(&e),
+        vec![0x0a, 0x06, 0x08, 0x01, 0x10, 0x02, 0x18, 0x03, 0x12, 0x00]
+    );
 }

@@ -51,12 +51,17 @@ pub async fn start(router: &Router, id: NodeId, dir: &Path) -> anyhow::Result<Te
     let store = open_store(dir).await?;
     let raft = collective_raft::open_raft(id, dir, store.clone(), test_config(), router.factory()).await?;
     router.add(id, raft.clone(), SnapshotDir::open(dir)?);
-    Ok(TestNode { id, dir: dir.to_path_buf(), raft, store })
+    Ok(TestNode {
+        id,
+        dir: dir.to_path_buf(),
+        raft,
+        store,
+    })
 }
 
 /// Opens the store, retrying briefly: after a shutdown, openraft's tasks may hold the previous
 /// handle (and RocksDB's lock) for a moment.
-async fn open_store(dir: &Path) -> anyhow::Result<Store> {
+pub async fn open_store(dir: &Path) -> anyhow::Result<Store> {
     let mut last = None;
     for _ in 0..100 {
         match Store::open(dir.join("db")) {
@@ -68,8 +73,11 @@ async fn open_store(dir: &Path) -> anyhow::Result<Store> {
     Err(anyhow::anyhow!("cannot reopen store: {last:?}"))
 }
 
+/// Every table's rows, by table name.
+pub type Dump = BTreeMap<&'static str, collective_projections::tables::Rows>;
+
 /// Every row of every state-machine table, for comparing replicas.
-pub fn dump(store: &Store) -> anyhow::Result<BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>> {
+pub fn dump(store: &Store) -> anyhow::Result<Dump> {
     let txn = store.begin();
     let mut out = BTreeMap::new();
     for table in Table::ALL {
@@ -80,7 +88,10 @@ pub fn dump(store: &Store) -> anyhow::Result<BTreeMap<&'static str, Vec<(Vec<u8>
 
 /// Number of events in a replica's event log.
 pub fn event_count(store: &Store) -> anyhow::Result<usize> {
-    Ok(store.begin().scan_prefix(Table::Events, b"", None, usize::MAX)?.len())
+    Ok(store
+        .begin()
+        .scan_prefix(Table::Events, b"", None, usize::MAX)?
+        .len())
 }
 
 static REQUEST: Mutex<u64> = Mutex::new(0);
@@ -100,28 +111,42 @@ fn envelope(command: pb::command_envelope::Command) -> pb::CommandEnvelope {
 }
 
 pub fn initialize_member() -> pb::CommandEnvelope {
-    envelope(pb::command_envelope::Command::InitializeMember(pb::InitializeMember {
-        federation_domain: "home.collective".into(),
-        member_domain: "alice.home.collective".into(),
-        root_ca_der: vec![1, 2, 3],
-        member_ca_der: vec![4, 5, 6],
-    }))
+    envelope(pb::command_envelope::Command::InitializeMember(
+        pb::InitializeMember {
+            federation_domain: "home.collective".into(),
+            member_domain: "alice.home.collective".into(),
+            root_ca_der: vec![1, 2, 3],
+            member_ca_der: vec![4, 5, 6],
+        },
+    ))
 }
 
 pub fn mkdir(path: &str) -> pb::CommandEnvelope {
-    envelope(pb::command_envelope::Command::CreateDirectory(pb::CreateDirectory {
-        path: path.into(),
-        parents: true,
-    }))
+    envelope(pb::command_envelope::Command::CreateDirectory(
+        pb::CreateDirectory {
+            path: path.into(),
+            parents: true,
+        },
+    ))
 }
 
 /// Proposes `cmd` on `raft` and checks it was accepted with at least one event.
 pub async fn write(raft: &Raft, cmd: pb::CommandEnvelope) -> anyhow::Result<u64> {
     let resp = raft.client_write(cmd.into()).await?;
-    let outcome = resp.data.outcome.ok_or_else(|| anyhow::anyhow!("no outcome for a command"))?;
-    anyhow::ensure!(outcome.rejection().is_none(), "command rejected: {:?}", outcome.rejection());
+    let outcome = resp
+        .data
+        .outcome
+        .ok_or_else(|| anyhow::anyhow!("no outcome for a command"))?;
+    anyhow::ensure!(
+        outcome.rejection().is_none(),
+        "command rejected: {:?}",
+        outcome.rejection()
+    );
     anyhow::ensure!(!outcome.events().is_empty(), "command produced no events");
-    anyhow::ensure!(resp.data.log_index == resp.log_id.index, "response answers another entry");
+    anyhow::ensure!(
+        resp.data.log_index == resp.log_id.index,
+        "response answers another entry"
+    );
     Ok(resp.log_id.index)
 }
 

@@ -9,8 +9,8 @@ use collective_raft::wire;
 use collective_raft::{CoordinatorNode, NodeId, Raft, Snapshot, SnapshotDir, SnapshotFile, TypeConfig, Vote};
 use openraft::RaftNetworkFactory;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::v2::RaftNetworkV2;
 use openraft::network::RPCOption;
+use openraft::network::v2::RaftNetworkV2;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
@@ -55,7 +55,10 @@ impl RaftNetworkFactory<TypeConfig> for Factory {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, _node: &CoordinatorNode) -> Connection {
-        Connection { target, router: self.router.clone() }
+        Connection {
+            target,
+            router: self.router.clone(),
+        }
     }
 }
 
@@ -77,9 +80,13 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let (raft, _) = self.router.get(self.target)?;
-        let req = wire::decode_append_entries_request(&wire::encode_append_entries_request(&rpc)).map_err(net)?;
+        let req =
+            wire::decode_append_entries_request(&wire::encode_append_entries_request(&rpc)).map_err(net)?;
         let resp = raft.append_entries(req).await.map_err(|e| Unreachable::new(&e))?;
-        Ok(wire::decode_append_entries_response(&wire::encode_append_entries_response(&resp)).map_err(net)?)
+        Ok(
+            wire::decode_append_entries_response(&wire::encode_append_entries_response(&resp))
+                .map_err(net)?,
+        )
     }
 
     async fn vote(
@@ -137,8 +144,15 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         _option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
         let (raft, _) = self.router.get(self.target)?;
-        let req = wire::decode_transfer_leader_request(&wire::encode_transfer_leader_request(&req)).map_err(net)?;
-        let resp = raft.handle_transfer_leader(req).await.map_err(|e| Unreachable::new(&e))?;
-        Ok(wire::decode_transfer_leader_response(&wire::encode_transfer_leader_response(&resp)).map_err(net)?)
+        let req =
+            wire::decode_transfer_leader_request(&wire::encode_transfer_leader_request(&req)).map_err(net)?;
+        let resp = raft
+            .handle_transfer_leader(req)
+            .await
+            .map_err(|e| Unreachable::new(&e))?;
+        Ok(
+            wire::decode_transfer_leader_response(&wire::encode_transfer_leader_response(&resp))
+                .map_err(net)?,
+        )
     }
 }
