@@ -33,6 +33,7 @@ where
 {
     let config = Arc::new(config.validate()?);
     let snapshots = SnapshotDir::open(data_dir).map_err(OpenError::Storage)?;
+    snapshots.remove_stale_temp_files().map_err(OpenError::Storage)?;
     let log = LogStore::new(store.db().clone()).map_err(OpenError::Storage)?;
     let sm = StateMachine::new(store, snapshots);
     Ok(openraft::Raft::new(id, config, network, log, sm).await?)

@@ -172,18 +172,24 @@ pub struct SnapshotDir {
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl SnapshotDir {
-    /// Opens (creating it if needed) `<data_dir>/snapshots` and removes temporary files left by
-    /// a crash.
+    /// Opens (creating it if needed) `<data_dir>/snapshots`. Safe to call while a node runs on
+    /// the same directory (the transport does, to receive snapshots).
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let dir = data_dir.join("snapshots");
         fs::create_dir_all(&dir)?;
-        for entry in fs::read_dir(&dir)? {
+        Ok(Self { dir })
+    }
+
+    /// Removes temporary files (half-built or half-received snapshots) left by a crash. Only
+    /// before the node starts: while it runs, a temporary file may be a transfer in progress.
+    pub(crate) fn remove_stale_temp_files(&self) -> io::Result<()> {
+        for entry in fs::read_dir(&self.dir)? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "tmp") {
                 fs::remove_file(&path)?;
             }
         }
-        Ok(Self { dir })
+        Ok(())
     }
 
     fn tmp_path(&self, what: &str) -> PathBuf {
@@ -233,7 +239,7 @@ impl SnapshotDir {
             file.into_inner().map_err(|e| e.into_error())?.sync_all()
         })();
         if let Err(e) = result {
-            // Best effort: a leftover temporary file is also removed at the next open.
+            // Best effort: a leftover temporary file is also removed at the next start.
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }

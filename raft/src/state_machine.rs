@@ -175,7 +175,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 Ok(())
             })();
             if let Err(e) = checked {
-                // Best effort: the bad file is temporary and also removed at the next open.
+                // Best effort: the bad file is temporary and also removed at the next start.
                 let _ = std::fs::remove_file(file.path());
                 return Err(e);
             }
