@@ -18,6 +18,7 @@ pub mod view;
 #[allow(clippy::all, missing_docs)]
 pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/collective.events.v1.rs"));
+    include!(concat!(env!("OUT_DIR"), "/collective.events.v1.serde.rs"));
 }
 
 pub use address::{AddressError, DomainPart, FederatedAddress, LocalPart};

@@ -5,7 +5,7 @@ use super::errors::storage;
 use super::state::Coordinator;
 use crate::transport::Caller;
 use collective_proto::api;
-use openraft::ServerState;
+use openraft::{Instant as _, ServerState};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tonic::Status;
@@ -66,7 +66,7 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
         leader_raft_id: leader.as_ref().map(|(id, _)| *id),
         leader_endpoint: leader.map(|(_, endpoint)| endpoint).unwrap_or_default(),
         term: metrics.current_term,
-        commit_index: metrics.committed.map(|l| l.index).unwrap_or(0),
+        commit_index: metrics.cluster_committed.map(|l| l.index).unwrap_or(0),
         last_applied: metrics.last_applied.map(|l| l.index).unwrap_or(0),
         coordinators,
         health: health.to_string(),
