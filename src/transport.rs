@@ -60,6 +60,21 @@ impl PeerContext {
     }
 }
 
+/// Checks that `identity` chains to the federation root `root_pem`, with the verifier every
+/// server runs. Under TLS 1.3 a server refuses a client certificate only after the client has
+/// finished its handshake, and the refusal then reaches the caller as a bare "connection
+/// closed"; checking first gives the user the actual reason.
+pub fn verify_own_identity(identity: &CertBundle, root_pem: &str) -> anyhow::Result<()> {
+    use rustls::server::danger::ClientCertVerifier;
+    let verifier = tls::FederationClientVerifier::builder(&root_der(root_pem)?, Policy::any_component()).build()?;
+    let chain = identity.presented_chain_der()?;
+    let (leaf, intermediates) = chain.split_first().context("the client certificate file is empty")?;
+    verifier
+        .verify_client_cert(leaf, intermediates, rustls::pki_types::UnixTime::now())
+        .map_err(|error| anyhow::anyhow!("this profile's certificate is not valid in the federation: {error}"))?;
+    Ok(())
+}
+
 /// Connects a client to a coordinator of `member_domain` at `endpoint`.
 pub async fn connect_coordinator(
     endpoint: &str,

@@ -31,18 +31,20 @@ async fn new_coordinator_catches_up_from_a_snapshot() -> anyhow::Result<()> {
     assert!(snapshot_files >= 1, "the leader built a snapshot in {}", snapshots.display());
 
     cluster.add_coordinator(2, false)?;
-    let received = std::fs::read_dir(cluster.coordinator(2).data_dir.join("snapshots"))?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
-        .count();
-    assert!(received >= 1, "the new coordinator installed a snapshot rather than replaying the purged log");
-
     // Linearizable reads served by the new coordinator itself (a profile listing only it).
     let only_new = cluster.home_for(2)?;
     let leader_export = cluster.cli_ok(&["audit", "export"])?;
     let follower = cluster.cli_with_home(&only_new, &["audit", "export"]);
     assert!(follower.status.success(), "{}", String::from_utf8_lossy(&follower.stderr));
     assert_eq!(String::from_utf8_lossy(&follower.stdout), leader_export, "identical event logs");
+    // The linearizable read above waited until the new coordinator applied everything; its
+    // state came from a snapshot, since the log it would need was purged.
+    let received = std::fs::read_dir(cluster.coordinator(2).data_dir.join("snapshots"))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+        .count();
+    assert!(received >= 1, "the new coordinator installed a snapshot rather than replaying the purged log");
+
     for path in ["/s/a/b", "/s", "/"] {
         let leader = cluster.cli_ok(&["ls", "-l", "--json", path])?;
         let follower = cluster.cli_with_home(&only_new, &["ls", "-l", "--json", path]);

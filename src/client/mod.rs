@@ -58,12 +58,21 @@ pub struct Client {
     preferred: usize,
     channels: HashMap<String, Channel>,
     retry: RetryPolicy,
+    /// Whether the profile's own certificate was checked against its federation root.
+    identity_checked: bool,
 }
 
 impl Client {
     pub fn new(profile: Profile) -> Client {
         let endpoints = profile.config.coordinators.clone();
-        Client { profile, endpoints, preferred: 0, channels: HashMap::new(), retry: RetryPolicy::default() }
+        Client {
+            profile,
+            endpoints,
+            preferred: 0,
+            channels: HashMap::new(),
+            retry: RetryPolicy::default(),
+            identity_checked: false,
+        }
     }
 
     pub fn from_home(home: &std::path::Path) -> anyhow::Result<Client> {
@@ -201,6 +210,7 @@ impl Client {
             let index = self.preferred;
             let outcome = match self.meta(index).await {
                 Ok(meta) => rpc(meta).await.map(tonic::Response::into_inner).map_err(Some),
+                Err(error @ ClientError::Identity { .. }) => return Err(error),
                 Err(error) => {
                     last_error = Some(error);
                     Err(None)
@@ -246,6 +256,11 @@ impl Client {
         let channel = match self.channels.get(&endpoint) {
             Some(channel) => channel.clone(),
             None => {
+                if !self.identity_checked {
+                    crate::transport::verify_own_identity(&self.profile.identity, &self.profile.root_ca_pem)
+                        .map_err(|error| ClientError::Identity { detail: format!("{error:#}") })?;
+                    self.identity_checked = true;
+                }
                 let channel = crate::transport::connect_coordinator(
                     &endpoint,
                     &self.profile.identity,
@@ -296,6 +311,9 @@ pub enum ClientError {
     /// The member refused the operation; retrying will not help.
     #[error("{}: {message}", crate::error::describe_code(*code))]
     Refused { code: tonic::Code, rejection: Option<String>, message: String },
+    /// The profile's certificate would be refused by every coordinator.
+    #[error("{detail}")]
+    Identity { detail: String },
     #[error("cannot reach the coordinator at {endpoint}: {detail}")]
     Connect { endpoint: String, detail: String },
     /// No coordinator gave a definite answer before the deadline: the operation may or may not
@@ -325,7 +343,19 @@ impl From<tonic::Status> for ClientError {
             .get(REJECTION_CODE_KEY)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        ClientError::Refused { code: status.code(), rejection, message: status.message().to_string() }
+        // Transport failures (a refused certificate, a reset connection) carry their cause in
+        // the source chain, not in the message: show it, or the user sees "operation was
+        // canceled" for a certificate the coordinator refused.
+        let mut message = status.message().to_string();
+        let mut source = std::error::Error::source(&status);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            source = cause.source();
+        }
+        ClientError::Refused { code: status.code(), rejection, message }
     }
 }
 
