@@ -6,7 +6,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (edition 2024), which the workspace forbids.
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    for proto in ["collective/api.proto", "collective/raft.proto", "collective/events.proto"] {
+    for proto in [
+        "collective/api.proto",
+        "collective/raft.proto",
+        "collective/events.proto",
+    ] {
         println!("cargo:rerun-if-changed={proto}");
     }
     tonic_prost_build::configure()

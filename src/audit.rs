@@ -6,7 +6,8 @@ use collective_events::pb;
 
 pub fn event_json(event: &pb::EventEnvelope) -> serde_json::Value {
     // pbjson's Serialize cannot fail for these types: every field maps to a JSON value.
-    serde_json::to_value(event).unwrap_or_else(|error| serde_json::json!({ "unrenderable": error.to_string() }))
+    serde_json::to_value(event)
+        .unwrap_or_else(|error| serde_json::json!({ "unrenderable": error.to_string() }))
 }
 
 #[cfg(test)]
@@ -22,12 +23,14 @@ mod tests {
             proposed_at_unix_ms: 1_795_305_600_000,
             log_index: 7,
             sequence: 0,
-            event: Some(pb::event_envelope::Event::DirectoryCreated(pb::DirectoryCreated {
-                inode: 2,
-                parent: 1,
-                name: "media".into(),
-                path: "/media".into(),
-            })),
+            event: Some(pb::event_envelope::Event::DirectoryCreated(
+                pb::DirectoryCreated {
+                    inode: 2,
+                    parent: 1,
+                    name: "media".into(),
+                    path: "/media".into(),
+                },
+            )),
         };
         let json = event_json(&event);
         assert_eq!(json["actor"], "admin@alice.home.collective");

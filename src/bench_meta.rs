@@ -30,7 +30,12 @@ pub struct BenchReport {
     pub max_ms: f64,
 }
 
-pub async fn run(profile: &Profile, workload: BenchWorkload, clients: usize, ops: usize) -> anyhow::Result<BenchReport> {
+pub async fn run(
+    profile: &Profile,
+    workload: BenchWorkload,
+    clients: usize,
+    ops: usize,
+) -> anyhow::Result<BenchReport> {
     if clients == 0 || ops == 0 {
         bail!("--clients and --ops must be at least 1");
     }
@@ -38,7 +43,10 @@ pub async fn run(profile: &Profile, workload: BenchWorkload, clients: usize, ops
     let base = format!("/bench-{run_id}");
     let mut setup = Client::new(profile.clone());
     setup
-        .submit(Command::CreateDirectory(pb::CreateDirectory { path: base.clone(), parents: true }))
+        .submit(Command::CreateDirectory(pb::CreateDirectory {
+            path: base.clone(),
+            parents: true,
+        }))
         .await
         .with_context(|| format!("creating {base}"))?;
 
@@ -98,7 +106,9 @@ pub async fn run(profile: &Profile, workload: BenchWorkload, clients: usize, ops
 }
 
 fn elapsed_us(began: Instant) -> u64 {
-    u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(began.elapsed().as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 fn ms(us: u64) -> f64 {

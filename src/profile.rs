@@ -64,7 +64,12 @@ impl Profile {
             .with_context(|| format!("reading the client certificate in {}", dir.display()))?;
         let root_ca_pem = std::fs::read_to_string(dir.join(ROOT_CA_FILE))
             .with_context(|| format!("reading {}", dir.join(ROOT_CA_FILE).display()))?;
-        Ok(Profile { dir: dir.to_path_buf(), config, identity, root_ca_pem })
+        Ok(Profile {
+            dir: dir.to_path_buf(),
+            config,
+            identity,
+            root_ca_pem,
+        })
     }
 
     /// Writes a profile atomically enough for its purpose: files first, `profile.toml` last, so
@@ -96,7 +101,10 @@ impl Profile {
     /// The member CA of an admin profile, to sign certificates for new coordinators.
     pub fn member_ca(&self) -> anyhow::Result<MemberCa> {
         let bundle = CertBundle::read_from(&self.dir, MEMBER_CA_BUNDLE).with_context(|| {
-            format!("profile {} is not an admin profile (it holds no member CA)", self.dir.display())
+            format!(
+                "profile {} is not an admin profile (it holds no member CA)",
+                self.dir.display()
+            )
         })?;
         MemberCa::load(&bundle.cert_pem, &bundle.key_pem).context("loading the member CA")
     }

@@ -34,11 +34,16 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
         Component::Node => ComponentType::Node,
         Component::Client => ComponentType::Client,
     };
-    Ok(Caller { address: identity.address.to_string(), member_domain: identity.member_domain, component })
+    Ok(Caller {
+        address: identity.address.to_string(),
+        member_domain: identity.member_domain,
+        component,
+    })
 }
 
 pub fn root_der(root_pem: &str) -> anyhow::Result<CertificateDer<'static>> {
-    CertificateDer::from_pem_slice(root_pem.as_bytes()).context("the federation root certificate is not valid PEM")
+    CertificateDer::from_pem_slice(root_pem.as_bytes())
+        .context("the federation root certificate is not valid PEM")
 }
 
 /// What a coordinator needs to dial its peers: its own certificate and the federation root.
@@ -49,14 +54,22 @@ pub struct PeerContext {
 
 impl PeerContext {
     pub fn new(identity: CertBundle, root_pem: &str) -> anyhow::Result<PeerContext> {
-        Ok(PeerContext { identity, root: root_der(root_pem)? })
+        Ok(PeerContext {
+            identity,
+            root: root_der(root_pem)?,
+        })
     }
 
     /// A lazily connected channel to `node`, which must present the certificate of exactly the
     /// coordinator named in the membership.
     pub async fn connect_peer(&self, node: &CoordinatorNode) -> anyhow::Result<Channel> {
         let expect = ServerExpectation::address(&node.address, Component::Coordinator)?;
-        Ok(tls::connect_lazy(&node.endpoint, &self.identity, &self.root, expect)?)
+        Ok(tls::connect_lazy(
+            &node.endpoint,
+            &self.identity,
+            &self.root,
+            expect,
+        )?)
     }
 }
 
@@ -66,12 +79,17 @@ impl PeerContext {
 /// closed"; checking first gives the user the actual reason.
 pub fn verify_own_identity(identity: &CertBundle, root_pem: &str) -> anyhow::Result<()> {
     use rustls::server::danger::ClientCertVerifier;
-    let verifier = tls::FederationClientVerifier::builder(&root_der(root_pem)?, Policy::any_component()).build()?;
+    let verifier =
+        tls::FederationClientVerifier::builder(&root_der(root_pem)?, Policy::any_component()).build()?;
     let chain = identity.presented_chain_der()?;
-    let (leaf, intermediates) = chain.split_first().context("the client certificate file is empty")?;
+    let (leaf, intermediates) = chain
+        .split_first()
+        .context("the client certificate file is empty")?;
     verifier
         .verify_client_cert(leaf, intermediates, rustls::pki_types::UnixTime::now())
-        .map_err(|error| anyhow::anyhow!("this profile's certificate is not valid in the federation: {error}"))?;
+        .map_err(|error| {
+            anyhow::anyhow!("this profile's certificate is not valid in the federation: {error}")
+        })?;
     Ok(())
 }
 

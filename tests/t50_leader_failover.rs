@@ -44,7 +44,10 @@ async fn acknowledged_writes_survive_two_leader_kills() -> anyhow::Result<()> {
             for n in (writer..DIRECTORIES).step_by(WRITERS) {
                 let path = format!("/stream/d{n:04}");
                 let result = client
-                    .submit(Command::CreateDirectory(pb::CreateDirectory { path: path.clone(), parents: false }))
+                    .submit(Command::CreateDirectory(pb::CreateDirectory {
+                        path: path.clone(),
+                        parents: false,
+                    }))
                     .await;
                 let outcome = match &result {
                     Ok(_) => Outcome::Acknowledged,
@@ -62,17 +65,35 @@ async fn acknowledged_writes_survive_two_leader_kills() -> anyhow::Result<()> {
 
     let mut failovers = Vec::new();
     for threshold in [DIRECTORIES / 5, DIRECTORIES * 3 / 5] {
-        wait_until(|| history.lock().expect("lock").acks.len() >= threshold, Duration::from_secs(120)).await?;
+        wait_until(
+            || history.lock().expect("lock").acks.len() >= threshold,
+            Duration::from_secs(120),
+        )
+        .await?;
         let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
         let killed_at = Instant::now();
         cluster.kill(leader);
         wait_until(
-            || history.lock().expect("lock").acks.iter().any(|at| *at > killed_at),
+            || {
+                history
+                    .lock()
+                    .expect("lock")
+                    .acks
+                    .iter()
+                    .any(|at| *at > killed_at)
+            },
             Duration::from_secs(60),
         )
         .await
         .inspect_err(|_| cluster.dump_logs())?;
-        let first_ack = *history.lock().expect("lock").acks.iter().filter(|at| **at > killed_at).min().expect("an ack");
+        let first_ack = *history
+            .lock()
+            .expect("lock")
+            .acks
+            .iter()
+            .filter(|at| **at > killed_at)
+            .min()
+            .expect("an ack");
         let failover = first_ack.duration_since(killed_at);
         eprintln!("killed leader {leader}: next write acknowledged after {failover:?}");
         failovers.push(failover);
@@ -92,7 +113,10 @@ async fn acknowledged_writes_survive_two_leader_kills() -> anyhow::Result<()> {
         failovers
     );
     assert_eq!(history.outcomes.len(), DIRECTORIES, "every write has an outcome");
-    assert!(count(Outcome::Acknowledged) >= DIRECTORIES * 9 / 10, "most writes are acknowledged");
+    assert!(
+        count(Outcome::Acknowledged) >= DIRECTORIES * 9 / 10,
+        "most writes are acknowledged"
+    );
 
     // What exists: the listing and the event log, read linearizably.
     let listing = cluster.cli_ok(&["ls", "--json", "/stream"])?;
@@ -119,7 +143,11 @@ async fn acknowledged_writes_survive_two_leader_kills() -> anyhow::Result<()> {
         match outcome {
             Outcome::Acknowledged => {
                 assert!(listed.contains(path), "acknowledged {path} is missing");
-                assert_eq!(created.get(path), Some(&1), "acknowledged {path} was created exactly once");
+                assert_eq!(
+                    created.get(path),
+                    Some(&1),
+                    "acknowledged {path} was created exactly once"
+                );
             }
             Outcome::Refused => {
                 assert!(!listed.contains(path), "refused {path} exists");
@@ -128,9 +156,15 @@ async fn acknowledged_writes_survive_two_leader_kills() -> anyhow::Result<()> {
             Outcome::Unknown => assert!(created.get(path).copied().unwrap_or(0) <= 1),
         }
     }
-    assert!(created.values().all(|n| *n == 1), "no directory was created twice");
+    assert!(
+        created.values().all(|n| *n == 1),
+        "no directory was created twice"
+    );
     for failover in &failovers {
-        assert!(*failover < Duration::from_secs(15), "a new leader served within 15 s (took {failover:?})");
+        assert!(
+            *failover < Duration::from_secs(15),
+            "a new leader served within 15 s (took {failover:?})"
+        );
     }
     Ok(())
 }

@@ -14,10 +14,20 @@ const DIRECTORIES: usize = 300;
 async fn whole_group_killed_and_restarted_loses_nothing() -> anyhow::Result<()> {
     let mut cluster = Cluster::with_voters(3)?;
     let mut client = Client::new(cluster.profile()?);
-    client.submit(Command::CreateDirectory(pb::CreateDirectory { path: "/keep".into(), parents: false })).await?;
+    client
+        .submit(Command::CreateDirectory(pb::CreateDirectory {
+            path: "/keep".into(),
+            parents: false,
+        }))
+        .await?;
     for n in 0..DIRECTORIES {
         let path = format!("/keep/d{n:03}");
-        client.submit(Command::CreateDirectory(pb::CreateDirectory { path, parents: false })).await?;
+        client
+            .submit(Command::CreateDirectory(pb::CreateDirectory {
+                path,
+                parents: false,
+            }))
+            .await?;
     }
     let before = cluster.cli_ok(&["audit", "export"])?;
 
@@ -25,17 +35,33 @@ async fn whole_group_killed_and_restarted_loses_nothing() -> anyhow::Result<()> 
     for id in [1, 2, 3] {
         cluster.start(id)?;
     }
-    cluster.wait_for_leader(Duration::from_secs(30)).inspect_err(|_| cluster.dump_logs())?;
+    cluster
+        .wait_for_leader(Duration::from_secs(30))
+        .inspect_err(|_| cluster.dump_logs())?;
 
     let listing: serde_json::Value = serde_json::from_str(&cluster.cli_ok(&["ls", "--json", "/keep"])?)?;
     let entries = listing["entries"].as_array().expect("entries");
-    assert_eq!(entries.len(), DIRECTORIES, "every acknowledged directory survived");
+    assert_eq!(
+        entries.len(),
+        DIRECTORIES,
+        "every acknowledged directory survived"
+    );
     for n in 0..DIRECTORIES {
         let path = format!("/keep/d{n:03}");
-        assert!(entries.iter().any(|e| e["path"] == path.as_str()), "{path} survived");
+        assert!(
+            entries.iter().any(|e| e["path"] == path.as_str()),
+            "{path} survived"
+        );
     }
     let after = cluster.cli_ok(&["audit", "export"])?;
-    assert!(after.starts_with(&before), "the event log after the restart extends the one before");
-    assert_eq!(before.lines().count(), after.lines().count(), "no event was added or lost by the restart");
+    assert!(
+        after.starts_with(&before),
+        "the event log after the restart extends the one before"
+    );
+    assert_eq!(
+        before.lines().count(),
+        after.lines().count(),
+        "no event was added or lost by the restart"
+    );
     Ok(())
 }

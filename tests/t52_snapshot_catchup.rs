@@ -14,46 +14,104 @@ async fn new_coordinator_catches_up_from_a_snapshot() -> anyhow::Result<()> {
     // Snapshot every 100 entries and keep no log behind a snapshot, so the log is purged.
     let env = vec![
         ("COLLECTIVE_SNAPSHOT_EVERY_ENTRIES".to_string(), "100".to_string()),
-        ("COLLECTIVE_LOGS_KEPT_BEHIND_SNAPSHOT".to_string(), "0".to_string()),
+        (
+            "COLLECTIVE_LOGS_KEPT_BEHIND_SNAPSHOT".to_string(),
+            "0".to_string(),
+        ),
     ];
     let mut cluster = Cluster::single_with_env(env)?;
     let mut client = Client::new(cluster.profile()?);
-    client.submit(Command::CreateDirectory(pb::CreateDirectory { path: "/s/a/b".into(), parents: true })).await?;
+    client
+        .submit(Command::CreateDirectory(pb::CreateDirectory {
+            path: "/s/a/b".into(),
+            parents: true,
+        }))
+        .await?;
     for n in 0..DIRECTORIES {
         let path = format!("/s/a/b/d{n:03}");
-        client.submit(Command::CreateDirectory(pb::CreateDirectory { path, parents: false })).await?;
+        client
+            .submit(Command::CreateDirectory(pb::CreateDirectory {
+                path,
+                parents: false,
+            }))
+            .await?;
     }
-    client.submit(Command::MoveEntry(pb::MoveEntry { from: "/s/a/b/d000".into(), to: "/s/moved".into() })).await?;
-    client.submit(Command::RemoveEntry(pb::RemoveEntry { path: "/s/a/b/d001".into(), recursive: false })).await?;
+    client
+        .submit(Command::MoveEntry(pb::MoveEntry {
+            from: "/s/a/b/d000".into(),
+            to: "/s/moved".into(),
+        }))
+        .await?;
+    client
+        .submit(Command::RemoveEntry(pb::RemoveEntry {
+            path: "/s/a/b/d001".into(),
+            recursive: false,
+        }))
+        .await?;
 
     let snapshots = cluster.coordinator(1).data_dir.join("snapshots");
-    let snapshot_files = std::fs::read_dir(&snapshots)?.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".snap")).count();
-    assert!(snapshot_files >= 1, "the leader built a snapshot in {}", snapshots.display());
+    let snapshot_files = std::fs::read_dir(&snapshots)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+        .count();
+    assert!(
+        snapshot_files >= 1,
+        "the leader built a snapshot in {}",
+        snapshots.display()
+    );
 
     cluster.add_coordinator(2, false)?;
     // Linearizable reads served by the new coordinator itself (a profile listing only it).
     let only_new = cluster.home_for(2)?;
     let leader_export = cluster.cli_ok(&["audit", "export"])?;
     let follower = cluster.cli_with_home(&only_new, &["audit", "export"]);
-    assert!(follower.status.success(), "{}", String::from_utf8_lossy(&follower.stderr));
-    assert_eq!(String::from_utf8_lossy(&follower.stdout), leader_export, "identical event logs");
+    assert!(
+        follower.status.success(),
+        "{}",
+        String::from_utf8_lossy(&follower.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&follower.stdout),
+        leader_export,
+        "identical event logs"
+    );
     // The linearizable read above waited until the new coordinator applied everything; its
     // state came from a snapshot, since the log it would need was purged.
     let received = std::fs::read_dir(cluster.coordinator(2).data_dir.join("snapshots"))?
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
         .count();
-    assert!(received >= 1, "the new coordinator installed a snapshot rather than replaying the purged log");
+    assert!(
+        received >= 1,
+        "the new coordinator installed a snapshot rather than replaying the purged log"
+    );
 
     for path in ["/s/a/b", "/s", "/"] {
         let leader = cluster.cli_ok(&["ls", "-l", "--json", path])?;
         let follower = cluster.cli_with_home(&only_new, &["ls", "-l", "--json", path]);
-        assert!(follower.status.success(), "{}", String::from_utf8_lossy(&follower.stderr));
-        assert_eq!(String::from_utf8_lossy(&follower.stdout), leader, "identical listing of {path}");
+        assert!(
+            follower.status.success(),
+            "{}",
+            String::from_utf8_lossy(&follower.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&follower.stdout),
+            leader,
+            "identical listing of {path}"
+        );
     }
     // A write after the catch-up is visible through the new coordinator at once (linearizable).
-    client.submit(Command::CreateDirectory(pb::CreateDirectory { path: "/s/after".into(), parents: false })).await?;
+    client
+        .submit(Command::CreateDirectory(pb::CreateDirectory {
+            path: "/s/after".into(),
+            parents: false,
+        }))
+        .await?;
     let stat = cluster.cli_with_home(&only_new, &["stat", "--json", "/s/after"]);
-    assert!(stat.status.success(), "read-your-writes through the new coordinator: {}", String::from_utf8_lossy(&stat.stderr));
+    assert!(
+        stat.status.success(),
+        "read-your-writes through the new coordinator: {}",
+        String::from_utf8_lossy(&stat.stderr)
+    );
     Ok(())
 }

@@ -18,10 +18,21 @@ fn stderr(output: &std::process::Output) -> String {
 /// Runs the CLI and requires a failure whose message contains `expected`.
 fn refused(cluster: &Cluster, args: &[&str], expected: &str) {
     let output = cluster.cli(args);
-    assert!(!output.status.success(), "`collective {}` should fail", args.join(" "));
+    assert!(
+        !output.status.success(),
+        "`collective {}` should fail",
+        args.join(" ")
+    );
     let message = stderr(&output);
-    assert!(message.starts_with("error: "), "errors start with `error: `, got {message:?}");
-    assert!(message.contains(expected), "`collective {}`: expected {expected:?} in {message:?}", args.join(" "));
+    assert!(
+        message.starts_with("error: "),
+        "errors start with `error: `, got {message:?}"
+    );
+    assert!(
+        message.contains(expected),
+        "`collective {}`: expected {expected:?} in {message:?}",
+        args.join(" ")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -29,7 +40,11 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()
     let cluster = Cluster::single()?;
     cluster.cli_ok(&["mkdir", "-p", "/media/movies", "/empty"])?;
     let mut client = Client::new(cluster.profile()?);
-    let chunk = pb::ChunkRef { hash: vec![7; 32], offset: 0, size: 5 };
+    let chunk = pb::ChunkRef {
+        hash: vec![7; 32],
+        offset: 0,
+        size: 5,
+    };
     client
         .submit(Command::CommitFileVersion(pb::CommitFileVersion {
             path: "/media/movie.mkv".into(),
@@ -66,7 +81,14 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()
     refused(&cluster, &["rm", "/"], "invalid argument");
 
     // Malformed addresses in commands.
-    for address in ["alice", "@alice.home.collective", "node-01@", "node@nodot", "a@b..c", "x@@alice.home.collective"] {
+    for address in [
+        "alice",
+        "@alice.home.collective",
+        "node-01@",
+        "node@nodot",
+        "a@b..c",
+        "x@@alice.home.collective",
+    ] {
         let result = client
             .submit(Command::JoinNode(pb::JoinNode {
                 address: address.into(),
@@ -78,23 +100,52 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()
         match result {
             Err(ClientError::Refused { code, message, .. }) => {
                 assert_eq!(code, tonic::Code::InvalidArgument, "{address}: {message}");
-                assert!(message.contains(address) || !message.is_empty(), "{address}: the message names the problem");
+                assert!(
+                    message.contains(address) || !message.is_empty(),
+                    "{address}: the message names the problem"
+                );
             }
             other => panic!("node address {address:?} should be refused, got {other:?}"),
         }
     }
     // A malformed request id and a missing command.
     let bad_id = client
-        .submit_with_id(vec![1, 2, 3], Command::CreateDirectory(pb::CreateDirectory { path: "/x".into(), parents: false }))
+        .submit_with_id(
+            vec![1, 2, 3],
+            Command::CreateDirectory(pb::CreateDirectory {
+                path: "/x".into(),
+                parents: false,
+            }),
+        )
         .await;
-    assert!(matches!(bad_id, Err(ClientError::Refused { code: tonic::Code::InvalidArgument, .. })), "{bad_id:?}");
+    assert!(
+        matches!(
+            bad_id,
+            Err(ClientError::Refused {
+                code: tonic::Code::InvalidArgument,
+                ..
+            })
+        ),
+        "{bad_id:?}"
+    );
 
     // An oversized message: the coordinator refuses it by size, before decoding.
     let huge = format!("/{}", "h".repeat(collective_proto::MESSAGE_BYTES_MAX + 1024));
-    let oversized = client.submit(Command::CreateDirectory(pb::CreateDirectory { path: huge, parents: false })).await;
+    let oversized = client
+        .submit(Command::CreateDirectory(pb::CreateDirectory {
+            path: huge,
+            parents: false,
+        }))
+        .await;
     match oversized {
         Err(ClientError::Refused { code, .. }) => {
-            assert!(matches!(code, tonic::Code::ResourceExhausted | tonic::Code::OutOfRange | tonic::Code::Internal), "{code:?}");
+            assert!(
+                matches!(
+                    code,
+                    tonic::Code::ResourceExhausted | tonic::Code::OutOfRange | tonic::Code::Internal
+                ),
+                "{code:?}"
+            );
         }
         other => panic!("an oversized message should be refused, got {other:?}"),
     }
@@ -102,13 +153,23 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()
     // A client certificate from a CA outside the federation.
     let foreign = FederationCa::init("elsewhere.collective")?;
     let foreign_member = foreign.sign_member("mallory.elsewhere.collective")?;
-    let mallory = foreign_member.issue_leaf("mallory@mallory.elsewhere.collective", Component::Client, Duration::from_secs(3600))?;
+    let mallory = foreign_member.issue_leaf(
+        "mallory@mallory.elsewhere.collective",
+        Component::Client,
+        Duration::from_secs(3600),
+    )?;
     let real = cluster.profile()?;
     let foreign_home = cluster.dir.path().join("foreign-home");
-    let config = ProfileConfig { address: "mallory@mallory.elsewhere.collective".into(), ..real.config.clone() };
+    let config = ProfileConfig {
+        address: "mallory@mallory.elsewhere.collective".into(),
+        ..real.config.clone()
+    };
     Profile::write(&foreign_home, &config, &mallory, &real.root_ca_pem, None)?;
     let output = cluster.cli_with_home(&foreign_home, &["mkdir", "/mallory"]);
-    assert!(!output.status.success(), "a foreign certificate must not be accepted");
+    assert!(
+        !output.status.success(),
+        "a foreign certificate must not be accepted"
+    );
     let message = stderr(&output);
     assert!(message.contains("not valid in the federation"), "{message}");
     // The same certificate presented to the coordinator directly (no client-side check): the
@@ -125,16 +186,25 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()
             command: Some(pb::CommandEnvelope {
                 schema_version: 1,
                 request_id: vec![9; 16],
-                command: Some(Command::CreateDirectory(pb::CreateDirectory { path: "/mallory".into(), parents: false })),
+                command: Some(Command::CreateDirectory(pb::CreateDirectory {
+                    path: "/mallory".into(),
+                    parents: false,
+                })),
                 ..Default::default()
             }),
         };
-        assert!(meta.submit(request).await.is_err(), "the coordinator refuses a foreign client certificate");
+        assert!(
+            meta.submit(request).await.is_err(),
+            "the coordinator refuses a foreign client certificate"
+        );
     }
 
     // A plaintext HTTP/2 connection.
     let endpoint = format!("http://{}", cluster.coordinator(1).endpoint);
-    let plain = tonic::transport::Endpoint::from_shared(endpoint)?.connect_timeout(Duration::from_secs(5)).connect().await;
+    let plain = tonic::transport::Endpoint::from_shared(endpoint)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await;
     if let Ok(channel) = plain {
         let mut meta = collective_proto::api::meta_client::MetaClient::new(channel);
         let status = meta.status(collective_proto::api::StatusRequest::default()).await;

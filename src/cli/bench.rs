@@ -28,7 +28,11 @@ async fn meta(args: BenchMetaArgs, home: PathBuf) -> anyhow::Result<()> {
         println!("latency max  {:.2} ms", report.max_ms);
     }
     if report.errors > 0 {
-        bail!("{} of {} operations failed (see the warnings above)", report.errors, report.ops + report.errors);
+        bail!(
+            "{} of {} operations failed (see the warnings above)",
+            report.errors,
+            report.ops + report.errors
+        );
     }
     Ok(())
 }

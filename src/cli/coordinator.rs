@@ -1,7 +1,8 @@
 //! `coordinator init | prepare | run | add | remove | replace`.
 
 use super::args::{
-    CoordinatorAddArgs, CoordinatorCommand, CoordinatorInitArgs, CoordinatorPrepareArgs, CoordinatorReplaceArgs,
+    CoordinatorAddArgs, CoordinatorCommand, CoordinatorInitArgs, CoordinatorPrepareArgs,
+    CoordinatorReplaceArgs,
 };
 use crate::client;
 use crate::coordinator::{self, bootstrap};
@@ -20,19 +21,38 @@ pub async fn run(command: CoordinatorCommand, home: PathBuf) -> anyhow::Result<(
 }
 
 fn init(args: CoordinatorInitArgs, home: &Path) -> anyhow::Result<()> {
-    let first = bootstrap::init_first(&args.data_dir, home, &args.federation, &args.member, args.listen, args.id)?;
+    let first = bootstrap::init_first(
+        &args.data_dir,
+        home,
+        &args.federation,
+        &args.member,
+        args.listen,
+        args.id,
+    )?;
     let c = &first.config;
-    println!("prepared coordinator {} ({}) of member {}", c.id, c.address, c.member_domain);
+    println!(
+        "prepared coordinator {} ({}) of member {}",
+        c.id, c.address, c.member_domain
+    );
     println!("admin profile written to {}", home.display());
-    println!("next: collective coordinator run --data-dir {}", args.data_dir.display());
+    println!(
+        "next: collective coordinator run --data-dir {}",
+        args.data_dir.display()
+    );
     Ok(())
 }
 
 fn prepare(args: CoordinatorPrepareArgs, home: &Path) -> anyhow::Result<()> {
     let config = bootstrap::prepare(&args.data_dir, home, args.id, args.listen)?;
     println!("prepared coordinator {} ({})", config.id, config.address);
-    println!("next: collective coordinator run --data-dir {}", args.data_dir.display());
-    println!("then: collective coordinator add --id {} --endpoint {}", config.id, config.endpoint);
+    println!(
+        "next: collective coordinator run --data-dir {}",
+        args.data_dir.display()
+    );
+    println!(
+        "then: collective coordinator add --id {} --endpoint {}",
+        config.id, config.endpoint
+    );
     Ok(())
 }
 
@@ -46,19 +66,33 @@ async fn add(args: CoordinatorAddArgs, home: &Path) -> anyhow::Result<()> {
     };
     let membership = client.add_coordinator(request).await?;
     remember_endpoint(home, &args.endpoint)?;
-    println!("coordinator {} added; voters {:?}, learners {:?}", args.id, membership.voters, membership.learners);
+    println!(
+        "coordinator {} added; voters {:?}, learners {:?}",
+        args.id, membership.voters, membership.learners
+    );
     Ok(())
 }
 
 async fn remove(id: u64, home: &Path) -> anyhow::Result<()> {
     let mut client = client::connect(home)?;
     let membership = client.remove_coordinator(id).await?;
-    println!("coordinator {id} removed; voters {:?}, learners {:?}", membership.voters, membership.learners);
+    println!(
+        "coordinator {id} removed; voters {:?}, learners {:?}",
+        membership.voters, membership.learners
+    );
     Ok(())
 }
 
 async fn replace(args: CoordinatorReplaceArgs, home: &Path) -> anyhow::Result<()> {
-    add(CoordinatorAddArgs { id: args.id, endpoint: args.endpoint, learner: false }, home).await?;
+    add(
+        CoordinatorAddArgs {
+            id: args.id,
+            endpoint: args.endpoint,
+            learner: false,
+        },
+        home,
+    )
+    .await?;
     remove(args.old, home).await
 }
 

@@ -13,7 +13,10 @@ pub async fn mkdir(args: MkdirArgs, home: PathBuf) -> anyhow::Result<()> {
     let mut client = client::connect(&home)?;
     let mut created = Vec::new();
     for path in &args.paths {
-        let command = Command::CreateDirectory(pb::CreateDirectory { path: path.clone(), parents: args.parents });
+        let command = Command::CreateDirectory(pb::CreateDirectory {
+            path: path.clone(),
+            parents: args.parents,
+        });
         let response = client.submit(command).await?;
         created.push(serde_json::json!({ "path": path, "log_index": response.log_index, "events": response.events.len() }));
     }
@@ -38,7 +41,10 @@ pub async fn ls(args: LsArgs, home: PathBuf) -> anyhow::Result<()> {
     };
     if args.json {
         let json: Vec<_> = entries.iter().map(entry_json).collect();
-        println!("{}", serde_json::json!({ "path": args.path, "directory": directory.as_ref().map(entry_json), "entries": json }));
+        println!(
+            "{}",
+            serde_json::json!({ "path": args.path, "directory": directory.as_ref().map(entry_json), "entries": json })
+        );
         return Ok(());
     }
     for entry in &entries {
@@ -61,7 +67,9 @@ pub async fn ls(args: LsArgs, home: PathBuf) -> anyhow::Result<()> {
 
 pub async fn stat(args: StatArgs, home: PathBuf) -> anyhow::Result<()> {
     let mut client = client::connect(&home)?;
-    let response = client.stat(&args.path, Consistency::from_stale_ms(args.read.stale_ms)).await?;
+    let response = client
+        .stat(&args.path, Consistency::from_stale_ms(args.read.stale_ms))
+        .await?;
     let entry = response.entry.unwrap_or_default();
     if args.json {
         println!("{}", entry_json(&entry));
@@ -83,7 +91,10 @@ pub async fn rm(args: RmArgs, home: PathBuf) -> anyhow::Result<()> {
     let mut client = client::connect(&home)?;
     for path in &args.paths {
         client
-            .submit(Command::RemoveEntry(pb::RemoveEntry { path: path.clone(), recursive: args.recursive }))
+            .submit(Command::RemoveEntry(pb::RemoveEntry {
+                path: path.clone(),
+                recursive: args.recursive,
+            }))
             .await?;
     }
     Ok(())
@@ -91,6 +102,11 @@ pub async fn rm(args: RmArgs, home: PathBuf) -> anyhow::Result<()> {
 
 pub async fn mv(args: MvArgs, home: PathBuf) -> anyhow::Result<()> {
     let mut client = client::connect(&home)?;
-    client.submit(Command::MoveEntry(pb::MoveEntry { from: args.from, to: args.to })).await?;
+    client
+        .submit(Command::MoveEntry(pb::MoveEntry {
+            from: args.from,
+            to: args.to,
+        }))
+        .await?;
     Ok(())
 }

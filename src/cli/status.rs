@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
     let mut client = client::connect(&home)?;
-    let status = client.status(Consistency::from_stale_ms(args.read.stale_ms)).await?;
+    let status = client
+        .status(Consistency::from_stale_ms(args.read.stale_ms))
+        .await?;
     if args.json {
         let coordinators: Vec<_> = status
             .coordinators
@@ -36,7 +38,10 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
         println!("{json}");
         return Ok(());
     }
-    println!("member:       {} (federation {})", status.member_domain, status.federation_domain);
+    println!(
+        "member:       {} (federation {})",
+        status.member_domain, status.federation_domain
+    );
     println!("you:          {}", status.caller);
     println!("health:       {} {}", status.health, status.health_detail);
     match status.leader_raft_id {
@@ -51,7 +56,10 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
     for c in &status.coordinators {
         let role = if c.voter { "voter" } else { "learner" };
         let reach = if c.reachable { "reachable" } else { "unreachable" };
-        println!("  {:>3}  {:<36} {:<22} {role:<8} {reach} (matched {})", c.raft_id, c.address, c.endpoint, c.matched_index);
+        println!(
+            "  {:>3}  {:<36} {:<22} {role:<8} {reach} (matched {})",
+            c.raft_id, c.address, c.endpoint, c.matched_index
+        );
     }
     Ok(())
 }

@@ -13,19 +13,44 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
     if first_start {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
-        let first =
-            bootstrap::init_first(&coordinator_dir, &home, &args.federation, &args.member, args.listen, 1)?;
-        println!("created member {} of federation {}", first.config.member_domain, first.config.federation_domain);
-        println!("  federation root CA and member CA in {}", Layout::new(&coordinator_dir).pki().display());
+        let first = bootstrap::init_first(
+            &coordinator_dir,
+            &home,
+            &args.federation,
+            &args.member,
+            args.listen,
+            1,
+        )?;
+        println!(
+            "created member {} of federation {}",
+            first.config.member_domain, first.config.federation_domain
+        );
+        println!(
+            "  federation root CA and member CA in {}",
+            Layout::new(&coordinator_dir).pki().display()
+        );
     } else {
         ensure_admin_profile(&coordinator_dir, &home)?;
     }
     let running = coordinator::start(&coordinator_dir, coordinator::run::shutdown_signal()).await?;
     let config = running.coordinator.config.clone();
-    println!("collective is up ({})", if first_start { "first start" } else { "restarted from disk" });
-    println!("  coordinator {} listening on {} (mutual TLS)", config.address, config.listen);
+    println!(
+        "collective is up ({})",
+        if first_start {
+            "first start"
+        } else {
+            "restarted from disk"
+        }
+    );
+    println!(
+        "  coordinator {} listening on {} (mutual TLS)",
+        config.address, config.listen
+    );
     println!("  data in {}", args.data_dir.display());
-    println!("  admin profile in {} (set COLLECTIVE_HOME to use another)", home.display());
+    println!(
+        "  admin profile in {} (set COLLECTIVE_HOME to use another)",
+        home.display()
+    );
     println!("try:");
     println!("  collective status");
     println!("  collective mkdir -p /media/movies && collective ls -l /media");

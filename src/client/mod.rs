@@ -29,7 +29,9 @@ pub const REJECTION_CODE_KEY: &str = "rejection-code";
 pub enum Consistency {
     #[default]
     Linearizable,
-    Stale { max_staleness_ms: u32 },
+    Stale {
+        max_staleness_ms: u32,
+    },
 }
 
 impl Consistency {
@@ -43,9 +45,10 @@ impl Consistency {
     fn options(self) -> api::ReadOptions {
         match self {
             Consistency::Linearizable => api::ReadOptions::default(),
-            Consistency::Stale { max_staleness_ms } => {
-                api::ReadOptions { allow_stale: true, max_staleness_ms }
-            }
+            Consistency::Stale { max_staleness_ms } => api::ReadOptions {
+                allow_stale: true,
+                max_staleness_ms,
+            },
         }
     }
 }
@@ -90,7 +93,10 @@ impl Client {
 
     /// Proposes `command` with a fresh request id, retrying with the same id until it is
     /// acknowledged, definitively refused, or the retry deadline passes.
-    pub async fn submit(&mut self, command: pb::command_envelope::Command) -> Result<api::SubmitResponse, ClientError> {
+    pub async fn submit(
+        &mut self,
+        command: pb::command_envelope::Command,
+    ) -> Result<api::SubmitResponse, ClientError> {
         self.submit_with_id(new_request_id(), command).await
     }
 
@@ -106,7 +112,9 @@ impl Client {
             ..Default::default()
         };
         self.call(true, move |mut meta| {
-            let request = api::SubmitRequest { command: Some(envelope.clone()) };
+            let request = api::SubmitRequest {
+                command: Some(envelope.clone()),
+            };
             async move { meta.submit(request).await }
         })
         .await
@@ -115,7 +123,10 @@ impl Client {
     pub async fn stat(&mut self, path: &str, read: Consistency) -> Result<api::StatResponse, ClientError> {
         let path = path.to_string();
         self.call(read_needs_leader(read), move |mut meta| {
-            let request = api::StatRequest { path: path.clone(), read: Some(read.options()) };
+            let request = api::StatRequest {
+                path: path.clone(),
+                read: Some(read.options()),
+            };
             async move { meta.stat(request).await }
         })
         .await
@@ -143,12 +154,18 @@ impl Client {
 
     pub async fn status(&mut self, read: Consistency) -> Result<api::StatusResponse, ClientError> {
         self.call(read_needs_leader(read), move |mut meta| async move {
-            meta.status(api::StatusRequest { read: Some(read.options()) }).await
+            meta.status(api::StatusRequest {
+                read: Some(read.options()),
+            })
+            .await
         })
         .await
     }
 
-    pub async fn add_coordinator(&mut self, request: api::AddCoordinatorRequest) -> Result<api::MembershipResponse, ClientError> {
+    pub async fn add_coordinator(
+        &mut self,
+        request: api::AddCoordinatorRequest,
+    ) -> Result<api::MembershipResponse, ClientError> {
         self.call(true, move |mut meta| {
             let request = request.clone();
             async move { meta.add_coordinator(request).await }
@@ -158,7 +175,8 @@ impl Client {
 
     pub async fn remove_coordinator(&mut self, raft_id: u64) -> Result<api::MembershipResponse, ClientError> {
         self.call(true, move |mut meta| async move {
-            meta.remove_coordinator(api::RemoveCoordinatorRequest { raft_id }).await
+            meta.remove_coordinator(api::RemoveCoordinatorRequest { raft_id })
+                .await
         })
         .await
     }
@@ -170,14 +188,20 @@ impl Client {
         mut sink: impl FnMut(Vec<pb::EventEnvelope>) -> anyhow::Result<()>,
     ) -> anyhow::Result<u64> {
         let mut meta = self.meta(self.preferred).await?;
-        let request = api::ExportEventsRequest { from_index, read: Some(Consistency::Linearizable.options()) };
+        let request = api::ExportEventsRequest {
+            from_index,
+            read: Some(Consistency::Linearizable.options()),
+        };
         let mut stream = match meta.export_events(request.clone()).await {
             Ok(response) => response.into_inner(),
             Err(status) => match leader_hint(&status) {
                 Some(leader) => {
                     self.prefer(&leader);
                     let mut meta = self.meta(self.preferred).await?;
-                    meta.export_events(request).await.map_err(ClientError::from)?.into_inner()
+                    meta.export_events(request)
+                        .await
+                        .map_err(ClientError::from)?
+                        .into_inner()
                 }
                 None => return Err(ClientError::from(status).into()),
             },
@@ -203,7 +227,9 @@ impl Client {
         loop {
             if tokio::time::Instant::now() >= deadline {
                 return Err(ClientError::Unavailable {
-                    detail: last_error.map(|e| e.to_string()).unwrap_or_else(|| "no coordinator answered".into()),
+                    detail: last_error
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "no coordinator answered".into()),
                     waited: self.retry.deadline,
                 });
             }
@@ -258,7 +284,9 @@ impl Client {
             None => {
                 if !self.identity_checked {
                     crate::transport::verify_own_identity(&self.profile.identity, &self.profile.root_ca_pem)
-                        .map_err(|error| ClientError::Identity { detail: format!("{error:#}") })?;
+                        .map_err(|error| ClientError::Identity {
+                            detail: format!("{error:#}"),
+                        })?;
                     self.identity_checked = true;
                 }
                 let channel = crate::transport::connect_coordinator(
@@ -268,7 +296,10 @@ impl Client {
                     &self.profile.config.member_domain,
                 )
                 .await
-                .map_err(|error| ClientError::Connect { endpoint: endpoint.clone(), detail: format!("{error:#}") })?;
+                .map_err(|error| ClientError::Connect {
+                    endpoint: endpoint.clone(),
+                    detail: format!("{error:#}"),
+                })?;
                 self.channels.insert(endpoint.clone(), channel.clone());
                 channel
             }
@@ -301,7 +332,10 @@ fn leader_hint(status: &tonic::Status) -> Option<String> {
 fn is_retryable(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown | tonic::Code::Aborted
+        tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Unknown
+            | tonic::Code::Aborted
     )
 }
 
@@ -310,7 +344,11 @@ fn is_retryable(status: &tonic::Status) -> bool {
 pub enum ClientError {
     /// The member refused the operation; retrying will not help.
     #[error("{}: {message}", crate::error::describe_code(*code))]
-    Refused { code: tonic::Code, rejection: Option<String>, message: String },
+    Refused {
+        code: tonic::Code,
+        rejection: Option<String>,
+        message: String,
+    },
     /// The profile's certificate would be refused by every coordinator.
     #[error("{detail}")]
     Identity { detail: String },
@@ -355,7 +393,11 @@ impl From<tonic::Status> for ClientError {
             }
             source = cause.source();
         }
-        ClientError::Refused { code: status.code(), rejection, message }
+        ClientError::Refused {
+            code: status.code(),
+            rejection,
+            message,
+        }
     }
 }
 

@@ -26,7 +26,10 @@ impl RetryPolicy {
     /// together do not retry together.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(16);
-        let base = self.backoff_initial.saturating_mul(1u32 << exponent).min(self.backoff_max);
+        let base = self
+            .backoff_initial
+            .saturating_mul(1u32 << exponent)
+            .min(self.backoff_max);
         let jitter = rand::random::<f64>() * 0.5;
         base.mul_f64(1.0 + jitter)
     }

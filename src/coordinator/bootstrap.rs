@@ -37,14 +37,19 @@ pub fn init_first(
 ) -> anyhow::Result<FirstCoordinator> {
     let layout = Layout::new(data_dir);
     if layout.root.join("coordinator.toml").exists() {
-        bail!("{} already holds a coordinator; run it with `collective coordinator run`", data_dir.display());
+        bail!(
+            "{} already holds a coordinator; run it with `collective coordinator run`",
+            data_dir.display()
+        );
     }
     if id == 0 {
         bail!("raft id 0 is reserved; use 1 for the first coordinator");
     }
     let member_domain = format!("{member}.{federation_domain}");
     let federation = FederationCa::init(federation_domain).context("creating the federation root CA")?;
-    let member_ca = federation.sign_member(&member_domain).context("creating the member CA")?;
+    let member_ca = federation
+        .sign_member(&member_domain)
+        .context("creating the member CA")?;
     let pki = layout.pki();
     std::fs::create_dir_all(&pki)?;
     federation.bundle().write_to(&pki, "federation-ca")?;
@@ -59,13 +64,27 @@ pub fn init_first(
         bootstrap: true,
     };
     write_coordinator(&layout, &config, &member_ca, federation.cert_pem())?;
-    write_admin_profile(home, &member_ca, federation.cert_pem(), &[config.endpoint.clone()])?;
-    Ok(FirstCoordinator { config, federation: federation.bundle(), member_ca: member_ca.bundle() })
+    write_admin_profile(
+        home,
+        &member_ca,
+        federation.cert_pem(),
+        &[config.endpoint.clone()],
+    )?;
+    Ok(FirstCoordinator {
+        config,
+        federation: federation.bundle(),
+        member_ca: member_ca.bundle(),
+    })
 }
 
 /// Prepares another coordinator's data directory with a certificate signed by the admin's
 /// member CA. The coordinator joins the group when an admin runs `coordinator add`.
-pub fn prepare(data_dir: &Path, home: &Path, id: u64, listen: SocketAddr) -> anyhow::Result<CoordinatorConfig> {
+pub fn prepare(
+    data_dir: &Path,
+    home: &Path,
+    id: u64,
+    listen: SocketAddr,
+) -> anyhow::Result<CoordinatorConfig> {
     let layout = Layout::new(data_dir);
     if layout.root.join("coordinator.toml").exists() {
         bail!("{} already holds a coordinator", data_dir.display());
@@ -89,13 +108,23 @@ pub fn prepare(data_dir: &Path, home: &Path, id: u64, listen: SocketAddr) -> any
     Ok(config)
 }
 
-fn write_coordinator(layout: &Layout, config: &CoordinatorConfig, member_ca: &MemberCa, root_pem: &str) -> anyhow::Result<()> {
+fn write_coordinator(
+    layout: &Layout,
+    config: &CoordinatorConfig,
+    member_ca: &MemberCa,
+    root_pem: &str,
+) -> anyhow::Result<()> {
     let pki = layout.pki();
     std::fs::create_dir_all(&pki)?;
     let ip = config.listen.ip().to_string();
     let shared_name = coordinators_dns_name(&config.member_domain);
     let leaf = member_ca
-        .issue_leaf_with_sans(&config.address, Component::Coordinator, LEAF_VALIDITY, &[&ip, &shared_name])
+        .issue_leaf_with_sans(
+            &config.address,
+            Component::Coordinator,
+            LEAF_VALIDITY,
+            &[&ip, &shared_name],
+        )
         .context("issuing the coordinator certificate")?;
     leaf.write_to(&pki, COORDINATOR_BUNDLE)?;
     std::fs::write(pki.join(ROOT_CA_FILE), root_pem)?;
@@ -104,7 +133,12 @@ fn write_coordinator(layout: &Layout, config: &CoordinatorConfig, member_ca: &Me
 
 /// Writes (or rewrites) the admin profile: a client certificate `admin@<member>` and the member
 /// CA, so the admin can prepare coordinators.
-pub fn write_admin_profile(home: &Path, member_ca: &MemberCa, root_pem: &str, coordinators: &[String]) -> anyhow::Result<()> {
+pub fn write_admin_profile(
+    home: &Path,
+    member_ca: &MemberCa,
+    root_pem: &str,
+    coordinators: &[String],
+) -> anyhow::Result<()> {
     let member_domain = member_ca.member_domain().to_string();
     let address = format!("{ADMIN_LOCAL}@{member_domain}");
     let client = member_ca

@@ -41,7 +41,9 @@ impl CoordinatorConfig {
         let mut config: CoordinatorConfig =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if let Ok(listen) = std::env::var("COLLECTIVE_COORDINATOR_LISTEN") {
-            config.listen = listen.parse().context("COLLECTIVE_COORDINATOR_LISTEN is not host:port")?;
+            config.listen = listen
+                .parse()
+                .context("COLLECTIVE_COORDINATOR_LISTEN is not host:port")?;
         }
         if let Ok(endpoint) = std::env::var("COLLECTIVE_COORDINATOR_ENDPOINT") {
             config.endpoint = endpoint;

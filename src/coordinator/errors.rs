@@ -54,7 +54,10 @@ pub fn storage(error: impl std::fmt::Display) -> Status {
 }
 
 fn normalize(code: &str) -> String {
-    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 #[cfg(test)]
@@ -62,18 +65,36 @@ mod tests {
     use super::*;
 
     fn rejected(code: &str) -> Rejected {
-        Rejected { code: code.into(), message: format!("{code} happened") }
+        Rejected {
+            code: code.into(),
+            message: format!("{code} happened"),
+        }
     }
 
     #[test]
     fn rejections_map_to_final_statuses() {
         assert_eq!(rejection_status(&rejected("not_found")).code(), Code::NotFound);
         assert_eq!(rejection_status(&rejected("NotFound")).code(), Code::NotFound);
-        assert_eq!(rejection_status(&rejected("already_exists")).code(), Code::AlreadyExists);
-        assert_eq!(rejection_status(&rejected("invalid_argument")).code(), Code::InvalidArgument);
-        assert_eq!(rejection_status(&rejected("directory_not_empty")).code(), Code::FailedPrecondition);
+        assert_eq!(
+            rejection_status(&rejected("already_exists")).code(),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            rejection_status(&rejected("invalid_argument")).code(),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            rejection_status(&rejected("directory_not_empty")).code(),
+            Code::FailedPrecondition
+        );
         let status = rejection_status(&rejected("not_a_directory"));
-        assert_eq!(status.metadata().get(REJECTION_CODE_KEY).and_then(|v| v.to_str().ok()), Some("not_a_directory"));
+        assert_eq!(
+            status
+                .metadata()
+                .get(REJECTION_CODE_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("not_a_directory")
+        );
         assert_eq!(status.message(), "not_a_directory happened");
     }
 
@@ -81,7 +102,13 @@ mod tests {
     fn redirects_name_the_leader() {
         let status = not_leader(Some("127.0.0.1:7401"));
         assert_eq!(status.code(), Code::Unavailable);
-        assert_eq!(status.metadata().get(LEADER_ENDPOINT_KEY).and_then(|v| v.to_str().ok()), Some("127.0.0.1:7401"));
+        assert_eq!(
+            status
+                .metadata()
+                .get(LEADER_ENDPOINT_KEY)
+                .and_then(|v| v.to_str().ok()),
+            Some("127.0.0.1:7401")
+        );
         assert!(not_leader(None).metadata().get(LEADER_ENDPOINT_KEY).is_none());
     }
 }

@@ -21,15 +21,23 @@ pub async fn add(
     request: api::AddCoordinatorRequest,
 ) -> Result<api::MembershipResponse, Status> {
     if request.raft_id == 0 {
-        return Err(Status::invalid_argument("raft id 0 is reserved; use a positive id never used before"));
+        return Err(Status::invalid_argument(
+            "raft id 0 is reserved; use a positive id never used before",
+        ));
     }
     let membership = coordinator.metrics().membership_config.clone();
     if membership.membership().get_node(&request.raft_id).is_some() {
-        return Err(Status::already_exists(format!("coordinator {} is already in the group", request.raft_id)));
+        return Err(Status::already_exists(format!(
+            "coordinator {} is already in the group",
+            request.raft_id
+        )));
     }
     // Ids are never reused: a removed coordinator's id stays in the event log.
     let known = coordinator.store.coordinators().map_err(storage)?;
-    if known.iter().any(|c| c.added.as_ref().is_some_and(|a| a.raft_id == request.raft_id)) {
+    if known
+        .iter()
+        .any(|c| c.added.as_ref().is_some_and(|a| a.raft_id == request.raft_id))
+    {
         return Err(Status::already_exists(format!(
             "raft id {} was used before in this member; ids are never reused",
             request.raft_id
@@ -42,13 +50,21 @@ pub async fn add(
     };
     let node = CoordinatorNode::new(address.clone(), request.endpoint.clone());
     tracing::info!(raft_id = request.raft_id, endpoint = %request.endpoint, "adding a learner");
-    coordinator.raft.add_learner(request.raft_id, node, true).await.map_err(write_error)?;
+    coordinator
+        .raft
+        .add_learner(request.raft_id, node, true)
+        .await
+        .map_err(write_error)?;
     if request.voter {
         let metrics = coordinator.metrics();
         let mut voters: BTreeSet<u64> = metrics.membership_config.membership().voter_ids().collect();
         voters.insert(request.raft_id);
         tracing::info!(raft_id = request.raft_id, ?voters, "promoting to voter");
-        coordinator.raft.change_membership(voters, true).await.map_err(write_error)?;
+        coordinator
+            .raft
+            .change_membership(voters, true)
+            .await
+            .map_err(write_error)?;
     }
     let command = Command::AddCoordinator(pb::AddCoordinator {
         raft_id: request.raft_id,
@@ -59,16 +75,24 @@ pub async fn add(
     Ok(response(coordinator, log_index))
 }
 
-pub async fn remove(coordinator: &Coordinator, caller: &Caller, raft_id: u64) -> Result<api::MembershipResponse, Status> {
+pub async fn remove(
+    coordinator: &Coordinator,
+    caller: &Caller,
+    raft_id: u64,
+) -> Result<api::MembershipResponse, Status> {
     let metrics = coordinator.metrics();
     let membership = metrics.membership_config.membership();
     if membership.get_node(&raft_id).is_none() {
-        return Err(Status::not_found(format!("coordinator {raft_id} is not in the group")));
+        return Err(Status::not_found(format!(
+            "coordinator {raft_id} is not in the group"
+        )));
     }
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
     if voters.contains(&raft_id) {
         if voters.len() == 1 {
-            return Err(Status::failed_precondition("cannot remove the last voter of the group"));
+            return Err(Status::failed_precondition(
+                "cannot remove the last voter of the group",
+            ));
         }
         coordinator
             .raft
@@ -82,7 +106,12 @@ pub async fn remove(coordinator: &Coordinator, caller: &Caller, raft_id: u64) ->
             .await
             .map_err(write_error)?;
     }
-    let log_index = record(coordinator, caller, Command::RemoveCoordinator(pb::RemoveCoordinator { raft_id })).await?;
+    let log_index = record(
+        coordinator,
+        caller,
+        Command::RemoveCoordinator(pb::RemoveCoordinator { raft_id }),
+    )
+    .await?;
     Ok(response(coordinator, log_index))
 }
 
@@ -107,7 +136,9 @@ fn response(coordinator: &Coordinator, log_index: u64) -> api::MembershipRespons
     }
 }
 
-fn write_error(error: RaftError<collective_raft::TypeConfig, ClientWriteError<collective_raft::TypeConfig>>) -> Status {
+fn write_error(
+    error: RaftError<collective_raft::TypeConfig, ClientWriteError<collective_raft::TypeConfig>>,
+) -> Status {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
             not_leader(forward.leader_node.as_ref().map(|n| n.endpoint.as_str()))

@@ -38,7 +38,10 @@ impl MetaService {
     /// federation layer.
     fn authorize<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let caller = caller(request)?;
-        if !caller.member_domain.eq_ignore_ascii_case(&self.coordinator.config.member_domain) {
+        if !caller
+            .member_domain
+            .eq_ignore_ascii_case(&self.coordinator.config.member_domain)
+        {
             return Err(Status::permission_denied(format!(
                 "{} belongs to member {}, not to {}",
                 caller.address, caller.member_domain, self.coordinator.config.member_domain
@@ -61,7 +64,10 @@ type ExportStream = Pin<Box<dyn Stream<Item = Result<api::ExportEventsResponse, 
 
 #[tonic::async_trait]
 impl Meta for MetaService {
-    async fn submit(&self, request: Request<api::SubmitRequest>) -> Result<Response<api::SubmitResponse>, Status> {
+    async fn submit(
+        &self,
+        request: Request<api::SubmitRequest>,
+    ) -> Result<Response<api::SubmitResponse>, Status> {
         let caller = self.authorize(&request)?;
         let mut envelope = request
             .into_inner()
@@ -83,7 +89,10 @@ impl Meta for MetaService {
         let request = request.into_inner();
         let read_index = prepare_read(&self.coordinator, request.read.as_ref()).await?;
         let entry = self.resolve(&request.path)?;
-        Ok(Response::new(api::StatResponse { entry: Some(entry_info(&entry, &request.path)), read_index }))
+        Ok(Response::new(api::StatResponse {
+            entry: Some(entry_info(&entry, &request.path)),
+            read_index,
+        }))
     }
 
     async fn list(&self, request: Request<api::ListRequest>) -> Result<Response<api::ListResponse>, Status> {
@@ -92,18 +101,28 @@ impl Meta for MetaService {
         let read_index = prepare_read(&self.coordinator, request.read.as_ref()).await?;
         let directory = self.resolve(&request.path)?;
         if directory.kind != pb::EntryKind::Directory as i32 {
-            return Err(Status::failed_precondition(format!("{} is a file, not a directory", request.path)));
+            return Err(Status::failed_precondition(format!(
+                "{} is a file, not a directory",
+                request.path
+            )));
         }
         let limit = match request.limit {
             0 => LIST_ENTRIES_DEFAULT,
             n => n.min(LIST_ENTRIES_MAX),
         } as usize;
         let after = (!request.after.is_empty()).then_some(request.after.as_str());
-        let mut children = self.coordinator.store.list_dir(directory.inode, after, limit + 1).map_err(storage)?;
+        let mut children = self
+            .coordinator
+            .store
+            .list_dir(directory.inode, after, limit + 1)
+            .map_err(storage)?;
         let truncated = children.len() > limit;
         children.truncate(limit);
         let base = request.path.trim_end_matches('/');
-        let entries = children.iter().map(|child| entry_info(child, &format!("{base}/{}", child.name))).collect();
+        let entries = children
+            .iter()
+            .map(|child| entry_info(child, &format!("{base}/{}", child.name)))
+            .collect();
         Ok(Response::new(api::ListResponse {
             directory: Some(entry_info(&directory, &request.path)),
             entries,
@@ -112,7 +131,10 @@ impl Meta for MetaService {
         }))
     }
 
-    async fn status(&self, request: Request<api::StatusRequest>) -> Result<Response<api::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        request: Request<api::StatusRequest>,
+    ) -> Result<Response<api::StatusResponse>, Status> {
         let caller = caller(&request)?;
         let request = request.into_inner();
         let stale_ok = request.read.as_ref().is_some_and(|r| r.allow_stale);
@@ -157,12 +179,18 @@ impl Meta for MetaService {
                 let Some((last_key, _)) = rows.last() else { return };
                 let full_page = rows.len() == EXPORT_EVENTS_PER_MESSAGE;
                 after = Some(last_key.clone());
-                if sender.blocking_send(Ok(api::ExportEventsResponse { events })).is_err() || !full_page {
+                if sender
+                    .blocking_send(Ok(api::ExportEventsResponse { events }))
+                    .is_err()
+                    || !full_page
+                {
                     return;
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
     }
 
     async fn add_coordinator(
@@ -170,7 +198,9 @@ impl Meta for MetaService {
         request: Request<api::AddCoordinatorRequest>,
     ) -> Result<Response<api::MembershipResponse>, Status> {
         let caller = self.authorize(&request)?;
-        Ok(Response::new(membership::add(&self.coordinator, &caller, request.into_inner()).await?))
+        Ok(Response::new(
+            membership::add(&self.coordinator, &caller, request.into_inner()).await?,
+        ))
     }
 
     async fn remove_coordinator(
@@ -178,7 +208,9 @@ impl Meta for MetaService {
         request: Request<api::RemoveCoordinatorRequest>,
     ) -> Result<Response<api::MembershipResponse>, Status> {
         let caller = self.authorize(&request)?;
-        Ok(Response::new(membership::remove(&self.coordinator, &caller, request.into_inner().raft_id).await?))
+        Ok(Response::new(
+            membership::remove(&self.coordinator, &caller, request.into_inner().raft_id).await?,
+        ))
     }
 }
 
@@ -190,26 +222,33 @@ pub async fn propose(
     match coordinator.raft.client_write(Command(envelope)).await {
         Ok(written) => {
             let log_index = written.log_id.index;
-            let outcome = written.data.outcome.ok_or_else(|| Status::internal("a command entry produced no outcome"))?;
+            let outcome = written
+                .data
+                .outcome
+                .ok_or_else(|| Status::internal("a command entry produced no outcome"))?;
             match outcome.result {
                 Ok(events) => Ok((log_index, events)),
                 Err(rejected) => Err(rejection_status(&rejected)),
             }
         }
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-            Err(not_leader(forward.leader_node.as_ref().map(|n| n.endpoint.as_str())))
-        }
-        Err(error) => Err(Status::unavailable(format!("the command was not committed: {error}"))),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => Err(not_leader(
+            forward.leader_node.as_ref().map(|n| n.endpoint.as_str()),
+        )),
+        Err(error) => Err(Status::unavailable(format!(
+            "the command was not committed: {error}"
+        ))),
     }
 }
 
 fn decode_events(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<pb::EventEnvelope>, StoreError> {
     rows.iter()
         .map(|(key, value)| {
-            <pb::EventEnvelope as prost::Message>::decode(value.as_slice()).map_err(|error| StoreError::Corrupt {
-                table: Table::Events.name(),
-                key: key.clone(),
-                reason: error.to_string(),
+            <pb::EventEnvelope as prost::Message>::decode(value.as_slice()).map_err(|error| {
+                StoreError::Corrupt {
+                    table: Table::Events.name(),
+                    key: key.clone(),
+                    reason: error.to_string(),
+                }
             })
         })
         .collect()
@@ -219,7 +258,11 @@ fn entry_info(entry: &EntryRecord, path: &str) -> api::EntryInfo {
     api::EntryInfo {
         inode: entry.inode,
         name: entry.name.clone(),
-        path: if path.is_empty() { "/".into() } else { path.to_string() },
+        path: if path.is_empty() {
+            "/".into()
+        } else {
+            path.to_string()
+        },
         kind: entry.kind,
         size: entry.size,
         version: entry.version,
@@ -230,7 +273,8 @@ fn entry_info(entry: &EntryRecord, path: &str) -> api::EntryInfo {
 
 /// Reads use the same path rules as commands, so a malformed path gets the same clear error.
 fn validate_path(path: &str) -> Result<(), Status> {
-    collective_events::path::validate(path).map_err(|error| Status::invalid_argument(format!("{path:?}: {error}")))
+    collective_events::path::validate(path)
+        .map_err(|error| Status::invalid_argument(format!("{path:?}: {error}")))
 }
 
 pub fn now_unix_ms() -> i64 {

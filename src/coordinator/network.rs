@@ -10,7 +10,9 @@ use collective_proto::raft::{RaftPayload, ReadIndexRequest, SnapshotChunk, raft_
 use collective_raft::{CoordinatorNode, NodeId, SnapshotFile, TypeConfig, wire};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use std::future::Future;
 use std::io::Read;
@@ -36,7 +38,12 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &CoordinatorNode) -> PeerNetwork {
-        PeerNetwork { target, node: node.clone(), context: self.context.clone(), client: None }
+        PeerNetwork {
+            target,
+            node: node.clone(),
+            context: self.context.clone(),
+            client: None,
+        }
     }
 }
 
@@ -81,9 +88,14 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let mut client = self.client().await?;
-        let mut request = tonic::Request::new(RaftPayload { payload: wire::encode_append_entries_request(&rpc) });
+        let mut request = tonic::Request::new(RaftPayload {
+            payload: wire::encode_append_entries_request(&rpc),
+        });
         request.set_timeout(option.soft_ttl());
-        let response = client.append(request).await.map_err(|status| self.failed(status))?;
+        let response = client
+            .append(request)
+            .await
+            .map_err(|status| self.failed(status))?;
         wire::decode_append_entries_response(&response.into_inner().payload).map_err(network_error)
     }
 
@@ -93,7 +105,9 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let mut client = self.client().await?;
-        let mut request = tonic::Request::new(RaftPayload { payload: wire::encode_vote_request(&rpc) });
+        let mut request = tonic::Request::new(RaftPayload {
+            payload: wire::encode_vote_request(&rpc),
+        });
         request.set_timeout(option.soft_ttl());
         let response = client.vote(request).await.map_err(|status| self.failed(status))?;
         wire::decode_vote_response(&response.into_inner().payload).map_err(network_error)
@@ -112,7 +126,13 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         let mut reader = snapshot.snapshot.reader();
         // Reading the file is blocking IO: it runs on the blocking pool and feeds the stream.
         let producer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-            if sender.blocking_send(SnapshotChunk { meta, data: Vec::new() }).is_err() {
+            if sender
+                .blocking_send(SnapshotChunk {
+                    meta,
+                    data: Vec::new(),
+                })
+                .is_err()
+            {
                 return Ok(0);
             }
             let mut sent = 0u64;
@@ -124,7 +144,13 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
                 }
                 buffer.truncate(n);
                 sent += n as u64;
-                if sender.blocking_send(SnapshotChunk { meta: Vec::new(), data: buffer }).is_err() {
+                if sender
+                    .blocking_send(SnapshotChunk {
+                        meta: Vec::new(),
+                        data: buffer,
+                    })
+                    .is_err()
+                {
                     return Ok(sent);
                 }
             }
@@ -141,7 +167,11 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         let sent = match producer.await {
             Ok(Ok(sent)) => sent,
             Ok(Err(error)) => return Err(StreamingError::Network(NetworkError::new(&error))),
-            Err(error) => return Err(StreamingError::Network(NetworkError::new(&Failure(error.to_string())))),
+            Err(error) => {
+                return Err(StreamingError::Network(NetworkError::new(&Failure(
+                    error.to_string(),
+                ))));
+            }
         };
         let response = response.map_err(|status| StreamingError::from(self.failed(status)))?;
         tracing::info!(target_id = self.target, bytes = sent, "snapshot sent");
@@ -154,14 +184,22 @@ impl PeerNetwork {
     /// Asks this peer (the leader) for a linearizable read index.
     pub async fn read_index(&mut self) -> Result<u64, RPCError<TypeConfig>> {
         let mut client = self.client().await?;
-        let response = client.read_index(ReadIndexRequest {}).await.map_err(|status| self.failed(status))?;
+        let response = client
+            .read_index(ReadIndexRequest {})
+            .await
+            .map_err(|status| self.failed(status))?;
         Ok(response.into_inner().index)
     }
 }
 
 /// Creates a one-off connection to `node`, for RPCs outside replication (read index).
 pub fn peer(context: Arc<PeerContext>, target: NodeId, node: CoordinatorNode) -> PeerNetwork {
-    PeerNetwork { target, node, context, client: None }
+    PeerNetwork {
+        target,
+        node,
+        context,
+        client: None,
+    }
 }
 
 fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
@@ -178,9 +216,10 @@ fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize
 fn status_error(status: tonic::Status) -> RPCError<TypeConfig> {
     let failure = Failure(format!("{}: {}", status.code(), status.message()));
     match status.code() {
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
-            RPCError::Unreachable(Unreachable::new(&failure))
-        }
+        tonic::Code::Unavailable
+        | tonic::Code::Unknown
+        | tonic::Code::PermissionDenied
+        | tonic::Code::Unauthenticated => RPCError::Unreachable(Unreachable::new(&failure)),
         _ => RPCError::Network(NetworkError::new(&failure)),
     }
 }

@@ -21,7 +21,10 @@ pub struct RaftService {
 
 impl RaftService {
     pub fn new(coordinator: Arc<Coordinator>, snapshots: SnapshotDir) -> RaftService {
-        RaftService { coordinator, snapshots }
+        RaftService {
+            coordinator,
+            snapshots,
+        }
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -51,21 +54,33 @@ impl RaftRpc for RaftService {
     async fn append(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         self.authorize(&request)?;
         let rpc = wire::decode_append_entries_request(&request.into_inner().payload).map_err(malformed)?;
-        let response = self.coordinator.raft.append_entries(rpc).await.map_err(raft_failed)?;
+        let response = self
+            .coordinator
+            .raft
+            .append_entries(rpc)
+            .await
+            .map_err(raft_failed)?;
         if response.is_success() {
             self.coordinator.note_leader_contact();
         }
-        Ok(Response::new(RaftPayload { payload: wire::encode_append_entries_response(&response) }))
+        Ok(Response::new(RaftPayload {
+            payload: wire::encode_append_entries_response(&response),
+        }))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         self.authorize(&request)?;
         let rpc = wire::decode_vote_request(&request.into_inner().payload).map_err(malformed)?;
         let response = self.coordinator.raft.vote(rpc).await.map_err(raft_failed)?;
-        Ok(Response::new(RaftPayload { payload: wire::encode_vote_response(&response) }))
+        Ok(Response::new(RaftPayload {
+            payload: wire::encode_vote_response(&response),
+        }))
     }
 
-    async fn snapshot(&self, request: Request<Streaming<SnapshotChunk>>) -> Result<Response<RaftPayload>, Status> {
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftPayload>, Status> {
         self.authorize(&request)?;
         let mut stream = request.into_inner();
         let first = stream
@@ -73,7 +88,10 @@ impl RaftRpc for RaftService {
             .await?
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let (vote, meta) = wire::decode_snapshot_request_meta(&first.meta).map_err(malformed)?;
-        let mut incoming = self.snapshots.incoming().map_err(|e| Status::internal(format!("snapshot file: {e}")))?;
+        let mut incoming = self
+            .snapshots
+            .incoming()
+            .map_err(|e| Status::internal(format!("snapshot file: {e}")))?;
         let mut received = 0u64;
         while let Some(chunk) = stream.message().await? {
             received += chunk.data.len() as u64;
@@ -91,10 +109,15 @@ impl RaftRpc for RaftService {
             .await
             .map_err(raft_failed)?;
         self.coordinator.note_leader_contact();
-        Ok(Response::new(RaftPayload { payload: wire::encode_snapshot_response(&response) }))
+        Ok(Response::new(RaftPayload {
+            payload: wire::encode_snapshot_response(&response),
+        }))
     }
 
-    async fn read_index(&self, request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+    async fn read_index(
+        &self,
+        request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
         self.authorize(&request)?;
         let linearizer = self
             .coordinator
@@ -102,6 +125,8 @@ impl RaftRpc for RaftService {
             .get_read_linearizer(ReadPolicy::ReadIndex)
             .await
             .map_err(|error| Status::unavailable(format!("no read index here: {error}")))?;
-        Ok(Response::new(ReadIndexResponse { index: linearizer.read_log_id().index() }))
+        Ok(Response::new(ReadIndexResponse {
+            index: linearizer.read_log_id().index(),
+        }))
     }
 }

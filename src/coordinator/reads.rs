@@ -27,7 +27,9 @@ pub async fn prepare_read(coordinator: &Coordinator, read: Option<&ReadOptions>)
                 "this coordinator last heard from a leader {ms} ms ago, more than the {} ms allowed",
                 read.max_staleness_ms
             ))),
-            None => Err(Status::unavailable("this coordinator has not heard from a leader since it started")),
+            None => Err(Status::unavailable(
+                "this coordinator has not heard from a leader since it started",
+            )),
         };
     }
     if coordinator.is_leader() {
@@ -45,15 +47,19 @@ pub async fn prepare_read(coordinator: &Coordinator, read: Option<&ReadOptions>)
         return Err(Status::unavailable("leadership is changing; retry"));
     }
     let mut peer = network::peer(coordinator.peers.clone(), leader_id, leader.clone());
-    let index = peer
-        .read_index()
-        .await
-        .map_err(|error| Status::unavailable(format!("the leader at {} gave no read index: {error}", leader.endpoint)))?;
+    let index = peer.read_index().await.map_err(|error| {
+        Status::unavailable(format!(
+            "the leader at {} gave no read index: {error}",
+            leader.endpoint
+        ))
+    })?;
     coordinator
         .raft
         .wait(Some(APPLY_WAIT_MAX))
         .applied_index_at_least(Some(index), "linearizable read")
         .await
-        .map_err(|error| Status::unavailable(format!("could not apply up to the read index {index}: {error}")))?;
+        .map_err(|error| {
+            Status::unavailable(format!("could not apply up to the read index {index}: {error}"))
+        })?;
     Ok(index)
 }

@@ -42,18 +42,31 @@ impl Running {
 }
 
 /// Starts the coordinator in `data_dir`; it serves until `shutdown` resolves.
-pub async fn start(data_dir: &Path, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<Running> {
+pub async fn start(
+    data_dir: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
     let config = CoordinatorConfig::load(data_dir)?;
     let layout = Layout::new(data_dir);
-    let identity = CertBundle::read_from(&layout.pki(), COORDINATOR_BUNDLE)
-        .with_context(|| format!("reading the coordinator certificate in {}", layout.pki().display()))?;
+    let identity = CertBundle::read_from(&layout.pki(), COORDINATOR_BUNDLE).with_context(|| {
+        format!(
+            "reading the coordinator certificate in {}",
+            layout.pki().display()
+        )
+    })?;
     let root_pem = std::fs::read_to_string(layout.pki().join(ROOT_CA_FILE))
         .with_context(|| format!("reading {}", layout.pki().join(ROOT_CA_FILE).display()))?;
     let peers = Arc::new(PeerContext::new(identity.clone(), &root_pem)?);
     let store = Store::open(layout.db()).with_context(|| format!("opening {}", layout.db().display()))?;
-    let raft = open_raft(config.id, &layout.root, store.clone(), raft_config()?, NetworkFactory::new(peers.clone()))
-        .await
-        .context("starting raft")?;
+    let raft = open_raft(
+        config.id,
+        &layout.root,
+        store.clone(),
+        raft_config()?,
+        NetworkFactory::new(peers.clone()),
+    )
+    .await
+    .context("starting raft")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -65,9 +78,12 @@ pub async fn start(data_dir: &Path, shutdown: impl Future<Output = ()> + Send + 
     let meta = MetaServer::new(MetaService::new(coordinator.clone()))
         .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
         .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
-    let raft_rpc = RaftServer::new(RaftService::new(coordinator.clone(), SnapshotDir::open(&layout.root)?))
-        .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
+    let raft_rpc = RaftServer::new(RaftService::new(
+        coordinator.clone(),
+        SnapshotDir::open(&layout.root)?,
+    ))
+    .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(meta)
@@ -92,7 +108,10 @@ pub async fn start(data_dir: &Path, shutdown: impl Future<Output = ()> + Send + 
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let running = start(data_dir, shutdown_signal()).await?;
     let config = &running.coordinator.config;
-    eprintln!("coordinator {} ({}) listening on {}", config.id, config.address, config.listen);
+    eprintln!(
+        "coordinator {} ({}) listening on {}",
+        config.id, config.address, config.listen
+    );
     running.finish().await
 }
 
@@ -103,9 +122,16 @@ async fn found_group(coordinator: &Coordinator, data_dir: &Path, root_pem: &str)
     let config = &coordinator.config;
     if !coordinator.raft.is_initialized().await? {
         let node = CoordinatorNode::new(config.address.clone(), config.endpoint.clone());
-        coordinator.raft.initialize(BTreeMap::from([(config.id, node)])).await?;
+        coordinator
+            .raft
+            .initialize(BTreeMap::from([(config.id, node)]))
+            .await?;
     }
-    coordinator.raft.wait(Some(BOOTSTRAP_LEADER_WAIT)).state(ServerState::Leader, "found the group").await?;
+    coordinator
+        .raft
+        .wait(Some(BOOTSTRAP_LEADER_WAIT))
+        .state(ServerState::Leader, "found the group")
+        .await?;
     if coordinator.store.meta(META_MEMBER)?.is_some() {
         return Ok(());
     }
@@ -133,7 +159,9 @@ async fn found_group(coordinator: &Coordinator, data_dir: &Path, root_pem: &str)
             proposed_at_unix_ms: now_unix_ms(),
             command: Some(command),
         };
-        propose(coordinator, envelope).await.map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+        propose(coordinator, envelope)
+            .await
+            .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
     }
     tracing::info!(member = %config.member_domain, "member initialized");
     Ok(())
@@ -159,7 +187,11 @@ fn raft_config() -> anyhow::Result<openraft::Config> {
 
 fn env_u64(name: &str) -> anyhow::Result<Option<u64>> {
     match std::env::var(name) {
-        Ok(value) => Ok(Some(value.parse().with_context(|| format!("{name}={value:?} is not a number"))?)),
+        Ok(value) => Ok(Some(
+            value
+                .parse()
+                .with_context(|| format!("{name}={value:?} is not a number"))?,
+        )),
         Err(_) => Ok(None),
     }
 }

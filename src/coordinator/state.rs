@@ -23,7 +23,14 @@ pub struct Coordinator {
 
 impl Coordinator {
     pub fn new(config: CoordinatorConfig, raft: Raft, store: Store, peers: Arc<PeerContext>) -> Coordinator {
-        Coordinator { config, raft, store, peers, leader_contact_ms: AtomicU64::new(u64::MAX), started: Instant::now() }
+        Coordinator {
+            config,
+            raft,
+            store,
+            peers,
+            leader_contact_ms: AtomicU64::new(u64::MAX),
+            started: Instant::now(),
+        }
     }
 
     pub fn id(&self) -> NodeId {
@@ -55,7 +62,9 @@ impl Coordinator {
     pub fn since_leader_contact_ms(&self) -> Option<u64> {
         let at = self.leader_contact_ms.load(Ordering::Relaxed);
         (at != u64::MAX).then(|| {
-            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX).saturating_sub(at)
+            u64::try_from(self.started.elapsed().as_millis())
+                .unwrap_or(u64::MAX)
+                .saturating_sub(at)
         })
     }
 }

@@ -38,7 +38,9 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
         } else {
             // A follower cannot observe its peers; it vouches only for the leader it hears.
             Some(*id) == metrics.current_leader
-                && coordinator.since_leader_contact_ms().is_some_and(|ms| ms <= PEER_SILENCE_MAX.as_millis() as u64)
+                && coordinator
+                    .since_leader_contact_ms()
+                    .is_some_and(|ms| ms <= PEER_SILENCE_MAX.as_millis() as u64)
         };
         let voter = voters.contains(id);
         if voter && !reachable {
@@ -53,11 +55,22 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
             matched_index,
         });
     }
-    let leader = metrics.current_leader.and_then(|id| membership.get_node(&id).map(|n| (id, n.endpoint.clone())));
+    let leader = metrics
+        .current_leader
+        .and_then(|id| membership.get_node(&id).map(|n| (id, n.endpoint.clone())));
     let (health, health_detail) = match (&leader, unreachable_voters) {
-        (None, _) => ("unavailable", "no leader: an election is in progress or a quorum is lost".to_string()),
-        (Some(_), 0) => ("healthy", format!("{} of {} voters reachable", voters.len(), voters.len())),
-        (Some(_), n) => ("degraded", format!("{} of {} voters reachable", voters.len() - n, voters.len())),
+        (None, _) => (
+            "unavailable",
+            "no leader: an election is in progress or a quorum is lost".to_string(),
+        ),
+        (Some(_), 0) => (
+            "healthy",
+            format!("{} of {} voters reachable", voters.len(), voters.len()),
+        ),
+        (Some(_), n) => (
+            "degraded",
+            format!("{} of {} voters reachable", voters.len() - n, voters.len()),
+        ),
     };
     Ok(api::StatusResponse {
         member_domain: coordinator.config.member_domain.clone(),

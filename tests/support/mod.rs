@@ -50,15 +50,36 @@ impl Cluster {
     pub fn single_with_env(env: Vec<(String, String)>) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let home = dir.path().join("home");
-        let mut cluster = Cluster { dir, home, coordinators: Vec::new(), env };
+        let mut cluster = Cluster {
+            dir,
+            home,
+            coordinators: Vec::new(),
+            env,
+        };
         let port = free_port();
         let data_dir = cluster.dir.path().join("coord-1");
         let endpoint = format!("127.0.0.1:{port}");
         cluster.cli_ok(&[
-            "coordinator", "init", "--data-dir", path(&data_dir), "--member", MEMBER,
-            "--federation", FEDERATION, "--listen", &endpoint, "--id", "1",
+            "coordinator",
+            "init",
+            "--data-dir",
+            path(&data_dir),
+            "--member",
+            MEMBER,
+            "--federation",
+            FEDERATION,
+            "--listen",
+            &endpoint,
+            "--id",
+            "1",
         ])?;
-        cluster.coordinators.push(Coordinator { id: 1, data_dir, endpoint, child: None, log: PathBuf::new() });
+        cluster.coordinators.push(Coordinator {
+            id: 1,
+            data_dir,
+            endpoint,
+            child: None,
+            log: PathBuf::new(),
+        });
         cluster.start(1)?;
         cluster.wait_for_leader(Duration::from_secs(30))?;
         Ok(cluster)
@@ -79,11 +100,31 @@ impl Cluster {
         let data_dir = self.dir.path().join(format!("coord-{id}"));
         let endpoint = format!("127.0.0.1:{port}");
         self.cli_ok(&[
-            "coordinator", "prepare", "--data-dir", path(&data_dir), "--id", &id.to_string(), "--listen", &endpoint,
+            "coordinator",
+            "prepare",
+            "--data-dir",
+            path(&data_dir),
+            "--id",
+            &id.to_string(),
+            "--listen",
+            &endpoint,
         ])?;
-        self.coordinators.push(Coordinator { id, data_dir, endpoint: endpoint.clone(), child: None, log: PathBuf::new() });
+        self.coordinators.push(Coordinator {
+            id,
+            data_dir,
+            endpoint: endpoint.clone(),
+            child: None,
+            log: PathBuf::new(),
+        });
         self.start(id)?;
-        let mut args = vec!["coordinator".to_string(), "add".into(), "--id".into(), id.to_string(), "--endpoint".into(), endpoint];
+        let mut args = vec![
+            "coordinator".to_string(),
+            "add".into(),
+            "--id".into(),
+            id.to_string(),
+            "--endpoint".into(),
+            endpoint,
+        ];
         if !voter {
             args.push("--learner".into());
         }
@@ -93,11 +134,17 @@ impl Cluster {
     }
 
     pub fn coordinator(&self, id: u64) -> &Coordinator {
-        self.coordinators.iter().find(|c| c.id == id).expect("known coordinator id")
+        self.coordinators
+            .iter()
+            .find(|c| c.id == id)
+            .expect("known coordinator id")
     }
 
     fn coordinator_mut(&mut self, id: u64) -> &mut Coordinator {
-        self.coordinators.iter_mut().find(|c| c.id == id).expect("known coordinator id")
+        self.coordinators
+            .iter_mut()
+            .find(|c| c.id == id)
+            .expect("known coordinator id")
     }
 
     /// Starts (or restarts) coordinator `id` from its data directory and waits for its port.
@@ -179,7 +226,10 @@ impl Cluster {
                 }
             }
             if Instant::now() > deadline {
-                bail!("no leader within {timeout:?}; logs in {}", self.dir.path().display());
+                bail!(
+                    "no leader within {timeout:?}; logs in {}",
+                    self.dir.path().display()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -196,7 +246,8 @@ impl Cluster {
         }
         let profile = std::fs::read_to_string(dir.join("profile.toml"))?;
         let mut value: toml::Value = toml::from_str(&profile)?;
-        value["coordinators"] = toml::Value::Array(vec![toml::Value::String(self.coordinator(id).endpoint.clone())]);
+        value["coordinators"] =
+            toml::Value::Array(vec![toml::Value::String(self.coordinator(id).endpoint.clone())]);
         std::fs::write(dir.join("profile.toml"), toml::to_string(&value)?)?;
         Ok(dir)
     }
