@@ -103,8 +103,8 @@ async fn acknowledged_writes_survive_two_leader_kills() -> anyhow::Result<()> {
         joined?;
     }
 
-    let history = history.lock().expect("lock");
-    let count = |o: Outcome| history.outcomes.values().filter(|v| **v == o).count();
+    let outcomes = history.lock().expect("lock").outcomes.clone();
+    let count = |o: Outcome| outcomes.values().filter(|v| **v == o).count();
     eprintln!(
         "outcomes: {} acknowledged, {} refused, {} unknown; failovers {:?}",
         count(Outcome::Acknowledged),
@@ -112,7 +112,7 @@ async fn acknowledged_writes_survive_two_leader_kills() -> anyhow::Result<()> {
         count(Outcome::Unknown),
         failovers
     );
-    assert_eq!(history.outcomes.len(), DIRECTORIES, "every write has an outcome");
+    assert_eq!(outcomes.len(), DIRECTORIES, "every write has an outcome");
     assert!(
         count(Outcome::Acknowledged) >= DIRECTORIES * 9 / 10,
         "most writes are acknowledged"
@@ -139,7 +139,7 @@ async fn acknowledged_writes_survive_two_leader_kills() -> anyhow::Result<()> {
             Ok(())
         })
         .await?;
-    for (path, outcome) in history.outcomes.iter() {
+    for (path, outcome) in outcomes.iter() {
         match outcome {
             Outcome::Acknowledged => {
                 assert!(listed.contains(path), "acknowledged {path} is missing");

@@ -192,7 +192,7 @@ impl Client {
             from_index,
             read: Some(Consistency::Linearizable.options()),
         };
-        let mut stream = match meta.export_events(request.clone()).await {
+        let mut stream = match meta.export_events(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => match leader_hint(&status) {
                 Some(leader) => {

@@ -68,7 +68,7 @@ pub fn init_first(
         home,
         &member_ca,
         federation.cert_pem(),
-        &[config.endpoint.clone()],
+        std::slice::from_ref(&config.endpoint),
     )?;
     Ok(FirstCoordinator {
         config,

@@ -140,10 +140,11 @@ impl Meta for MetaService {
         let stale_ok = request.read.as_ref().is_some_and(|r| r.allow_stale);
         // Status must work without a leader (that is when it matters most), so only an explicit
         // redirect to a known leader is sent back.
-        if !stale_ok && !self.coordinator.is_leader() {
-            if let Some((_, leader)) = self.coordinator.leader() {
-                return Err(not_leader(Some(&leader.endpoint)));
-            }
+        if !stale_ok
+            && !self.coordinator.is_leader()
+            && let Some((_, leader)) = self.coordinator.leader()
+        {
+            return Err(not_leader(Some(&leader.endpoint)));
         }
         Ok(Response::new(status::build(&self.coordinator, &caller)?))
     }

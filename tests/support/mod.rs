@@ -220,10 +220,10 @@ impl Cluster {
     pub fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<u64> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(status) = self.status_json() {
-                if let Some(leader) = status["leader"].as_u64() {
-                    return Ok(leader);
-                }
+            if let Ok(status) = self.status_json()
+                && let Some(leader) = status["leader"].as_u64()
+            {
+                return Ok(leader);
             }
             if Instant::now() > deadline {
                 bail!(
