@@ -100,6 +100,28 @@ async fn new_coordinator_catches_up_from_a_snapshot() -> anyhow::Result<()> {
             "identical listing of {path}"
         );
     }
+    // A bounded-stale read is answered by the new coordinator from its own projections.
+    let stale = cluster.cli_with_home(&only_new, &["stat", "--json", "--stale-ms", "5000", "/s/moved"]);
+    assert!(
+        stale.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+    cluster.kill(1);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let too_stale = cluster.cli_with_home(&only_new, &["stat", "--stale-ms", "200", "/s/moved"]);
+    assert!(
+        !too_stale.status.success(),
+        "with the leader gone, a 200 ms bound cannot be met"
+    );
+    assert!(
+        String::from_utf8_lossy(&too_stale.stderr).contains("ms ago"),
+        "{}",
+        String::from_utf8_lossy(&too_stale.stderr)
+    );
+    cluster.start(1)?;
+    cluster.wait_for_leader(std::time::Duration::from_secs(30))?;
+
     // A write after the catch-up is visible through the new coordinator at once (linearizable).
     client
         .submit(Command::CreateDirectory(pb::CreateDirectory {

@@ -222,11 +222,12 @@ pub async fn propose(
 ) -> Result<(u64, Vec<pb::EventEnvelope>), Status> {
     match coordinator.raft.client_write(Command(envelope)).await {
         Ok(written) => {
-            let log_index = written.log_id.index;
             let outcome = written
                 .data
                 .outcome
                 .ok_or_else(|| Status::internal("a command entry produced no outcome"))?;
+            // For a retried request id this is the original entry's index, not the retry's.
+            let log_index = outcome.log_index;
             match outcome.result {
                 Ok(events) => Ok((log_index, events)),
                 Err(rejected) => Err(rejection_status(&rejected)),

@@ -23,7 +23,9 @@ pub async fn prepare_read(coordinator: &Coordinator, read: Option<&ReadOptions>)
         }
         return match coordinator.since_leader_contact_ms() {
             Some(ms) if ms <= u64::from(read.max_staleness_ms) => Ok(applied()),
-            Some(ms) => Err(Status::unavailable(format!(
+            // Final, not retryable: waiting will not make this coordinator fresher while it is
+            // cut off from the leader.
+            Some(ms) => Err(Status::failed_precondition(format!(
                 "this coordinator last heard from a leader {ms} ms ago, more than the {} ms allowed",
                 read.max_staleness_ms
             ))),
