@@ -29,7 +29,7 @@ pub async fn prepare_read(coordinator: &Coordinator, read: Option<&ReadOptions>)
                 "this coordinator last heard from a leader {ms} ms ago, more than the {} ms allowed",
                 read.max_staleness_ms
             ))),
-            None => Err(Status::unavailable(
+            None => Err(Status::failed_precondition(
                 "this coordinator has not heard from a leader since it started",
             )),
         };
