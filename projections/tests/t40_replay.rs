@@ -107,29 +107,7 @@ fn cmd_kind(cmd: &pb::CommandEnvelope) -> &'static str {
 }
 
 fn kind(event: &Event) -> &'static str {
-    match event {
-        Event::MemberInitialized(_) => "MemberInitialized",
-        Event::CoordinatorAdded(_) => "CoordinatorAdded",
-        Event::CoordinatorRemoved(_) => "CoordinatorRemoved",
-        Event::NodeJoined(_) => "NodeJoined",
-        Event::NodeStatusChanged(_) => "NodeStatusChanged",
-        Event::NodeLeft(_) => "NodeLeft",
-        Event::DirectoryCreated(_) => "DirectoryCreated",
-        Event::FileVersionCommitted(_) => "FileVersionCommitted",
-        Event::FileVersionPruned(_) => "FileVersionPruned",
-        Event::EntryRemoved(_) => "EntryRemoved",
-        Event::EntryMoved(_) => "EntryMoved",
-        Event::ChunkPlaced(_) => "ChunkPlaced",
-        Event::ReplicaRemoved(_) => "ReplicaRemoved",
-        Event::DatastoreCreated(_) => "DatastoreCreated",
-        Event::GrantIssued(_) => "GrantIssued",
-        Event::GrantRevoked(_) => "GrantRevoked",
-        Event::InviteIssued(_) => "InviteIssued",
-        Event::InviteRedeemed(_) => "InviteRedeemed",
-        Event::InviteRevoked(_) => "InviteRevoked",
-        Event::CertificateIssued(_) => "CertificateIssued",
-        Event::CertificateRevoked(_) => "CertificateRevoked",
-    }
+    collective_events::decide::event_name(event)
 }
 
 /// Entries per transaction: several, so later commands read earlier ones through the overlay.
