@@ -1,5 +1,6 @@
-//! Generated gRPC services of Collective: the metadata API clients call and the Raft transport
-//! between coordinators. Messages of the durable event schema come from `collective_events::pb`.
+//! Generated gRPC services of Collective: the metadata API clients call, the Raft transport
+//! between coordinators, and the storage nodes' chunk service with its tickets. Messages of the
+//! durable event schema come from `collective_events::pb`.
 
 /// `collective.api.v1`: the metadata service.
 #[allow(clippy::all, missing_docs)]
@@ -19,3 +20,31 @@ pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// Size of one snapshot chunk on the wire, in bytes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// `collective.ticket.v1`: capabilities a member's coordinator signs for chunk operations.
+#[allow(clippy::all, missing_docs)]
+pub mod ticket {
+    tonic::include_proto!("collective.ticket.v1");
+}
+
+/// `collective.chunk.v1`: the storage node's chunk service.
+#[allow(clippy::all, missing_docs)]
+pub mod chunk {
+    tonic::include_proto!("collective.chunk.v1");
+}
+
+/// Limits of the chunk service, shared by nodes and clients.
+pub mod chunk_limits {
+    /// Largest data frame of a Put or Get stream, in bytes.
+    pub const CHUNK_FRAME_BYTES_MAX: usize = 1024 * 1024;
+    /// Largest chunk a node stores, in bytes. Reads buffer a whole chunk to verify it before
+    /// serving a byte, so this also bounds a read's memory.
+    pub const CHUNK_BYTES_MAX: u64 = 64 * 1024 * 1024;
+    /// Most hashes in one Has or Delete request, and in one ticket.
+    pub const HASHES_PER_REQUEST_MAX: usize = 4096;
+    /// Length of a chunk hash (blake3), in bytes.
+    pub const HASH_BYTES: usize = 32;
+    /// Largest gRPC message of the chunk service, in bytes: a frame, or a ticket with
+    /// `HASHES_PER_REQUEST_MAX` hashes and its certificate chain, with room to spare.
+    pub const CHUNK_MESSAGE_BYTES_MAX: usize = 2 * 1024 * 1024;
+}
