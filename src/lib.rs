@@ -1,15 +1,18 @@
 //! Collective: federated storage for homelabs. This crate is the `collective` binary's library:
-//! the command line, the client, the coordinator process and its gRPC services, and the PKI and
-//! mutual-TLS layer every listener uses.
+//! the command line, the client, the coordinator process and its gRPC services, the storage
+//! node and its tickets, and the PKI and mutual-TLS layer every listener uses.
 
 pub mod audit;
 pub mod bench_meta;
+pub mod chunk_hash;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
 pub mod error;
+pub mod node;
 pub mod pki;
 pub mod profile;
 pub mod telemetry;
+pub mod ticket;
 pub mod tls;
 pub mod transport;

@@ -1,0 +1,70 @@
+//! Why the chunk store refused or failed an operation.
+
+use std::path::PathBuf;
+
+use crate::chunk_hash::ChunkHash;
+
+/// Chunk store failures; `node::errors` maps each to a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("chunk {0} is not stored on this node")]
+    NotFound(ChunkHash),
+    #[error("chunk {hash} failed verification on this node and was quarantined; read another replica")]
+    Corrupt { hash: ChunkHash },
+    #[error("chunk of {length} bytes exceeds the {max} byte chunk limit")]
+    TooLarge { length: u64, max: u64 },
+    #[error("no data directory has room for {needed} bytes (most free: {available} bytes)")]
+    Full { needed: u64, available: u64 },
+    #[error("disk full writing {path}: {source}")]
+    DiskFull { path: PathBuf, source: std::io::Error },
+    #[error("stream sent more than the announced {announced} bytes")]
+    Overrun { announced: u64 },
+    #[error("stream ended after {received} of the announced {announced} bytes")]
+    Truncated { announced: u64, received: u64 },
+    #[error("content hashes to {actual}, not to its name {expected}; nothing was stored")]
+    HashMismatch { expected: ChunkHash, actual: ChunkHash },
+    #[error("range {offset}+{length} lies outside chunk of {chunk_length} bytes")]
+    OutOfRange {
+        offset: u64,
+        length: u64,
+        chunk_length: u64,
+    },
+    #[error("{context} {path}: {source}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("data directory configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// An IO failure at `path`; "no space" and "quota exceeded" become [`StoreError::DiskFull`]
+    /// so the caller learns that the disk, not the request, is the problem.
+    pub(crate) fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> StoreError {
+        let path = path.into();
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ) {
+            return StoreError::DiskFull { path, source };
+        }
+        StoreError::Io { context, path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_space_and_quota_errors_read_as_disk_full() {
+        for errno in [nix::errno::Errno::ENOSPC, nix::errno::Errno::EDQUOT] {
+            let error = StoreError::io("writing", "/x", std::io::Error::from_raw_os_error(errno as i32));
+            assert!(matches!(error, StoreError::DiskFull { .. }), "{errno}: {error}");
+        }
+        let other = StoreError::io("writing", "/x", std::io::Error::from_raw_os_error(nix::errno::Errno::EIO as i32));
+        assert!(matches!(other, StoreError::Io { .. }));
+    }
+}

@@ -1,0 +1,219 @@
+//! The chunk store: chunks named by their blake3 hash, in one or more data directories.
+//!
+//! A chunk becomes visible only complete, verified and durable (see [`PendingChunk`]), and is
+//! served only after its bytes hash to its name again.
+//!
+//! **Every read verifies the whole chunk.** A ranged read therefore reads and hashes the whole
+//! chunk (at most `CHUNK_BYTES_MAX`, 64 MiB; blake3 runs at well over 1 GiB/s on one core), and
+//! the bytes served come from that same verified buffer, so a byte that rotted on disk is never
+//! sent, not even once. The alternative, a "verified at T" flag in memory with reads served
+//! straight from disk, was rejected: it serves whatever rotted after T until a scrub notices.
+//! Verified ranges without whole-chunk reads would need a blake3 outboard tree (bao) per chunk;
+//! worth it only if small ranged reads of large chunks turn out to dominate.
+//!
+//! A chunk that fails verification is moved to `quarantine/` at once, so `has` stops reporting
+//! it and repair can replace it; the read that found it fails with [`StoreError::Corrupt`].
+//!
+//! Every method here blocks on file IO: call it from `spawn_blocking`.
+
+mod data_dir;
+mod error;
+mod pending;
+
+use std::fs;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use prost::bytes::Bytes;
+
+use crate::chunk_hash::ChunkHash;
+use collective_proto::chunk_limits::CHUNK_BYTES_MAX;
+pub use data_dir::{DataDirConfig, DirCapacity};
+use data_dir::{DataDir, sync_dir};
+pub use error::StoreError;
+pub use pending::PendingChunk;
+
+/// How a chunk store is laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub data_dirs: Vec<DataDirConfig>,
+    /// Bytes every file system keeps free, beyond any chunk (room for the OS and other users).
+    pub free_bytes_reserved: u64,
+}
+
+/// The outcome of starting a put.
+#[derive(Debug)]
+pub enum PutStart {
+    /// A verified copy is already here; nothing to write.
+    AlreadyPresent,
+    /// Stream the bytes into this, then commit it.
+    Receiving(PendingChunk),
+}
+
+/// The chunks of one node.
+#[derive(Debug)]
+pub struct ChunkStore {
+    dirs: Vec<Arc<DataDir>>,
+    /// Serializes choosing a directory and reserving space in it, so concurrent puts cannot
+    /// both count on the same free bytes.
+    placing: Mutex<()>,
+}
+
+impl ChunkStore {
+    /// Opens (creating if needed) every data directory, removing leftovers of interrupted puts.
+    pub fn open(config: &StoreConfig) -> Result<ChunkStore, StoreError> {
+        if config.data_dirs.is_empty() {
+            return Err(StoreError::Config("at least one data directory is needed".into()));
+        }
+        let dirs = config
+            .data_dirs
+            .iter()
+            .map(|dir| DataDir::open(dir, config.free_bytes_reserved).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        Ok(ChunkStore {
+            dirs,
+            placing: Mutex::new(()),
+        })
+    }
+
+    /// True when some data directory holds a file for `hash` (not read here; a corrupt one is
+    /// found by the next read or scrub and quarantined).
+    pub fn contains(&self, hash: &ChunkHash) -> bool {
+        self.dirs.iter().any(|dir| dir.chunk_path(hash).is_file())
+    }
+
+    /// Starts a put of `length_bytes` bytes named `hash`, in the directory with the most room.
+    ///
+    /// An existing copy is verified first: a good one makes the put a no-op, a corrupt one is
+    /// quarantined and replaced by this put.
+    pub fn begin_put(&self, hash: ChunkHash, length_bytes: u64) -> Result<PutStart, StoreError> {
+        if length_bytes > CHUNK_BYTES_MAX {
+            return Err(StoreError::TooLarge {
+                length: length_bytes,
+                max: CHUNK_BYTES_MAX,
+            });
+        }
+        match self.read(&hash) {
+            Ok(_) => return Ok(PutStart::AlreadyPresent),
+            Err(StoreError::NotFound(_) | StoreError::Corrupt { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        let dir = {
+            let _placing = self.placing.lock().unwrap_or_else(|p| p.into_inner());
+            let mut best: Option<(u64, &Arc<DataDir>)> = None;
+            for dir in &self.dirs {
+                let free = dir.capacity()?.free_bytes;
+                if best.is_none_or(|(most, _)| free > most) {
+                    best = Some((free, dir));
+                }
+            }
+            let (available, dir) = best.ok_or_else(|| StoreError::Config("no data directory".into()))?;
+            if available < length_bytes {
+                return Err(StoreError::Full {
+                    needed: length_bytes,
+                    available,
+                });
+            }
+            dir.reserve(length_bytes);
+            Arc::clone(dir)
+        };
+        PendingChunk::create(dir, hash, length_bytes).map(PutStart::Receiving)
+    }
+
+    /// The whole chunk, verified against its name. A copy that fails is quarantined.
+    pub fn read(&self, hash: &ChunkHash) -> Result<Bytes, StoreError> {
+        let (dir, path) = self.locate(hash)?;
+        let mut file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(*hash)),
+            Err(e) => return Err(StoreError::io("opening", &path, e)),
+        };
+        let length = file
+            .metadata()
+            .map_err(|e| StoreError::io("reading metadata of", &path, e))?
+            .len();
+        if length > CHUNK_BYTES_MAX {
+            return Err(self.quarantine(&dir, hash, "longer than any chunk may be"));
+        }
+        // Read one byte past the expected end: a file that grew is caught by the hash as well.
+        let mut buffer = Vec::with_capacity(length as usize + 1);
+        (&mut file)
+            .take(CHUNK_BYTES_MAX + 1)
+            .read_to_end(&mut buffer)
+            .map_err(|e| StoreError::io("reading", &path, e))?;
+        if ChunkHash::of(&buffer) != *hash {
+            return Err(self.quarantine(&dir, hash, "content does not match its hash"));
+        }
+        Ok(Bytes::from(buffer))
+    }
+
+    /// The length of a stored chunk, from its file (not verified; [`ChunkStore::read`] does).
+    pub fn length(&self, hash: &ChunkHash) -> Result<u64, StoreError> {
+        let (_, path) = self.locate(hash)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(*hash)),
+            Err(e) => Err(StoreError::io("reading metadata of", &path, e)),
+        }
+    }
+
+    /// Removes every copy of `hash`; true when there was one.
+    pub fn delete(&self, hash: &ChunkHash) -> Result<bool, StoreError> {
+        let mut removed = false;
+        for dir in &self.dirs {
+            let path = dir.chunk_path(hash);
+            let length = match fs::metadata(&path) {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("reading metadata of", &path, e)),
+            };
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("removing", &path, e)),
+            }
+            sync_dir(&dir.shard_dir(hash))?;
+            dir.removed(length);
+            removed = true;
+        }
+        Ok(removed)
+    }
+
+    /// Space in every data directory, in configuration order.
+    pub fn capacity(&self) -> Result<Vec<DirCapacity>, StoreError> {
+        self.dirs.iter().map(|dir| dir.capacity()).collect()
+    }
+
+    fn locate(&self, hash: &ChunkHash) -> Result<(Arc<DataDir>, std::path::PathBuf), StoreError> {
+        self.dirs
+            .iter()
+            .map(|dir| (dir, dir.chunk_path(hash)))
+            .find(|(_, path)| path.is_file())
+            .map(|(dir, path)| (Arc::clone(dir), path))
+            .ok_or(StoreError::NotFound(*hash))
+    }
+
+    /// Moves a failed copy out of `chunks/` so it is never served again, and says so loudly.
+    fn quarantine(&self, dir: &DataDir, hash: &ChunkHash, why: &'static str) -> StoreError {
+        let from = dir.chunk_path(hash);
+        let length = fs::metadata(&from).map(|m| m.len()).unwrap_or(0);
+        let to = dir.quarantine_path(hash, crate::node::unix_ms_now());
+        let moved = fs::rename(&from, &to)
+            .map_err(|e| StoreError::io("quarantining", &from, e))
+            .and_then(|()| sync_dir(&dir.shard_dir(hash)))
+            .and_then(|()| sync_dir(dir.quarantine_dir()));
+        match moved {
+            Ok(()) => {
+                dir.removed(length);
+                tracing::error!(chunk = %hash, why, quarantined = %to.display(), "corrupt chunk quarantined");
+            }
+            Err(error) => {
+                tracing::error!(chunk = %hash, why, %error, "corrupt chunk could not be quarantined");
+            }
+        }
+        StoreError::Corrupt { hash: *hash }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! The store's promises, on real files: nothing partial is ever visible, nothing corrupt is
+//! ever returned, and space runs out with a clear error.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
+use super::*;
+use std::path::Path;
+
+fn store_in(dirs: &[(&Path, Option<u64>)]) -> ChunkStore {
+    ChunkStore::open(&StoreConfig {
+        data_dirs: dirs
+            .iter()
+            .map(|(path, max)| DataDirConfig {
+                path: path.to_path_buf(),
+                capacity_bytes_max: *max,
+            })
+            .collect(),
+        free_bytes_reserved: 0,
+    })
+    .unwrap()
+}
+
+fn put(store: &ChunkStore, content: &[u8]) -> Result<ChunkHash, StoreError> {
+    let hash = ChunkHash::of(content);
+    match store.begin_put(hash, content.len() as u64)? {
+        PutStart::AlreadyPresent => {}
+        PutStart::Receiving(mut pending) => {
+            for frame in content.chunks(1000) {
+                pending.write(frame)?;
+            }
+            pending.commit()?;
+        }
+    }
+    Ok(hash)
+}
+
+/// Every regular file under `dir`, relative.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_put_chunk_reads_back_and_lies_in_its_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    let content = vec![7u8; 5000];
+    let hash = put(&store, &content).unwrap();
+    assert_eq!(store.read(&hash).unwrap().as_ref(), content.as_slice());
+    assert!(store.contains(&hash));
+    assert_eq!(store.length(&hash).unwrap(), 5000);
+    let hex = hash.to_hex();
+    assert_eq!(files(tmp.path()), vec![format!("chunks/{}/{}/{hex}", &hex[..2], &hex[2..4])]);
+    let cap = &store.capacity().unwrap()[0];
+    assert_eq!((cap.used_bytes, cap.chunk_count), (5000, 1));
+    // Again: a no-op.
+    assert!(matches!(store.begin_put(hash, 5000).unwrap(), PutStart::AlreadyPresent));
+    assert!(store.delete(&hash).unwrap());
+    assert!(!store.delete(&hash).unwrap());
+    assert!(matches!(store.read(&hash), Err(StoreError::NotFound(_))));
+    assert_eq!(store.capacity().unwrap()[0].used_bytes, 0);
+}
+
+#[test]
+fn content_that_does_not_match_its_name_is_refused_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    let named = ChunkHash::of(b"the real content");
+    let PutStart::Receiving(mut pending) = store.begin_put(named, 16).unwrap() else {
+        panic!("nothing stored yet")
+    };
+    pending.write(b"not the content!").unwrap();
+    assert!(matches!(pending.commit(), Err(StoreError::HashMismatch { .. })));
+    assert!(files(tmp.path()).is_empty(), "{:?}", files(tmp.path()));
+    assert!(!store.contains(&named));
+}
+
+#[test]
+fn truncated_and_overrunning_puts_leave_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    let content = b"0123456789";
+    let hash = ChunkHash::of(content);
+    let PutStart::Receiving(mut short) = store.begin_put(hash, 10).unwrap() else { panic!() };
+    short.write(&content[..4]).unwrap();
+    assert!(matches!(short.commit(), Err(StoreError::Truncated { received: 4, .. })));
+    let PutStart::Receiving(mut long) = store.begin_put(hash, 10).unwrap() else { panic!() };
+    long.write(content).unwrap();
+    assert!(matches!(long.write(b"x"), Err(StoreError::Overrun { announced: 10 })));
+    drop(long);
+    // Abandoned midway (a dropped connection).
+    let PutStart::Receiving(mut abandoned) = store.begin_put(hash, 10).unwrap() else { panic!() };
+    abandoned.write(b"01").unwrap();
+    drop(abandoned);
+    assert!(files(tmp.path()).is_empty(), "{:?}", files(tmp.path()));
+    assert!(matches!(store.begin_put(hash, CHUNK_BYTES_MAX + 1), Err(StoreError::TooLarge { .. })));
+}
+
+#[test]
+fn a_flipped_byte_is_never_returned_and_the_chunk_is_quarantined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    let content = vec![1u8; 3000];
+    let hash = put(&store, &content).unwrap();
+    let path = tmp.path().join("chunks").join(&hash.to_hex()[..2]).join(&hash.to_hex()[2..4]).join(hash.to_hex());
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[1234] ^= 0x10;
+    fs::write(&path, &bytes).unwrap();
+    assert!(matches!(store.read(&hash), Err(StoreError::Corrupt { .. })));
+    assert!(!store.contains(&hash));
+    assert!(matches!(store.read(&hash), Err(StoreError::NotFound(_))));
+    let left = files(tmp.path());
+    assert_eq!(left.len(), 1);
+    assert!(left[0].starts_with(&format!("quarantine/{}.", hash.to_hex())), "{left:?}");
+    // A new put of the same chunk repairs it.
+    put(&store, &content).unwrap();
+    assert_eq!(store.read(&hash).unwrap().as_ref(), content.as_slice());
+}
+
+#[test]
+fn a_put_over_a_corrupt_copy_replaces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    let content = vec![9u8; 100];
+    let hash = put(&store, &content).unwrap();
+    let path = tmp.path().join("chunks").join(&hash.to_hex()[..2]).join(&hash.to_hex()[2..4]).join(hash.to_hex());
+    fs::write(&path, b"rotten").unwrap();
+    let PutStart::Receiving(mut pending) = store.begin_put(hash, 100).unwrap() else {
+        panic!("a corrupt copy must not count as present")
+    };
+    pending.write(&content).unwrap();
+    pending.commit().unwrap();
+    assert_eq!(store.read(&hash).unwrap().as_ref(), content.as_slice());
+}
+
+#[test]
+fn a_full_directory_refuses_with_a_clear_error_and_keeps_its_chunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), Some(2500))]);
+    let a = put(&store, &[1u8; 1000]).unwrap();
+    let b = put(&store, &[2u8; 1000]).unwrap();
+    let err = put(&store, &[3u8; 1000]).unwrap_err();
+    assert!(matches!(err, StoreError::Full { needed: 1000, available: 500 }), "{err}");
+    assert_eq!(store.read(&a).unwrap().as_ref(), &[1u8; 1000]);
+    assert_eq!(store.read(&b).unwrap().as_ref(), &[2u8; 1000]);
+    assert_eq!(files(&tmp.path().join("tmp")), Vec::<String>::new());
+    // A put in progress holds its space until it ends.
+    let PutStart::Receiving(pending) = store.begin_put(ChunkHash::of(&[4u8; 500]), 500).unwrap() else { panic!() };
+    assert!(matches!(store.begin_put(ChunkHash::of(&[5u8; 1]), 1), Err(StoreError::Full { .. })));
+    drop(pending);
+    put(&store, &[5u8; 1]).unwrap();
+}
+
+#[test]
+fn puts_go_to_the_directory_with_the_most_room_and_reads_find_them_anywhere() {
+    let small = tempfile::tempdir().unwrap();
+    let large = tempfile::tempdir().unwrap();
+    let store = store_in(&[(small.path(), Some(1500)), (large.path(), Some(2500))]);
+    let a = put(&store, &[1u8; 1000]).unwrap(); // large: 1500 left, small: 1500
+    let b = put(&store, &[2u8; 1000]).unwrap(); // either
+    let c = put(&store, &[3u8; 1000]).unwrap(); // the other
+    assert!(put(&store, &[4u8; 1000]).is_err());
+    for (hash, byte) in [(a, 1u8), (b, 2), (c, 3)] {
+        assert_eq!(store.read(&hash).unwrap().as_ref(), &[byte; 1000]);
+    }
+    let used: Vec<u64> = store.capacity().unwrap().iter().map(|c| c.used_bytes).collect();
+    assert_eq!(used, vec![1000, 2000]);
+}
+
+#[test]
+fn opening_removes_leftovers_of_interrupted_puts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    let hash = put(&store, b"kept").unwrap();
+    drop(store);
+    fs::write(tmp.path().join("tmp").join("x.tmp"), b"half").unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    assert!(files(&tmp.path().join("tmp")).is_empty());
+    assert_eq!(store.read(&hash).unwrap().as_ref(), b"kept");
+    assert_eq!(store.capacity().unwrap()[0].chunk_count, 1);
+}

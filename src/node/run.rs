@@ -1,0 +1,102 @@
+//! Starting a node's chunk service on a listener; the CLI daemon (`collective node run`) and
+//! `collective up` will wrap this.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use collective_proto::chunk::chunks_server::ChunksServer;
+use collective_proto::chunk_limits::CHUNK_MESSAGE_BYTES_MAX;
+use rustls::pki_types::CertificateDer;
+use tokio::net::TcpListener;
+
+use super::chunk_store::{ChunkStore, StoreConfig};
+use super::service::ChunkService;
+use crate::pki::{CertBundle, Component};
+use crate::ticket::{CLOCK_SKEW_DEFAULT, TicketVerifier};
+use crate::tls::{self, Policy, ServerConfigHandle};
+
+/// What a node needs besides its certificate and listener.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub store: StoreConfig,
+    /// Tolerated clock difference with the member's coordinators, for ticket times.
+    pub clock_skew: Duration,
+}
+
+impl NodeConfig {
+    pub fn new(store: StoreConfig) -> NodeConfig {
+        NodeConfig {
+            store,
+            clock_skew: CLOCK_SKEW_DEFAULT,
+        }
+    }
+}
+
+/// A node serving chunks.
+pub struct RunningNode {
+    pub local_addr: SocketAddr,
+    /// The node's federated address, from its certificate.
+    pub address: String,
+    pub store: Arc<ChunkStore>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningNode {
+    /// Waits for the server to stop, after the shutdown future given to [`start`] resolved.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        self.server
+            .await
+            .context("the node's server task panicked")?
+            .context("the node's gRPC server failed")
+    }
+}
+
+/// Opens the store and serves the chunk service on `listener` with `identity` (a node
+/// certificate) until `shutdown` resolves.
+///
+/// Any certificate of the federation may connect (cross-member backup nodes and clients
+/// included); what it may do is decided by its tickets, which name it as holder.
+pub async fn start(
+    config: NodeConfig,
+    identity: &CertBundle,
+    root_der: &CertificateDer<'static>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningNode> {
+    let me = identity.identity().context("reading the node certificate")?;
+    anyhow::ensure!(
+        me.component == Component::Node,
+        "{} holds a {} certificate; a node needs a node certificate",
+        me.address,
+        me.component
+    );
+    let address = me.address.to_string();
+    let tickets = TicketVerifier::new(root_der, &address)?.with_clock_skew(config.clock_skew);
+    let store_config = config.store.clone();
+    let store = tokio::task::spawn_blocking(move || ChunkStore::open(&store_config))
+        .await
+        .context("the store task panicked")?
+        .context("opening the chunk store")?;
+    let store = Arc::new(store);
+    let server_config = tls::server_config(identity, root_der, Policy::any_component())?;
+    let local_addr = listener.local_addr()?;
+    let incoming = tls::tls_incoming(listener, ServerConfigHandle::new(server_config));
+    let chunks = ChunksServer::new(ChunkService::new(Arc::clone(&store), tickets))
+        .max_decoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(CHUNK_MESSAGE_BYTES_MAX);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(chunks)
+            .serve_with_incoming_shutdown(incoming, shutdown),
+    );
+    tracing::info!(%address, listen = %local_addr, "node serving chunks");
+    Ok(RunningNode {
+        local_addr,
+        address,
+        store,
+        server,
+    })
+}

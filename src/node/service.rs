@@ -1,0 +1,250 @@
+//! The `Chunks` gRPC service: checks the ticket against the mTLS caller, then runs the store
+//! on blocking threads. Streams that end early or send too much leave nothing behind.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use collective_proto::chunk::chunks_server::Chunks;
+use collective_proto::chunk::put_request::Part;
+use collective_proto::chunk::{
+    DeleteRequest, DeleteResponse, GetRequest, GetResponse, HasRequest, HasResponse, PutHeader, PutRequest,
+    PutResponse,
+};
+use collective_proto::chunk_limits::{CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX, HASHES_PER_REQUEST_MAX};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::chunk_store::{ChunkStore, PendingChunk, PutStart, StoreError};
+use super::errors::{store_status, ticket_status};
+use crate::chunk_hash::ChunkHash;
+use crate::ticket::{Ticket, TicketOp, TicketVerifier};
+
+/// Bytes of verified chunks held in memory by reads in progress, all together. A read holds its
+/// whole chunk (at most `CHUNK_BYTES_MAX`) until its last frame is sent; further reads wait.
+pub const READ_BUFFER_BYTES_MAX: u64 = 512 * 1024 * 1024;
+/// Frames of one Get queued ahead of the network.
+pub const GET_FRAMES_QUEUED_MAX: usize = 4;
+/// Granularity of the read budget: one permit per MiB.
+const READ_BUDGET_UNIT_BYTES: u64 = 1024 * 1024;
+
+/// The chunk service of one node.
+#[derive(Debug, Clone)]
+pub struct ChunkService {
+    store: Arc<ChunkStore>,
+    tickets: Arc<TicketVerifier>,
+    read_budget: Arc<Semaphore>,
+}
+
+impl ChunkService {
+    pub fn new(store: Arc<ChunkStore>, tickets: TicketVerifier) -> ChunkService {
+        ChunkService {
+            store,
+            tickets: Arc::new(tickets),
+            read_budget: Arc::new(Semaphore::new((READ_BUFFER_BYTES_MAX / READ_BUDGET_UNIT_BYTES) as usize)),
+        }
+    }
+
+    /// Checks `ticket` for `op` on `hashes` by the verified TLS caller of `request`.
+    fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        ticket: Option<&Ticket>,
+        op: TicketOp,
+        hashes: &[ChunkHash],
+    ) -> Result<(), Status> {
+        let caller = crate::transport::caller(request)?;
+        let ticket = ticket.ok_or_else(|| Status::unauthenticated("request carries no ticket"))?;
+        match self
+            .tickets
+            .verify(ticket, op, &caller.address, hashes, super::unix_ms_now())
+        {
+            Ok(verified) => {
+                tracing::debug!(caller = %caller.address, op = op.as_str_name(), signer = %verified.signer, "ticket accepted");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(caller = %caller.address, op = op.as_str_name(), %error, "ticket refused");
+                Err(ticket_status(&error))
+            }
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&ChunkStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| Status::internal(format!("chunk store task failed: {e}")))?
+            .map_err(|e| store_status(&e))
+    }
+}
+
+type GetStream = Pin<Box<dyn Stream<Item = Result<GetResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Chunks for ChunkService {
+    async fn put(&self, request: Request<Streaming<PutRequest>>) -> Result<Response<PutResponse>, Status> {
+        let caller = crate::transport::caller(&request)?;
+        let (metadata, extensions, mut stream) = request.into_parts();
+        let header = match stream.message().await? {
+            Some(PutRequest {
+                part: Some(Part::Header(header)),
+            }) => header,
+            _ => return Err(Status::invalid_argument("a put must start with its header")),
+        };
+        let PutHeader {
+            ticket,
+            hash,
+            length_bytes,
+        } = header;
+        let hash = parse_hash(&hash)?;
+        let auth_request = Request::from_parts(metadata, extensions, ());
+        self.authorize(&auth_request, ticket.as_ref(), TicketOp::Put, &[hash])?;
+        if length_bytes > CHUNK_BYTES_MAX {
+            return Err(store_status(&StoreError::TooLarge {
+                length: length_bytes,
+                max: CHUNK_BYTES_MAX,
+            }));
+        }
+        let start = self.blocking(move |store| store.begin_put(hash, length_bytes)).await?;
+        let pending = match start {
+            PutStart::AlreadyPresent => {
+                return Ok(Response::new(PutResponse { already_present: true }));
+            }
+            PutStart::Receiving(pending) => pending,
+        };
+        let mut pending = PendingGuard(Some(pending));
+        while let Some(message) = stream.message().await? {
+            let Some(Part::Data(data)) = message.part else {
+                return Err(Status::invalid_argument("only data frames may follow the put header"));
+            };
+            if data.len() > CHUNK_FRAME_BYTES_MAX {
+                return Err(Status::invalid_argument(format!(
+                    "data frame of {} bytes exceeds {CHUNK_FRAME_BYTES_MAX}",
+                    data.len()
+                )));
+            }
+            let mut chunk = pending.take()?;
+            let (chunk, written) = tokio::task::spawn_blocking(move || {
+                let written = chunk.write(&data);
+                (chunk, written)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("chunk store task failed: {e}")))?;
+            pending.0 = Some(chunk);
+            written.map_err(|e| store_status(&e))?;
+        }
+        let chunk = pending.take()?;
+        self.blocking(move |_| chunk.commit()).await?;
+        tracing::debug!(chunk = %hash, length_bytes, caller = %caller.address, "chunk stored");
+        Ok(Response::new(PutResponse { already_present: false }))
+    }
+
+    type GetStream = GetStream;
+
+    async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetStream>, Status> {
+        let hash = parse_hash(&request.get_ref().hash)?;
+        self.authorize(&request, request.get_ref().ticket.as_ref(), TicketOp::Get, &[hash])?;
+        let GetRequest {
+            offset_bytes,
+            length_bytes,
+            ..
+        } = request.into_inner();
+        let chunk_length = self.blocking(move |store| store.length(&hash)).await?;
+        let units = chunk_length.div_ceil(READ_BUDGET_UNIT_BYTES).max(1) as u32;
+        let permit = Arc::clone(&self.read_budget)
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| Status::unavailable("node is shutting down"))?;
+        let content = self.blocking(move |store| store.read(&hash)).await?;
+        let chunk_length = content.len() as u64;
+        let length = length_bytes.unwrap_or(chunk_length.saturating_sub(offset_bytes));
+        let end = offset_bytes.checked_add(length).filter(|end| *end <= chunk_length);
+        let Some(end) = end else {
+            return Err(store_status(&StoreError::OutOfRange {
+                offset: offset_bytes,
+                length,
+                chunk_length,
+            }));
+        };
+        let mut range = content.slice(offset_bytes as usize..end as usize);
+        let (tx, rx) = mpsc::channel(GET_FRAMES_QUEUED_MAX);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut first = true;
+            loop {
+                let frame = range.split_to(range.len().min(CHUNK_FRAME_BYTES_MAX));
+                let response = GetResponse {
+                    data: frame,
+                    chunk_length_bytes: first.then_some(chunk_length),
+                };
+                first = false;
+                if tx.send(Ok(response)).await.is_err() || range.is_empty() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx)) as GetStream))
+    }
+
+    async fn has(&self, request: Request<HasRequest>) -> Result<Response<HasResponse>, Status> {
+        let hashes = parse_hashes(&request.get_ref().hashes)?;
+        self.authorize(&request, request.get_ref().ticket.as_ref(), TicketOp::Has, &hashes)?;
+        let present = self
+            .blocking(move |store| Ok(hashes.iter().map(|h| store.contains(h)).collect()))
+            .await?;
+        Ok(Response::new(HasResponse { present }))
+    }
+
+    async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {
+        let hashes = parse_hashes(&request.get_ref().hashes)?;
+        self.authorize(&request, request.get_ref().ticket.as_ref(), TicketOp::Delete, &hashes)?;
+        let removed = self
+            .blocking(move |store| hashes.iter().map(|h| store.delete(h)).collect())
+            .await?;
+        Ok(Response::new(DeleteResponse { removed }))
+    }
+}
+
+/// Holds a put in progress; dropping it (an error, a cancelled stream) discards the temporary
+/// file on a blocking thread rather than on the runtime.
+struct PendingGuard(Option<PendingChunk>);
+
+impl PendingGuard {
+    fn take(&mut self) -> Result<PendingChunk, Status> {
+        self.0
+            .take()
+            .ok_or_else(|| Status::internal("put state lost after a failed write"))
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Some(pending) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn_blocking(move || drop(pending));
+                }
+                Err(_) => drop(pending),
+            }
+        }
+    }
+}
+
+fn parse_hash(bytes: &[u8]) -> Result<ChunkHash, Status> {
+    ChunkHash::from_slice(bytes).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn parse_hashes(list: &[impl AsRef<[u8]>]) -> Result<Vec<ChunkHash>, Status> {
+    if list.len() > HASHES_PER_REQUEST_MAX {
+        return Err(Status::invalid_argument(format!(
+            "{} hashes in one request, at most {HASHES_PER_REQUEST_MAX} allowed",
+            list.len()
+        )));
+    }
+    list.iter().map(|h| parse_hash(h.as_ref())).collect()
+}

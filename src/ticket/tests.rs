@@ -1,0 +1,283 @@
+//! Every rule a node applies to a ticket, each with a ticket that breaks exactly that rule.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
+use std::time::Duration;
+
+use prost::Message;
+
+use super::*;
+use crate::chunk_hash::ChunkHash;
+use crate::pki::{CertBundle, Component, FederationCa, MemberCa};
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const NODE: &str = "node-1@alice.home.collective";
+const CLIENT: &str = "carol@alice.home.collective";
+/// A fixed "now" inside the certificates' validity (they are issued at the real time).
+fn now_ms() -> u64 {
+    crate::node::unix_ms_now()
+}
+
+struct Fixture {
+    root: FederationCa,
+    alice: MemberCa,
+    coordinator: CertBundle,
+    verifier: TicketVerifier,
+}
+
+fn fixture() -> Fixture {
+    let root = FederationCa::init("home.collective").unwrap();
+    let alice = root.sign_member("alice.home.collective").unwrap();
+    let coordinator = alice
+        .issue_leaf("coord-1@alice.home.collective", Component::Coordinator, DAY)
+        .unwrap();
+    let verifier = TicketVerifier::new(root.cert_der(), NODE).unwrap();
+    Fixture {
+        root,
+        alice,
+        coordinator,
+        verifier,
+    }
+}
+
+fn grant<'a>(op: TicketOp, hashes: &'a [ChunkHash], issued_at_unix_ms: u64) -> TicketGrant<'a> {
+    TicketGrant {
+        op,
+        hashes,
+        holder: CLIENT,
+        node: NODE,
+        issued_at_unix_ms,
+        lifetime: TICKET_LIFETIME_DEFAULT,
+    }
+}
+
+fn body_of(ticket: &Ticket) -> TicketBody {
+    TicketBody::decode(ticket.body.as_slice()).unwrap()
+}
+
+#[test]
+fn an_issued_ticket_verifies_for_its_holder_op_and_hashes() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a"), ChunkHash::of(b"b")];
+    let now = now_ms();
+    let ticket = issue(&f.coordinator, &grant(TicketOp::Put, &hashes, now)).unwrap();
+    let ok = f.verifier.verify(&ticket, TicketOp::Put, CLIENT, &hashes[1..], now).unwrap();
+    assert_eq!(ok.signer, "coord-1@alice.home.collective");
+    assert_eq!(ok.op, TicketOp::Put);
+    assert_eq!(ok.nonce.len(), NONCE_BYTES);
+    // A PUT ticket also answers "which of these do you have".
+    f.verifier.verify(&ticket, TicketOp::Has, CLIENT, &hashes, now).unwrap();
+    // Two tickets for the same grant differ by their nonce.
+    let again = issue(&f.coordinator, &grant(TicketOp::Put, &hashes, now)).unwrap();
+    assert_ne!(body_of(&ticket).nonce, body_of(&again).nonce);
+}
+
+#[test]
+fn a_has_ticket_without_hashes_covers_any_chunk_but_other_ops_need_hashes() {
+    let f = fixture();
+    let now = now_ms();
+    let any = issue(&f.coordinator, &grant(TicketOp::Has, &[], now)).unwrap();
+    f.verifier
+        .verify(&any, TicketOp::Has, CLIENT, &[ChunkHash::of(b"x")], now)
+        .unwrap();
+    let get = issue(&f.coordinator, &grant(TicketOp::Get, &[], now)).unwrap();
+    let err = f
+        .verifier
+        .verify(&get, TicketOp::Get, CLIENT, &[ChunkHash::of(b"x")], now)
+        .unwrap_err();
+    assert!(matches!(err, TicketError::HashNotCovered(_)), "{err}");
+}
+
+#[test]
+fn a_forged_signature_is_refused() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let mut ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    ticket.signature[0] ^= 1;
+    let err = f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::BadSignature), "{err}");
+    assert!(err.is_unauthenticated());
+}
+
+#[test]
+fn an_altered_body_is_refused() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let mut ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    let mut body = body_of(&ticket);
+    body.expires_at_unix_ms += 3_600_000;
+    ticket.body = body.encode_to_vec();
+    let err = f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::BadSignature), "{err}");
+}
+
+#[test]
+fn a_signature_by_another_key_under_a_genuine_chain_is_refused() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let other = f
+        .alice
+        .issue_leaf("coord-2@alice.home.collective", Component::Coordinator, DAY)
+        .unwrap();
+    let mut ticket = issue(&other, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    // Present coord-1's genuine chain with coord-2's signature.
+    ticket.signer_chain_der[0] = f.coordinator.cert_der().unwrap().to_vec();
+    let err = f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::BadSignature), "{err}");
+}
+
+#[test]
+fn expired_and_not_yet_valid_tickets_are_refused_outside_the_skew() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    let expires = body_of(&ticket).expires_at_unix_ms;
+    let skew = CLOCK_SKEW_DEFAULT.as_millis() as u64;
+    f.verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, expires + skew)
+        .unwrap();
+    let err = f
+        .verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, expires + skew + 1)
+        .unwrap_err();
+    assert!(matches!(err, TicketError::Expired { .. }), "{err}");
+    assert_eq!(err.code(), "ticket_expired");
+    assert!(!err.is_unauthenticated());
+    f.verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now - skew)
+        .unwrap();
+    let err = f
+        .verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now - skew - 1)
+        .unwrap_err();
+    assert!(matches!(err, TicketError::NotYetValid { .. }), "{err}");
+    // A node with a tighter skew refuses earlier.
+    let strict = f.verifier.clone().with_clock_skew(Duration::ZERO);
+    assert!(strict.verify(&ticket, TicketOp::Get, CLIENT, &hashes, expires + 1).is_err());
+}
+
+#[test]
+fn a_ticket_for_another_node_or_holder_is_refused() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let mut other_node = grant(TicketOp::Get, &hashes, now);
+    other_node.node = "node-2@alice.home.collective";
+    let ticket = issue(&f.coordinator, &other_node).unwrap();
+    let err = f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::Misdirected { .. }), "{err}");
+
+    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    let err = f
+        .verifier
+        .verify(&ticket, TicketOp::Get, "mallory@alice.home.collective", &hashes, now)
+        .unwrap_err();
+    assert!(matches!(err, TicketError::WrongHolder { .. }), "{err}");
+}
+
+#[test]
+fn a_ticket_for_another_op_or_other_hashes_is_refused() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let get = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    for op in [TicketOp::Put, TicketOp::Delete, TicketOp::Has] {
+        let err = f.verifier.verify(&get, op, CLIENT, &hashes, now).unwrap_err();
+        assert!(matches!(err, TicketError::WrongOp { .. }), "{op:?}: {err}");
+    }
+    let err = f
+        .verifier
+        .verify(&get, TicketOp::Get, CLIENT, &[hashes[0], ChunkHash::of(b"b")], now)
+        .unwrap_err();
+    assert!(matches!(err, TicketError::HashNotCovered(_)), "{err}");
+}
+
+#[test]
+fn only_coordinators_of_the_nodes_member_under_the_root_may_sign() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let body = body_of(&issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap());
+
+    // A client of the member signs a body claiming everything a coordinator would.
+    let client = f.alice.issue_leaf(CLIENT, Component::Client, DAY).unwrap();
+    assert!(matches!(
+        issue(&client, &grant(TicketOp::Get, &hashes, now)),
+        Err(TicketError::SignerNotCoordinator { .. })
+    ));
+    let by_client = sign_body(&client, &body).unwrap();
+    let err = f.verifier.verify(&by_client, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::ChainRefused(ref why) if why.contains("coordinator")), "{err}");
+
+    // A coordinator of another member of the same federation.
+    let bob = f.root.sign_member("bob.home.collective").unwrap();
+    let bob_coord = bob
+        .issue_leaf("coord-1@bob.home.collective", Component::Coordinator, DAY)
+        .unwrap();
+    let by_bob = sign_body(&bob_coord, &body).unwrap();
+    let err = f.verifier.verify(&by_bob, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::ChainRefused(ref why) if why.contains("not of member")), "{err}");
+
+    // A look-alike federation with its own root and an "alice" member.
+    let fake_root = FederationCa::init("home.collective").unwrap();
+    let fake_alice = fake_root.sign_member("alice.home.collective").unwrap();
+    let fake_coord = fake_alice
+        .issue_leaf("coord-1@alice.home.collective", Component::Coordinator, DAY)
+        .unwrap();
+    let forged = issue(&fake_coord, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    let err = f.verifier.verify(&forged, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::ChainRefused(_)), "{err}");
+    assert!(err.is_unauthenticated());
+
+    // No chain, or only the leaf.
+    let mut bare = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    bare.signer_chain_der.truncate(1);
+    let err = f.verifier.verify(&bare, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::ChainLength { got: 1, .. }), "{err}");
+}
+
+#[test]
+fn bodies_a_coordinator_would_never_issue_are_refused() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let good = body_of(&issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap());
+    let check = |body: TicketBody| {
+        let ticket = sign_body(&f.coordinator, &body).unwrap();
+        f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err()
+    };
+    let mut long = good.clone();
+    long.expires_at_unix_ms = long.issued_at_unix_ms + TICKET_LIFETIME_MAX.as_millis() as u64 + 1;
+    assert!(matches!(check(long), TicketError::BadLifetime { .. }));
+    let mut version = good.clone();
+    version.version = 2;
+    assert!(matches!(check(version), TicketError::UnsupportedVersion { got: 2, .. }));
+    let mut member = good.clone();
+    member.member_domain = "bob.home.collective".into();
+    assert!(matches!(check(member), TicketError::OtherMember { .. }));
+    let mut garbage = sign_body(&f.coordinator, &good).unwrap();
+    garbage.body = vec![0xff; 7];
+    garbage = sign_body_bytes(&f.coordinator, garbage.body);
+    let err = f.verifier.verify(&garbage, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::Malformed(_)), "{err}");
+    assert!(issue(&f.coordinator, &TicketGrant { lifetime: Duration::ZERO, ..grant(TicketOp::Get, &hashes, now) }).is_err());
+}
+
+/// Signs raw bytes as a body, to reach the decoder with something that is not a `TicketBody`.
+fn sign_body_bytes(signer: &CertBundle, body: Vec<u8>) -> Ticket {
+    use ring::signature::Ed25519KeyPair;
+    let key_der = signer.private_key_der().unwrap();
+    let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(key_der.secret_der()).unwrap();
+    let signature = key.sign(&signed_message(&body)).as_ref().to_vec();
+    let mut chain = vec![signer.cert_der().unwrap().to_vec()];
+    chain.extend(signer.chain_der().unwrap().into_iter().map(|c| c.to_vec()));
+    Ticket {
+        body,
+        signature,
+        signer_chain_der: chain,
+    }
+}
