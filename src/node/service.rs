@@ -118,25 +118,11 @@ impl Chunks for ChunkService {
             PutStart::Receiving(pending) => pending,
         };
         let mut pending = PendingGuard(Some(pending));
-        while let Some(message) = stream.message().await? {
-            let Some(Part::Data(data)) = message.part else {
-                return Err(Status::invalid_argument("only data frames may follow the put header"));
-            };
-            if data.len() > CHUNK_FRAME_BYTES_MAX {
-                return Err(Status::invalid_argument(format!(
-                    "data frame of {} bytes exceeds {CHUNK_FRAME_BYTES_MAX}",
-                    data.len()
-                )));
-            }
-            let mut chunk = pending.take()?;
-            let (chunk, written) = tokio::task::spawn_blocking(move || {
-                let written = chunk.write(&data);
-                (chunk, written)
-            })
-            .await
-            .map_err(|e| Status::internal(format!("chunk store task failed: {e}")))?;
-            pending.0 = Some(chunk);
-            written.map_err(|e| store_status(&e))?;
+        if let Err(status) = receive(&mut stream, &mut pending).await {
+            // Remove the temporary file before answering, so a refused put has left nothing
+            // by the time the caller hears of it.
+            pending.discard().await;
+            return Err(status);
         }
         let chunk = pending.take()?;
         self.blocking(move |_| chunk.commit()).await?;
@@ -210,15 +196,48 @@ impl Chunks for ChunkService {
     }
 }
 
+/// Streams the data frames of a put into `pending`, refusing oversized frames and bytes past
+/// the announced length.
+async fn receive(stream: &mut Streaming<PutRequest>, pending: &mut PendingGuard) -> Result<(), Status> {
+    while let Some(message) = stream.message().await? {
+        let Some(Part::Data(data)) = message.part else {
+            return Err(Status::invalid_argument("only data frames may follow the put header"));
+        };
+        if data.len() > CHUNK_FRAME_BYTES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "data frame of {} bytes exceeds {CHUNK_FRAME_BYTES_MAX}",
+                data.len()
+            )));
+        }
+        let mut chunk = pending.take()?;
+        let (chunk, written) = tokio::task::spawn_blocking(move || {
+            let written = chunk.write(&data);
+            (chunk, written)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("chunk store task failed: {e}")))?;
+        pending.0 = Some(chunk);
+        written.map_err(|e| store_status(&e))?;
+    }
+    Ok(())
+}
+
 /// Holds a put in progress; dropping it (an error, a cancelled stream) discards the temporary
 /// file on a blocking thread rather than on the runtime.
-struct PendingGuard(Option<PendingChunk>);
+struct PendingGuard(Option<Box<PendingChunk>>);
 
 impl PendingGuard {
-    fn take(&mut self) -> Result<PendingChunk, Status> {
+    fn take(&mut self) -> Result<Box<PendingChunk>, Status> {
         self.0
             .take()
             .ok_or_else(|| Status::internal("put state lost after a failed write"))
+    }
+
+    /// Drops the put in progress on a blocking thread and waits until its file is gone.
+    async fn discard(&mut self) {
+        if let Some(pending) = self.0.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(pending)).await;
+        }
     }
 }
 

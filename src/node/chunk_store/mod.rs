@@ -46,8 +46,8 @@ pub struct StoreConfig {
 pub enum PutStart {
     /// A verified copy is already here; nothing to write.
     AlreadyPresent,
-    /// Stream the bytes into this, then commit it.
-    Receiving(PendingChunk),
+    /// Stream the bytes into this, then commit it. Boxed: it carries a blake3 hasher (~2 KiB).
+    Receiving(Box<PendingChunk>),
 }
 
 /// The chunks of one node.
@@ -117,7 +117,7 @@ impl ChunkStore {
             dir.reserve(length_bytes);
             Arc::clone(dir)
         };
-        PendingChunk::create(dir, hash, length_bytes).map(PutStart::Receiving)
+        PendingChunk::create(dir, hash, length_bytes).map(|p| PutStart::Receiving(Box::new(p)))
     }
 
     /// The whole chunk, verified against its name. A copy that fails is quarantined.
