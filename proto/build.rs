@@ -18,7 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure().compile_with_config(prost_config()?, &["collective/ticket.proto"], &["."])?;
     let mut config = prost_config()?;
     // Chunk data as `Bytes`: a node slices one verified buffer into frames without copying.
-    config.bytes([".collective.chunk.v1"]);
+    config.bytes([
+        ".collective.chunk.v1.PutRequest.data",
+        ".collective.chunk.v1.GetResponse.data",
+    ]);
     tonic_prost_build::configure()
         .extern_path(".collective.events.v1", "::collective_events::pb")
         .extern_path(".collective.ticket.v1", "crate::ticket")

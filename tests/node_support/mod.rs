@@ -1,0 +1,211 @@
+//! In-process storage nodes over real mutual TLS on loopback, with a federation made in memory:
+//! a member `alice` with a coordinator (the ticket signer), nodes and clients.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use collective::chunk_hash::ChunkHash;
+use collective::node::{self, DataDirConfig, NodeConfig, RunningNode, StoreConfig};
+use collective::pki::{CertBundle, Component, FederationCa, MemberCa};
+use collective::ticket::{self, Ticket, TicketGrant, TicketOp};
+use collective::tls::{self, ServerExpectation};
+use collective_proto::chunk::chunks_client::ChunksClient;
+use collective_proto::chunk::put_request::Part;
+use collective_proto::chunk::{GetRequest, PutHeader, PutRequest, PutResponse};
+use collective_proto::chunk_limits::{CHUNK_FRAME_BYTES_MAX, CHUNK_MESSAGE_BYTES_MAX};
+use prost::bytes::Bytes;
+use rustls::pki_types::CertificateDer;
+use tonic::transport::Channel;
+
+pub const DAY: Duration = Duration::from_secs(24 * 3600);
+pub const NODE: &str = "node-1@alice.home.collective";
+pub const CLIENT: &str = "carol@alice.home.collective";
+
+pub struct Federation {
+    pub root: FederationCa,
+    pub alice: MemberCa,
+    pub coordinator: CertBundle,
+}
+
+impl Federation {
+    pub fn new() -> Federation {
+        let root = FederationCa::init("home.collective").unwrap();
+        let alice = root.sign_member("alice.home.collective").unwrap();
+        let coordinator = alice
+            .issue_leaf("coord-1@alice.home.collective", Component::Coordinator, DAY)
+            .unwrap();
+        Federation {
+            root,
+            alice,
+            coordinator,
+        }
+    }
+
+    pub fn root_der(&self) -> CertificateDer<'static> {
+        self.root.cert_der().clone()
+    }
+
+    pub fn leaf(&self, address: &str, component: Component) -> CertBundle {
+        self.alice.issue_leaf(address, component, DAY).unwrap()
+    }
+
+    /// A ticket from the coordinator for `CLIENT` at `NODE`, valid from now.
+    pub fn ticket(&self, op: TicketOp, hashes: &[ChunkHash]) -> Ticket {
+        ticket::issue(
+            &self.coordinator,
+            &TicketGrant {
+                op,
+                hashes,
+                holder: CLIENT,
+                node: NODE,
+                issued_at_unix_ms: node::unix_ms_now(),
+                lifetime: ticket::TICKET_LIFETIME_DEFAULT,
+            },
+        )
+        .unwrap()
+    }
+}
+
+pub struct TestNode {
+    pub running: RunningNode,
+    pub data_dirs: Vec<PathBuf>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts `NODE` on loopback over `data_dirs`, each limited to `capacity_bytes_max`.
+pub async fn start_node(fed: &Federation, data_dirs: &[&Path], capacity_bytes_max: Option<u64>) -> TestNode {
+    let identity = fed.leaf(NODE, Component::Node);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let config = NodeConfig::new(StoreConfig {
+        data_dirs: data_dirs
+            .iter()
+            .map(|path| DataDirConfig {
+                path: path.to_path_buf(),
+                capacity_bytes_max,
+            })
+            .collect(),
+        free_bytes_reserved: 0,
+    });
+    let running = node::start(config, &identity, &fed.root_der(), listener, async {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap();
+    TestNode {
+        running,
+        data_dirs: data_dirs.iter().map(|p| p.to_path_buf()).collect(),
+        shutdown: Some(tx),
+    }
+}
+
+/// A chunk client connected as `identity` (a client certificate, by default `CLIENT`).
+pub async fn client_as(fed: &Federation, node: &TestNode, identity: &CertBundle) -> ChunksClient<Channel> {
+    let expect = ServerExpectation::address(NODE, Component::Node).unwrap();
+    let channel = tls::connect(&node.running.local_addr.to_string(), identity, &fed.root_der(), expect)
+        .await
+        .unwrap();
+    ChunksClient::new(channel)
+        .max_decoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
+}
+
+pub async fn client(fed: &Federation, node: &TestNode) -> ChunksClient<Channel> {
+    client_as(fed, node, &fed.leaf(CLIENT, Component::Client)).await
+}
+
+/// The messages of a put: header, then `content` in frames of `frame_bytes`.
+pub fn put_messages(ticket: Ticket, hash: ChunkHash, length_bytes: u64, content: &[u8], frame_bytes: usize) -> Vec<PutRequest> {
+    let mut messages = vec![PutRequest {
+        part: Some(Part::Header(PutHeader {
+            ticket: Some(ticket),
+            hash: hash.as_bytes().to_vec(),
+            length_bytes,
+        })),
+    }];
+    for frame in content.chunks(frame_bytes) {
+        messages.push(PutRequest {
+            part: Some(Part::Data(Bytes::copy_from_slice(frame))),
+        });
+    }
+    messages
+}
+
+pub async fn put_raw(client: &mut ChunksClient<Channel>, messages: Vec<PutRequest>) -> Result<PutResponse, tonic::Status> {
+    Ok(client.put(tokio_stream::iter(messages)).await?.into_inner())
+}
+
+/// Puts `content` under its own hash with a fresh PUT ticket.
+pub async fn put(fed: &Federation, client: &mut ChunksClient<Channel>, content: &[u8]) -> Result<PutResponse, tonic::Status> {
+    let hash = ChunkHash::of(content);
+    let ticket = fed.ticket(TicketOp::Put, &[hash]);
+    put_raw(client, put_messages(ticket, hash, content.len() as u64, content, CHUNK_FRAME_BYTES_MAX)).await
+}
+
+/// Reads a range; `Err` on any status, including one in the middle of the stream.
+pub async fn get(
+    client: &mut ChunksClient<Channel>,
+    ticket: Ticket,
+    hash: ChunkHash,
+    offset_bytes: u64,
+    length_bytes: Option<u64>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut stream = client
+        .get(GetRequest {
+            ticket: Some(ticket),
+            hash: hash.as_bytes().to_vec(),
+            offset_bytes,
+            length_bytes,
+        })
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(frame) = stream.message().await? {
+        assert!(frame.data.len() <= CHUNK_FRAME_BYTES_MAX);
+        out.extend_from_slice(&frame.data);
+    }
+    Ok(out)
+}
+
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let mut out = vec![0u8; len];
+    rand::rng().fill_bytes(&mut out);
+    out
+}
+
+/// Every regular file under `dir`, relative to it, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The stored file of `hash` in data directory `dir`.
+pub fn chunk_file(dir: &Path, hash: &ChunkHash) -> PathBuf {
+    let hex = hash.to_hex();
+    dir.join("chunks").join(&hex[..2]).join(&hex[2..4]).join(hex)
+}
