@@ -15,7 +15,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Tickets get their own pass: the services below refer to them through an extern path
     // (generated code nests by package, `super::super::ticket::v1`, our modules are flat), and
     // an extern path is never generated in the same pass.
-    tonic_prost_build::configure().compile_with_config(prost_config()?, &["collective/ticket.proto"], &["."])?;
+    tonic_prost_build::configure().compile_with_config(
+        prost_config()?,
+        &["collective/ticket.proto"],
+        &["."],
+    )?;
     let mut config = prost_config()?;
     // Chunk data as `Bytes`: a node slices one verified buffer into frames without copying.
     config.bytes([

@@ -29,13 +29,23 @@ async fn chunks_round_trip_whole_and_by_range() {
     let ticket = fed.ticket(TicketOp::Get, &[hash]);
     let whole = get(&mut client, ticket.clone(), hash, 0, None).await.unwrap();
     assert!(whole == content, "whole chunk differs");
-    let range = get(&mut client, ticket.clone(), hash, MIB as u64 - 10, Some(100)).await.unwrap();
-    assert_eq!(range, content[MIB - 10..MIB + 90]);
-    let tail = get(&mut client, ticket.clone(), hash, 3 * MIB as u64, None).await.unwrap();
-    assert_eq!(tail, content[3 * MIB..]);
-    let beyond = get(&mut client, ticket.clone(), hash, content.len() as u64 - 5, Some(6))
+    let range = get(&mut client, ticket.clone(), hash, MIB as u64 - 10, Some(100))
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(range, content[MIB - 10..MIB + 90]);
+    let tail = get(&mut client, ticket.clone(), hash, 3 * MIB as u64, None)
+        .await
+        .unwrap();
+    assert_eq!(tail, content[3 * MIB..]);
+    let beyond = get(
+        &mut client,
+        ticket.clone(),
+        hash,
+        content.len() as u64 - 5,
+        Some(6),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(beyond.code(), Code::OutOfRange, "{beyond:?}");
 
     // The same content again is a no-op.
@@ -63,7 +73,11 @@ async fn chunks_round_trip_whole_and_by_range() {
     assert_eq!(removed.removed, vec![true, false]);
     let gone = get(&mut client, ticket, hash, 0, None).await.unwrap_err();
     assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
-    assert!(files_under(dir.path()).is_empty(), "{:?}", files_under(dir.path()));
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
 }
 
 #[tokio::test]
@@ -74,7 +88,9 @@ async fn an_empty_chunk_is_a_chunk() {
     let mut client = client(&fed, &node).await;
     put(&fed, &mut client, b"").await.unwrap();
     let hash = ChunkHash::of(b"");
-    let back = get(&mut client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None).await.unwrap();
+    let back = get(&mut client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None)
+        .await
+        .unwrap();
     assert!(back.is_empty());
 }
 
@@ -95,7 +111,9 @@ async fn a_flipped_byte_on_disk_is_never_served_and_the_chunk_is_quarantined() {
 
     // Even a range far from the flipped byte is refused: the whole chunk is verified.
     let ticket = fed.ticket(TicketOp::Get, &[hash]);
-    let refused = get(&mut client, ticket.clone(), hash, 0, Some(10)).await.unwrap_err();
+    let refused = get(&mut client, ticket.clone(), hash, 0, Some(10))
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Code::DataLoss, "{refused:?}");
     assert!(refused.message().contains("quarantined"), "{}", refused.message());
     assert!(!path.exists());
@@ -117,7 +135,9 @@ async fn a_flipped_byte_on_disk_is_never_served_and_the_chunk_is_quarantined() {
 
     // A good copy put again (what repair will do) is served again.
     assert!(!put(&fed, &mut client, &content).await.unwrap().already_present);
-    let back = get(&mut client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None).await.unwrap();
+    let back = get(&mut client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None)
+        .await
+        .unwrap();
     assert!(back == content);
 }
 
@@ -136,9 +156,19 @@ async fn chunks_spread_over_data_directories_and_capacity_is_reported() {
     }
     let capacity = node.running.store.capacity().unwrap();
     let used: Vec<u64> = capacity.iter().map(|c| c.used_bytes).collect();
-    assert_eq!(used, vec![2 * MIB as u64, 2 * MIB as u64], "puts go where there is most room");
-    assert!(capacity.iter().all(|c| c.total_bytes == 3 * MIB as u64 && c.free_bytes == MIB as u64));
+    assert_eq!(
+        used,
+        vec![2 * MIB as u64, 2 * MIB as u64],
+        "puts go where there is most room"
+    );
+    assert!(
+        capacity
+            .iter()
+            .all(|c| c.total_bytes == 3 * MIB as u64 && c.free_bytes == MIB as u64)
+    );
     for hash in hashes {
-        get(&mut client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None).await.unwrap();
+        get(&mut client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None)
+            .await
+            .unwrap();
     }
 }

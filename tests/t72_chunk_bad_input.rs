@@ -159,10 +159,20 @@ async fn every_bad_ticket_is_refused_and_stores_nothing() {
         ),
     ];
     for (name, ticket, code, needle) in cases {
-        let messages = put_messages(ticket, hash, content.len() as u64, &content, CHUNK_FRAME_BYTES_MAX);
+        let messages = put_messages(
+            ticket,
+            hash,
+            content.len() as u64,
+            &content,
+            CHUNK_FRAME_BYTES_MAX,
+        );
         let refused = put_raw(&mut carol, messages).await.unwrap_err();
         assert_eq!(refused.code(), code, "{name}: {refused:?}");
-        assert!(refused.message().contains(needle), "{name}: {}", refused.message());
+        assert!(
+            refused.message().contains(needle),
+            "{name}: {}",
+            refused.message()
+        );
         assert_empty(dir.path());
     }
     let no_ticket = carol
@@ -175,11 +185,25 @@ async fn every_bad_ticket_is_refused_and_stores_nothing() {
     assert_eq!(no_ticket.code(), Code::Unauthenticated);
 
     // A ticket stolen by another certified caller of the member is useless to it.
-    let mut mallory = client_as(&fed, &node, &fed.leaf("mallory@alice.home.collective", Component::Client)).await;
-    let messages = put_messages(good.clone(), hash, content.len() as u64, &content, CHUNK_FRAME_BYTES_MAX);
+    let mut mallory = client_as(
+        &fed,
+        &node,
+        &fed.leaf("mallory@alice.home.collective", Component::Client),
+    )
+    .await;
+    let messages = put_messages(
+        good.clone(),
+        hash,
+        content.len() as u64,
+        &content,
+        CHUNK_FRAME_BYTES_MAX,
+    );
     let stolen = put_raw(&mut mallory, messages).await.unwrap_err();
     assert_eq!(stolen.code(), Code::PermissionDenied, "{stolen:?}");
-    assert_eq!(stolen.metadata().get("rejection-code").unwrap(), "ticket_wrong_holder");
+    assert_eq!(
+        stolen.metadata().get("rejection-code").unwrap(),
+        "ticket_wrong_holder"
+    );
     assert_empty(dir.path());
 
     // And the genuine ticket, by its holder, works.
@@ -198,11 +222,18 @@ async fn content_that_does_not_match_its_name_is_refused() {
     let sent = random_bytes(2 * MIB);
     let hash = ChunkHash::of(&claimed);
     let ticket = fed.ticket(TicketOp::Put, &[hash]);
-    let refused = put_raw(&mut client, put_messages(ticket, hash, sent.len() as u64, &sent, MIB))
-        .await
-        .unwrap_err();
+    let refused = put_raw(
+        &mut client,
+        put_messages(ticket, hash, sent.len() as u64, &sent, MIB),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    assert!(refused.message().contains("not to its name"), "{}", refused.message());
+    assert!(
+        refused.message().contains("not to its name"),
+        "{}",
+        refused.message()
+    );
     assert_empty(dir.path());
 }
 
@@ -220,7 +251,13 @@ async fn truncated_and_oversized_streams_are_refused_and_leave_nothing() {
     let truncated = put_messages(ticket.clone(), hash, content.len() as u64, &content[..MIB], MIB);
     let refused = put_raw(&mut client, truncated).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    assert!(refused.message().contains("ended after 1048576 of the announced 2097152"), "{}", refused.message());
+    assert!(
+        refused
+            .message()
+            .contains("ended after 1048576 of the announced 2097152"),
+        "{}",
+        refused.message()
+    );
     assert_empty(dir.path());
 
     // More bytes than announced.
@@ -229,7 +266,11 @@ async fn truncated_and_oversized_streams_are_refused_and_leave_nothing() {
     let overrun = put_messages(ticket.clone(), hash, content.len() as u64, &longer, MIB);
     let refused = put_raw(&mut client, overrun).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    assert!(refused.message().contains("more than the announced"), "{}", refused.message());
+    assert!(
+        refused.message().contains("more than the announced"),
+        "{}",
+        refused.message()
+    );
     assert_empty(dir.path());
 
     // An announced length over the chunk limit.
@@ -239,7 +280,13 @@ async fn truncated_and_oversized_streams_are_refused_and_leave_nothing() {
     assert!(refused.message().contains("chunk limit"), "{}", refused.message());
 
     // A frame over the frame limit.
-    let big_frames = put_messages(ticket.clone(), hash, content.len() as u64, &content, CHUNK_FRAME_BYTES_MAX + 1);
+    let big_frames = put_messages(
+        ticket.clone(),
+        hash,
+        content.len() as u64,
+        &content,
+        CHUNK_FRAME_BYTES_MAX + 1,
+    );
     let refused = put_raw(&mut client, big_frames).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     assert!(refused.message().contains("exceeds"), "{}", refused.message());
@@ -286,10 +333,15 @@ async fn truncated_and_oversized_streams_are_refused_and_leave_nothing() {
     }
 
     // After all that, the chunk still goes in whole.
-    put_raw(&mut client, put_messages(ticket, hash, content.len() as u64, &content, MIB))
+    put_raw(
+        &mut client,
+        put_messages(ticket, hash, content.len() as u64, &content, MIB),
+    )
+    .await
+    .unwrap();
+    let back = get(&mut client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None)
         .await
         .unwrap();
-    let back = get(&mut client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None).await.unwrap();
     assert!(back == content);
 }
 
@@ -337,10 +389,16 @@ async fn fill_and_check(
     };
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(!stored.is_empty(), "not even one chunk fit");
-    assert!(files_under(&dir.join("tmp")).is_empty(), "{:?}", files_under(&dir.join("tmp")));
+    assert!(
+        files_under(&dir.join("tmp")).is_empty(),
+        "{:?}",
+        files_under(&dir.join("tmp"))
+    );
     for content in &stored {
         let hash = ChunkHash::of(content);
-        let back = get(client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None).await.unwrap();
+        let back = get(client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None)
+            .await
+            .unwrap();
         assert!(back == *content, "a stored chunk changed");
     }
 }

@@ -9,7 +9,9 @@ mod errors;
 pub mod run;
 mod service;
 
-pub use chunk_store::{ChunkStore, DataDirConfig, DirCapacity, PendingChunk, PutStart, StoreConfig, StoreError};
+pub use chunk_store::{
+    ChunkStore, DataDirConfig, DirCapacity, PendingChunk, PutStart, StoreConfig, StoreError,
+};
 pub use errors::{store_status, ticket_status};
 pub use run::{NodeConfig, RunningNode, start};
 pub use service::{ChunkService, GET_FRAMES_QUEUED_MAX, READ_BUFFER_BYTES_MAX};

@@ -42,7 +42,9 @@ impl ChunkService {
         ChunkService {
             store,
             tickets: Arc::new(tickets),
-            read_budget: Arc::new(Semaphore::new((READ_BUFFER_BYTES_MAX / READ_BUDGET_UNIT_BYTES) as usize)),
+            read_budget: Arc::new(Semaphore::new(
+                (READ_BUFFER_BYTES_MAX / READ_BUDGET_UNIT_BYTES) as usize,
+            )),
         }
     }
 
@@ -110,10 +112,14 @@ impl Chunks for ChunkService {
                 max: CHUNK_BYTES_MAX,
             }));
         }
-        let start = self.blocking(move |store| store.begin_put(hash, length_bytes)).await?;
+        let start = self
+            .blocking(move |store| store.begin_put(hash, length_bytes))
+            .await?;
         let pending = match start {
             PutStart::AlreadyPresent => {
-                return Ok(Response::new(PutResponse { already_present: true }));
+                return Ok(Response::new(PutResponse {
+                    already_present: true,
+                }));
             }
             PutStart::Receiving(pending) => pending,
         };
@@ -127,14 +133,21 @@ impl Chunks for ChunkService {
         let chunk = pending.take()?;
         self.blocking(move |_| chunk.commit()).await?;
         tracing::debug!(chunk = %hash, length_bytes, caller = %caller.address, "chunk stored");
-        Ok(Response::new(PutResponse { already_present: false }))
+        Ok(Response::new(PutResponse {
+            already_present: false,
+        }))
     }
 
     type GetStream = GetStream;
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetStream>, Status> {
         let hash = parse_hash(&request.get_ref().hash)?;
-        self.authorize(&request, request.get_ref().ticket.as_ref(), TicketOp::Get, &[hash])?;
+        self.authorize(
+            &request,
+            request.get_ref().ticket.as_ref(),
+            TicketOp::Get,
+            &[hash],
+        )?;
         let GetRequest {
             offset_bytes,
             length_bytes,
@@ -149,7 +162,9 @@ impl Chunks for ChunkService {
         let content = self.blocking(move |store| store.read(&hash)).await?;
         let chunk_length = content.len() as u64;
         let length = length_bytes.unwrap_or(chunk_length.saturating_sub(offset_bytes));
-        let end = offset_bytes.checked_add(length).filter(|end| *end <= chunk_length);
+        let end = offset_bytes
+            .checked_add(length)
+            .filter(|end| *end <= chunk_length);
         let Some(end) = end else {
             return Err(store_status(&StoreError::OutOfRange {
                 offset: offset_bytes,
@@ -179,7 +194,12 @@ impl Chunks for ChunkService {
 
     async fn has(&self, request: Request<HasRequest>) -> Result<Response<HasResponse>, Status> {
         let hashes = parse_hashes(&request.get_ref().hashes)?;
-        self.authorize(&request, request.get_ref().ticket.as_ref(), TicketOp::Has, &hashes)?;
+        self.authorize(
+            &request,
+            request.get_ref().ticket.as_ref(),
+            TicketOp::Has,
+            &hashes,
+        )?;
         let present = self
             .blocking(move |store| Ok(hashes.iter().map(|h| store.contains(h)).collect()))
             .await?;
@@ -188,7 +208,12 @@ impl Chunks for ChunkService {
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {
         let hashes = parse_hashes(&request.get_ref().hashes)?;
-        self.authorize(&request, request.get_ref().ticket.as_ref(), TicketOp::Delete, &hashes)?;
+        self.authorize(
+            &request,
+            request.get_ref().ticket.as_ref(),
+            TicketOp::Delete,
+            &hashes,
+        )?;
         let removed = self
             .blocking(move |store| hashes.iter().map(|h| store.delete(h)).collect())
             .await?;
@@ -201,7 +226,9 @@ impl Chunks for ChunkService {
 async fn receive(stream: &mut Streaming<PutRequest>, pending: &mut PendingGuard) -> Result<(), Status> {
     while let Some(message) = stream.message().await? {
         let Some(Part::Data(data)) = message.part else {
-            return Err(Status::invalid_argument("only data frames may follow the put header"));
+            return Err(Status::invalid_argument(
+                "only data frames may follow the put header",
+            ));
         };
         if data.len() > CHUNK_FRAME_BYTES_MAX {
             return Err(Status::invalid_argument(format!(

@@ -61,12 +61,17 @@ fn an_issued_ticket_verifies_for_its_holder_op_and_hashes() {
     let hashes = [ChunkHash::of(b"a"), ChunkHash::of(b"b")];
     let now = now_ms();
     let ticket = issue(&f.coordinator, &grant(TicketOp::Put, &hashes, now)).unwrap();
-    let ok = f.verifier.verify(&ticket, TicketOp::Put, CLIENT, &hashes[1..], now).unwrap();
+    let ok = f
+        .verifier
+        .verify(&ticket, TicketOp::Put, CLIENT, &hashes[1..], now)
+        .unwrap();
     assert_eq!(ok.signer, "coord-1@alice.home.collective");
     assert_eq!(ok.op, TicketOp::Put);
     assert_eq!(ok.nonce.len(), NONCE_BYTES);
     // A PUT ticket also answers "which of these do you have".
-    f.verifier.verify(&ticket, TicketOp::Has, CLIENT, &hashes, now).unwrap();
+    f.verifier
+        .verify(&ticket, TicketOp::Has, CLIENT, &hashes, now)
+        .unwrap();
     // Two tickets for the same grant differ by their nonce.
     let again = issue(&f.coordinator, &grant(TicketOp::Put, &hashes, now)).unwrap();
     assert_ne!(body_of(&ticket).nonce, body_of(&again).nonce);
@@ -95,7 +100,10 @@ fn a_forged_signature_is_refused() {
     let now = now_ms();
     let mut ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
     ticket.signature[0] ^= 1;
-    let err = f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    let err = f
+        .verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
     assert!(matches!(err, TicketError::BadSignature), "{err}");
     assert!(err.is_unauthenticated());
 }
@@ -109,7 +117,10 @@ fn an_altered_body_is_refused() {
     let mut body = body_of(&ticket);
     body.expires_at_unix_ms += 3_600_000;
     ticket.body = body.encode_to_vec();
-    let err = f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    let err = f
+        .verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
     assert!(matches!(err, TicketError::BadSignature), "{err}");
 }
 
@@ -125,7 +136,10 @@ fn a_signature_by_another_key_under_a_genuine_chain_is_refused() {
     let mut ticket = issue(&other, &grant(TicketOp::Get, &hashes, now)).unwrap();
     // Present coord-1's genuine chain with coord-2's signature.
     ticket.signer_chain_der[0] = f.coordinator.cert_der().unwrap().to_vec();
-    let err = f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    let err = f
+        .verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
     assert!(matches!(err, TicketError::BadSignature), "{err}");
 }
 
@@ -157,7 +171,11 @@ fn expired_and_not_yet_valid_tickets_are_refused_outside_the_skew() {
     assert!(matches!(err, TicketError::NotYetValid { .. }), "{err}");
     // A node with a tighter skew refuses earlier.
     let strict = f.verifier.clone().with_clock_skew(Duration::ZERO);
-    assert!(strict.verify(&ticket, TicketOp::Get, CLIENT, &hashes, expires + 1).is_err());
+    assert!(
+        strict
+            .verify(&ticket, TicketOp::Get, CLIENT, &hashes, expires + 1)
+            .is_err()
+    );
 }
 
 #[test]
@@ -168,13 +186,22 @@ fn a_ticket_for_another_node_or_holder_is_refused() {
     let mut other_node = grant(TicketOp::Get, &hashes, now);
     other_node.node = "node-2@alice.home.collective";
     let ticket = issue(&f.coordinator, &other_node).unwrap();
-    let err = f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    let err = f
+        .verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
     assert!(matches!(err, TicketError::Misdirected { .. }), "{err}");
 
     let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
     let err = f
         .verifier
-        .verify(&ticket, TicketOp::Get, "mallory@alice.home.collective", &hashes, now)
+        .verify(
+            &ticket,
+            TicketOp::Get,
+            "mallory@alice.home.collective",
+            &hashes,
+            now,
+        )
         .unwrap_err();
     assert!(matches!(err, TicketError::WrongHolder { .. }), "{err}");
 }
@@ -191,7 +218,13 @@ fn a_ticket_for_another_op_or_other_hashes_is_refused() {
     }
     let err = f
         .verifier
-        .verify(&get, TicketOp::Get, CLIENT, &[hashes[0], ChunkHash::of(b"b")], now)
+        .verify(
+            &get,
+            TicketOp::Get,
+            CLIENT,
+            &[hashes[0], ChunkHash::of(b"b")],
+            now,
+        )
         .unwrap_err();
     assert!(matches!(err, TicketError::HashNotCovered(_)), "{err}");
 }
@@ -210,8 +243,14 @@ fn only_coordinators_of_the_nodes_member_under_the_root_may_sign() {
         Err(TicketError::SignerNotCoordinator { .. })
     ));
     let by_client = sign_body(&client, &body).unwrap();
-    let err = f.verifier.verify(&by_client, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
-    assert!(matches!(err, TicketError::ChainRefused(ref why) if why.contains("coordinator")), "{err}");
+    let err = f
+        .verifier
+        .verify(&by_client, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
+    assert!(
+        matches!(err, TicketError::ChainRefused(ref why) if why.contains("coordinator")),
+        "{err}"
+    );
 
     // A coordinator of another member of the same federation.
     let bob = f.root.sign_member("bob.home.collective").unwrap();
@@ -219,8 +258,14 @@ fn only_coordinators_of_the_nodes_member_under_the_root_may_sign() {
         .issue_leaf("coord-1@bob.home.collective", Component::Coordinator, DAY)
         .unwrap();
     let by_bob = sign_body(&bob_coord, &body).unwrap();
-    let err = f.verifier.verify(&by_bob, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
-    assert!(matches!(err, TicketError::ChainRefused(ref why) if why.contains("not of member")), "{err}");
+    let err = f
+        .verifier
+        .verify(&by_bob, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
+    assert!(
+        matches!(err, TicketError::ChainRefused(ref why) if why.contains("not of member")),
+        "{err}"
+    );
 
     // A look-alike federation with its own root and an "alice" member.
     let fake_root = FederationCa::init("home.collective").unwrap();
@@ -229,14 +274,20 @@ fn only_coordinators_of_the_nodes_member_under_the_root_may_sign() {
         .issue_leaf("coord-1@alice.home.collective", Component::Coordinator, DAY)
         .unwrap();
     let forged = issue(&fake_coord, &grant(TicketOp::Get, &hashes, now)).unwrap();
-    let err = f.verifier.verify(&forged, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    let err = f
+        .verifier
+        .verify(&forged, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
     assert!(matches!(err, TicketError::ChainRefused(_)), "{err}");
     assert!(err.is_unauthenticated());
 
     // No chain, or only the leaf.
     let mut bare = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
     bare.signer_chain_der.truncate(1);
-    let err = f.verifier.verify(&bare, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    let err = f
+        .verifier
+        .verify(&bare, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
     assert!(matches!(err, TicketError::ChainLength { got: 1, .. }), "{err}");
 }
 
@@ -248,23 +299,40 @@ fn bodies_a_coordinator_would_never_issue_are_refused() {
     let good = body_of(&issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap());
     let check = |body: TicketBody| {
         let ticket = sign_body(&f.coordinator, &body).unwrap();
-        f.verifier.verify(&ticket, TicketOp::Get, CLIENT, &hashes, now).unwrap_err()
+        f.verifier
+            .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+            .unwrap_err()
     };
     let mut long = good.clone();
     long.expires_at_unix_ms = long.issued_at_unix_ms + TICKET_LIFETIME_MAX.as_millis() as u64 + 1;
     assert!(matches!(check(long), TicketError::BadLifetime { .. }));
     let mut version = good.clone();
     version.version = 2;
-    assert!(matches!(check(version), TicketError::UnsupportedVersion { got: 2, .. }));
+    assert!(matches!(
+        check(version),
+        TicketError::UnsupportedVersion { got: 2, .. }
+    ));
     let mut member = good.clone();
     member.member_domain = "bob.home.collective".into();
     assert!(matches!(check(member), TicketError::OtherMember { .. }));
     let mut garbage = sign_body(&f.coordinator, &good).unwrap();
     garbage.body = vec![0xff; 7];
     garbage = sign_body_bytes(&f.coordinator, garbage.body);
-    let err = f.verifier.verify(&garbage, TicketOp::Get, CLIENT, &hashes, now).unwrap_err();
+    let err = f
+        .verifier
+        .verify(&garbage, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
     assert!(matches!(err, TicketError::Malformed(_)), "{err}");
-    assert!(issue(&f.coordinator, &TicketGrant { lifetime: Duration::ZERO, ..grant(TicketOp::Get, &hashes, now) }).is_err());
+    assert!(
+        issue(
+            &f.coordinator,
+            &TicketGrant {
+                lifetime: Duration::ZERO,
+                ..grant(TicketOp::Get, &hashes, now)
+            }
+        )
+        .is_err()
+    );
 }
 
 /// Signs raw bytes as a body, to reach the decoder with something that is not a `TicketBody`.

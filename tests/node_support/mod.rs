@@ -113,9 +113,14 @@ pub async fn start_node(fed: &Federation, data_dirs: &[&Path], capacity_bytes_ma
 /// A chunk client connected as `identity` (a client certificate, by default `CLIENT`).
 pub async fn client_as(fed: &Federation, node: &TestNode, identity: &CertBundle) -> ChunksClient<Channel> {
     let expect = ServerExpectation::address(NODE, Component::Node).unwrap();
-    let channel = tls::connect(&node.running.local_addr.to_string(), identity, &fed.root_der(), expect)
-        .await
-        .unwrap();
+    let channel = tls::connect(
+        &node.running.local_addr.to_string(),
+        identity,
+        &fed.root_der(),
+        expect,
+    )
+    .await
+    .unwrap();
     ChunksClient::new(channel)
         .max_decoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
@@ -126,7 +131,13 @@ pub async fn client(fed: &Federation, node: &TestNode) -> ChunksClient<Channel> 
 }
 
 /// The messages of a put: header, then `content` in frames of `frame_bytes`.
-pub fn put_messages(ticket: Ticket, hash: ChunkHash, length_bytes: u64, content: &[u8], frame_bytes: usize) -> Vec<PutRequest> {
+pub fn put_messages(
+    ticket: Ticket,
+    hash: ChunkHash,
+    length_bytes: u64,
+    content: &[u8],
+    frame_bytes: usize,
+) -> Vec<PutRequest> {
     let mut messages = vec![PutRequest {
         part: Some(Part::Header(PutHeader {
             ticket: Some(ticket),
@@ -142,15 +153,26 @@ pub fn put_messages(ticket: Ticket, hash: ChunkHash, length_bytes: u64, content:
     messages
 }
 
-pub async fn put_raw(client: &mut ChunksClient<Channel>, messages: Vec<PutRequest>) -> Result<PutResponse, tonic::Status> {
+pub async fn put_raw(
+    client: &mut ChunksClient<Channel>,
+    messages: Vec<PutRequest>,
+) -> Result<PutResponse, tonic::Status> {
     Ok(client.put(tokio_stream::iter(messages)).await?.into_inner())
 }
 
 /// Puts `content` under its own hash with a fresh PUT ticket.
-pub async fn put(fed: &Federation, client: &mut ChunksClient<Channel>, content: &[u8]) -> Result<PutResponse, tonic::Status> {
+pub async fn put(
+    fed: &Federation,
+    client: &mut ChunksClient<Channel>,
+    content: &[u8],
+) -> Result<PutResponse, tonic::Status> {
     let hash = ChunkHash::of(content);
     let ticket = fed.ticket(TicketOp::Put, &[hash]);
-    put_raw(client, put_messages(ticket, hash, content.len() as u64, content, CHUNK_FRAME_BYTES_MAX)).await
+    put_raw(
+        client,
+        put_messages(ticket, hash, content.len() as u64, content, CHUNK_FRAME_BYTES_MAX),
+    )
+    .await
 }
 
 /// Reads a range; `Err` on any status, including one in the middle of the stream.
@@ -190,7 +212,9 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries {
             let p = e.unwrap().path();
             if p.is_dir() {

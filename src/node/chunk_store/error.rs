@@ -50,7 +50,11 @@ impl StoreError {
         ) {
             return StoreError::DiskFull { path, source };
         }
-        StoreError::Io { context, path, source }
+        StoreError::Io {
+            context,
+            path,
+            source,
+        }
     }
 }
 
@@ -64,7 +68,11 @@ mod tests {
             let error = StoreError::io("writing", "/x", std::io::Error::from_raw_os_error(errno as i32));
             assert!(matches!(error, StoreError::DiskFull { .. }), "{errno}: {error}");
         }
-        let other = StoreError::io("writing", "/x", std::io::Error::from_raw_os_error(nix::errno::Errno::EIO as i32));
+        let other = StoreError::io(
+            "writing",
+            "/x",
+            std::io::Error::from_raw_os_error(nix::errno::Errno::EIO as i32),
+        );
         assert!(matches!(other, StoreError::Io { .. }));
     }
 }

@@ -28,8 +28,8 @@ use prost::bytes::Bytes;
 
 use crate::chunk_hash::ChunkHash;
 use collective_proto::chunk_limits::CHUNK_BYTES_MAX;
-pub use data_dir::{DataDirConfig, DirCapacity};
 use data_dir::{DataDir, sync_dir};
+pub use data_dir::{DataDirConfig, DirCapacity};
 pub use error::StoreError;
 pub use pending::PendingChunk;
 

@@ -26,7 +26,11 @@ pub struct PendingChunk {
 
 impl PendingChunk {
     /// Creates the temporary file in `dir`, which has reserved `length_bytes` for it.
-    pub(crate) fn create(dir: Arc<DataDir>, hash: ChunkHash, length_bytes: u64) -> Result<PendingChunk, StoreError> {
+    pub(crate) fn create(
+        dir: Arc<DataDir>,
+        hash: ChunkHash,
+        length_bytes: u64,
+    ) -> Result<PendingChunk, StoreError> {
         let mut random = [0u8; 8];
         rand::rng().fill_bytes(&mut random);
         let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();

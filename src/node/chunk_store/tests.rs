@@ -62,11 +62,17 @@ fn a_put_chunk_reads_back_and_lies_in_its_shard() {
     assert!(store.contains(&hash));
     assert_eq!(store.length(&hash).unwrap(), 5000);
     let hex = hash.to_hex();
-    assert_eq!(files(tmp.path()), vec![format!("chunks/{}/{}/{hex}", &hex[..2], &hex[2..4])]);
+    assert_eq!(
+        files(tmp.path()),
+        vec![format!("chunks/{}/{}/{hex}", &hex[..2], &hex[2..4])]
+    );
     let cap = &store.capacity().unwrap()[0];
     assert_eq!((cap.used_bytes, cap.chunk_count), (5000, 1));
     // Again: a no-op.
-    assert!(matches!(store.begin_put(hash, 5000).unwrap(), PutStart::AlreadyPresent));
+    assert!(matches!(
+        store.begin_put(hash, 5000).unwrap(),
+        PutStart::AlreadyPresent
+    ));
     assert!(store.delete(&hash).unwrap());
     assert!(!store.delete(&hash).unwrap());
     assert!(matches!(store.read(&hash), Err(StoreError::NotFound(_))));
@@ -93,19 +99,34 @@ fn truncated_and_overrunning_puts_leave_nothing() {
     let store = store_in(&[(tmp.path(), None)]);
     let content = b"0123456789";
     let hash = ChunkHash::of(content);
-    let PutStart::Receiving(mut short) = store.begin_put(hash, 10).unwrap() else { panic!() };
+    let PutStart::Receiving(mut short) = store.begin_put(hash, 10).unwrap() else {
+        panic!()
+    };
     short.write(&content[..4]).unwrap();
-    assert!(matches!(short.commit(), Err(StoreError::Truncated { received: 4, .. })));
-    let PutStart::Receiving(mut long) = store.begin_put(hash, 10).unwrap() else { panic!() };
+    assert!(matches!(
+        short.commit(),
+        Err(StoreError::Truncated { received: 4, .. })
+    ));
+    let PutStart::Receiving(mut long) = store.begin_put(hash, 10).unwrap() else {
+        panic!()
+    };
     long.write(content).unwrap();
-    assert!(matches!(long.write(b"x"), Err(StoreError::Overrun { announced: 10 })));
+    assert!(matches!(
+        long.write(b"x"),
+        Err(StoreError::Overrun { announced: 10 })
+    ));
     drop(long);
     // Abandoned midway (a dropped connection).
-    let PutStart::Receiving(mut abandoned) = store.begin_put(hash, 10).unwrap() else { panic!() };
+    let PutStart::Receiving(mut abandoned) = store.begin_put(hash, 10).unwrap() else {
+        panic!()
+    };
     abandoned.write(b"01").unwrap();
     drop(abandoned);
     assert!(files(tmp.path()).is_empty(), "{:?}", files(tmp.path()));
-    assert!(matches!(store.begin_put(hash, CHUNK_BYTES_MAX + 1), Err(StoreError::TooLarge { .. })));
+    assert!(matches!(
+        store.begin_put(hash, CHUNK_BYTES_MAX + 1),
+        Err(StoreError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -114,7 +135,12 @@ fn a_flipped_byte_is_never_returned_and_the_chunk_is_quarantined() {
     let store = store_in(&[(tmp.path(), None)]);
     let content = vec![1u8; 3000];
     let hash = put(&store, &content).unwrap();
-    let path = tmp.path().join("chunks").join(&hash.to_hex()[..2]).join(&hash.to_hex()[2..4]).join(hash.to_hex());
+    let path = tmp
+        .path()
+        .join("chunks")
+        .join(&hash.to_hex()[..2])
+        .join(&hash.to_hex()[2..4])
+        .join(hash.to_hex());
     let mut bytes = fs::read(&path).unwrap();
     bytes[1234] ^= 0x10;
     fs::write(&path, &bytes).unwrap();
@@ -123,7 +149,10 @@ fn a_flipped_byte_is_never_returned_and_the_chunk_is_quarantined() {
     assert!(matches!(store.read(&hash), Err(StoreError::NotFound(_))));
     let left = files(tmp.path());
     assert_eq!(left.len(), 1);
-    assert!(left[0].starts_with(&format!("quarantine/{}.", hash.to_hex())), "{left:?}");
+    assert!(
+        left[0].starts_with(&format!("quarantine/{}.", hash.to_hex())),
+        "{left:?}"
+    );
     // A new put of the same chunk repairs it.
     put(&store, &content).unwrap();
     assert_eq!(store.read(&hash).unwrap().as_ref(), content.as_slice());
@@ -135,7 +164,12 @@ fn a_put_over_a_corrupt_copy_replaces_it() {
     let store = store_in(&[(tmp.path(), None)]);
     let content = vec![9u8; 100];
     let hash = put(&store, &content).unwrap();
-    let path = tmp.path().join("chunks").join(&hash.to_hex()[..2]).join(&hash.to_hex()[2..4]).join(hash.to_hex());
+    let path = tmp
+        .path()
+        .join("chunks")
+        .join(&hash.to_hex()[..2])
+        .join(&hash.to_hex()[2..4])
+        .join(hash.to_hex());
     fs::write(&path, b"rotten").unwrap();
     let PutStart::Receiving(mut pending) = store.begin_put(hash, 100).unwrap() else {
         panic!("a corrupt copy must not count as present")
@@ -152,13 +186,27 @@ fn a_full_directory_refuses_with_a_clear_error_and_keeps_its_chunks() {
     let a = put(&store, &[1u8; 1000]).unwrap();
     let b = put(&store, &[2u8; 1000]).unwrap();
     let err = put(&store, &[3u8; 1000]).unwrap_err();
-    assert!(matches!(err, StoreError::Full { needed: 1000, available: 500 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Full {
+                needed: 1000,
+                available: 500
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(store.read(&a).unwrap().as_ref(), &[1u8; 1000]);
     assert_eq!(store.read(&b).unwrap().as_ref(), &[2u8; 1000]);
     assert_eq!(files(&tmp.path().join("tmp")), Vec::<String>::new());
     // A put in progress holds its space until it ends.
-    let PutStart::Receiving(pending) = store.begin_put(ChunkHash::of(&[4u8; 500]), 500).unwrap() else { panic!() };
-    assert!(matches!(store.begin_put(ChunkHash::of(&[5u8; 1]), 1), Err(StoreError::Full { .. })));
+    let PutStart::Receiving(pending) = store.begin_put(ChunkHash::of(&[4u8; 500]), 500).unwrap() else {
+        panic!()
+    };
+    assert!(matches!(
+        store.begin_put(ChunkHash::of(&[5u8; 1]), 1),
+        Err(StoreError::Full { .. })
+    ));
     drop(pending);
     put(&store, &[5u8; 1]).unwrap();
 }
