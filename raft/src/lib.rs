@@ -12,7 +12,6 @@ pub mod open;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
-pub mod wal_sync;
 pub mod wire;
 
 pub use config::default_config;

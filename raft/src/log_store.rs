@@ -1,20 +1,17 @@
 //! The Raft log and vote on the coordinator's RocksDB: `raft_log` (u64 BE index -> entry) and
 //! `raft_meta` (vote, last purged, committed), all protobuf.
 //!
-//! Durability: vote, truncate and purge are each one `WriteBatch` written with `sync` (an fsync of
-//! the WAL) before the call returns. An append writes its batch unsynced, in order, and is
-//! reported durable by the WAL sync thread (`wal_sync`) after the next fsync, which covers every
-//! append written before it (group commit while appends keep flowing). The state machine shares
-//! the WAL, and RocksDB recovers a prefix of it, so an fsync also makes earlier unsynced applies
-//! durable.
+//! Durability: every write that openraft must see on disk before it proceeds (append, vote,
+//! truncate, purge) is one `WriteBatch` written with `sync` (an fsync of the WAL) on a blocking
+//! thread. An `append` call carries every entry openraft has for the disk at that moment, so a
+//! burst of proposals costs one fsync (group commit). The state machine shares the WAL, and
+//! RocksDB recovers a prefix of it, so an fsync here also makes earlier unsynced applies durable.
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::Bound;
 use std::ops::RangeBounds;
 use std::sync::Arc;
-
-use crate::wal_sync::WalSyncer;
 
 use collective_projections::CF_RAFT_LOG;
 use collective_projections::CF_RAFT_META;
@@ -51,7 +48,6 @@ const READ_ENTRIES_MAX: usize = 4096;
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
-    wal_sync: WalSyncer,
 }
 
 impl LogStore {
@@ -60,8 +56,7 @@ impl LogStore {
         for name in [CF_RAFT_LOG, CF_RAFT_META] {
             cf(&db, name)?;
         }
-        let wal_sync = WalSyncer::start(db.clone())?;
-        Ok(Self { db, wal_sync })
+        Ok(Self { db })
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, io::Error>
@@ -255,12 +250,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 for (index, bytes) in &encoded {
                     batch.put_cf(log, index_key(*index), bytes);
                 }
-                // Unsynced: the WAL sync thread makes it durable (see `wal_sync`).
-                db.write(batch).map_err(io::Error::other)
+                db.write_opt(batch, &synced()).map_err(io::Error::other)
             })
             .await;
         match result {
-            Ok(()) => self.wal_sync.request(callback),
+            Ok(()) => {
+                callback.io_completed(Ok(()));
+                Ok(())
+            }
             Err(e) => {
                 callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
                 Err(e)
