@@ -145,7 +145,8 @@ fn t10_extensions_round_trip_through_peer_identity() {
     assert_eq!(id.federation_domain, "home.collective");
     assert_eq!(id.member_domain, "alice.home.collective");
     assert_eq!(id.component, Component::Coordinator);
-    assert_eq!(id.address.to_string(), "Coord_1@alice.home.collective");
+    // The certificate carries the canonical (lowercase) form of the requested address.
+    assert_eq!(id.address.to_string(), "coord_1@alice.home.collective");
     assert_eq!(id.dns_names, vec!["coord-1.alice.home.collective".to_owned()]);
     assert_eq!(id.serial.len(), SERIAL_LEN_BYTES);
 

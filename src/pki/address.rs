@@ -4,12 +4,8 @@ use std::fmt;
 
 use super::PkiError;
 
-/// Longest DNS name we accept, in bytes (RFC 1035 limit).
-const DOMAIN_LEN_BYTES_MAX: usize = 253;
 /// Longest DNS label, in bytes (RFC 1035 limit).
 const LABEL_LEN_BYTES_MAX: usize = 63;
-/// Longest local part of an address, in bytes; generous, but bounded so certificates stay small.
-const LOCAL_LEN_BYTES_MAX: usize = 128;
 
 /// A process address such as `coord-1@alice.home.collective`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -19,27 +15,24 @@ pub struct FederatedAddress {
 }
 
 impl FederatedAddress {
-    /// Parses `local@domain`; the domain is normalised to lowercase and must be a valid DNS name.
+    /// Parses `local@domain` with the federation's address rules (`collective_events::address`,
+    /// which also folds case), and requires a process address: one named local part in one
+    /// exact domain, no wildcard and no resource path.
     pub fn parse(address: &str) -> Result<Self, PkiError> {
-        let bad = |reason| PkiError::InvalidAddress {
+        let bad = |reason: String| PkiError::InvalidAddress {
             address: address.to_owned(),
             reason,
         };
-        let (local, domain) = address.rsplit_once('@').ok_or_else(|| bad("missing '@'"))?;
-        if local.is_empty() {
-            return Err(bad("empty local part"));
+        let parsed = collective_events::FederatedAddress::parse(address).map_err(|e| bad(e.to_string()))?;
+        match (parsed.name(), parsed.exact_domain()) {
+            (Some(local), Some(domain)) => Ok(FederatedAddress {
+                local: local.to_owned(),
+                domain: domain.to_owned(),
+            }),
+            _ => Err(bad(
+                "a process address names one local part in one domain, without wildcards or paths".into(),
+            )),
         }
-        if local.len() > LOCAL_LEN_BYTES_MAX {
-            return Err(bad("local part longer than 128 bytes"));
-        }
-        if local.contains('@') || local.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(bad("local part contains '@', whitespace or control characters"));
-        }
-        let domain = validate_domain(domain)?;
-        Ok(FederatedAddress {
-            local: local.to_owned(),
-            domain,
-        })
     }
 
     /// The part before `@`.
@@ -78,9 +71,9 @@ pub fn dns_label(local: &str) -> Result<String, PkiError> {
         })
         .collect();
     let label = mapped.trim_matches('-');
-    let bad = |reason| PkiError::InvalidAddress {
+    let bad = |reason: &str| PkiError::InvalidAddress {
         address: local.to_owned(),
-        reason,
+        reason: reason.to_owned(),
     };
     if label.is_empty() {
         return Err(bad("local part has no letter or digit to form a dns label"));
@@ -91,35 +84,13 @@ pub fn dns_label(local: &str) -> Result<String, PkiError> {
     Ok(label.to_owned())
 }
 
-/// Checks that `domain` is a DNS name of at least two labels and returns it in lowercase.
+/// Checks that `domain` is a DNS name of at least two labels and returns it in lowercase, by the
+/// federation's address rules (`collective_events::address::parse_domain`).
 pub fn validate_domain(domain: &str) -> Result<String, PkiError> {
-    let bad = |reason| PkiError::InvalidDomain {
+    collective_events::address::parse_domain(domain).map_err(|e| PkiError::InvalidDomain {
         domain: domain.to_owned(),
-        reason,
-    };
-    let lower = domain.to_ascii_lowercase();
-    if lower.is_empty() || lower.len() > DOMAIN_LEN_BYTES_MAX {
-        return Err(bad("length must be 1 to 253 bytes"));
-    }
-    let labels: Vec<&str> = lower.split('.').collect();
-    if labels.len() < 2 {
-        return Err(bad("needs at least two labels"));
-    }
-    for label in labels {
-        if label.is_empty() || label.len() > LABEL_LEN_BYTES_MAX {
-            return Err(bad("every label must be 1 to 63 bytes"));
-        }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(bad("labels may hold only letters, digits and '-'"));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(bad("labels may not start or end with '-'"));
-        }
-    }
-    Ok(lower)
+        reason: e.to_string(),
+    })
 }
 
 /// True when `name` equals `domain` or lies below it (`x.alice.home.collective` under
@@ -142,11 +113,12 @@ mod tests {
 
     #[test]
     fn address_parses_and_derives_dns_name() {
+        // One canonical form, the event log's: local names and domains fold to lowercase.
         let a = FederatedAddress::parse("Coord_1@Alice.Home.Collective").unwrap();
-        assert_eq!(a.local(), "Coord_1");
+        assert_eq!(a.local(), "coord_1");
         assert_eq!(a.domain(), "alice.home.collective");
         assert_eq!(a.dns_name().unwrap(), "coord-1.alice.home.collective");
-        assert_eq!(a.to_string(), "Coord_1@alice.home.collective");
+        assert_eq!(a.to_string(), "coord_1@alice.home.collective");
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("invalid domain {domain:?}: {reason}")]
-    InvalidDomain { domain: String, reason: &'static str },
+    InvalidDomain { domain: String, reason: String },
     #[error("invalid federated address {address:?}: {reason}")]
-    InvalidAddress { address: String, reason: &'static str },
+    InvalidAddress { address: String, reason: String },
     #[error("member domain {member} is not a subdomain of federation domain {federation}")]
     MemberOutsideFederation { member: String, federation: String },
     #[error("address {address} is outside member domain {member}")]
