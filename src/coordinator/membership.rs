@@ -32,12 +32,10 @@ pub async fn add(
             request.raft_id
         )));
     }
-    // Ids are never reused: a removed coordinator's id stays in the event log.
-    let known = coordinator.store.coordinators().map_err(storage)?;
-    if known
-        .iter()
-        .any(|c| c.added.as_ref().is_some_and(|a| a.raft_id == request.raft_id))
-    {
+    // Ids are never reused (a wiped coordinator rejoining under its old id could replay an old
+    // membership): a removed coordinator's id stays in the event log, which is searched here.
+    // Membership changes are rare, so a scan of the log is an acceptable price.
+    if id_used_before(coordinator, request.raft_id)? {
         return Err(Status::already_exists(format!(
             "raft id {} was used before in this member; ids are never reused",
             request.raft_id
@@ -113,6 +111,32 @@ pub async fn remove(
     )
     .await?;
     Ok(response(coordinator, log_index))
+}
+
+/// Events read per page while searching the log for a raft id.
+const ID_SEARCH_EVENTS_PER_PAGE: usize = 4096;
+
+fn id_used_before(coordinator: &Coordinator, raft_id: u64) -> Result<bool, Status> {
+    use collective_events::pb::event_envelope::Event;
+    let mut from = 0;
+    loop {
+        let events = coordinator
+            .store
+            .events(from, ID_SEARCH_EVENTS_PER_PAGE)
+            .map_err(storage)?;
+        if events
+            .iter()
+            .any(|e| matches!(&e.event, Some(Event::CoordinatorAdded(added)) if added.raft_id == raft_id))
+        {
+            return Ok(true);
+        }
+        match events.last() {
+            // Pages start at an entry's first event, so resuming at the next entry skips none
+            // that matter: a CoordinatorAdded entry carries exactly one event.
+            Some(last) if events.len() == ID_SEARCH_EVENTS_PER_PAGE => from = last.log_index + 1,
+            _ => return Ok(false),
+        }
+    }
 }
 
 async fn record(coordinator: &Coordinator, caller: &Caller, command: Command) -> Result<u64, Status> {
