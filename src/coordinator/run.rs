@@ -120,6 +120,10 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
 /// skipped when done, and the founding commands carry fixed request ids, so they apply once.
 async fn found_group(coordinator: &Coordinator, data_dir: &Path, root_pem: &str) -> anyhow::Result<()> {
     let config = &coordinator.config;
+    // A restart of a founded group (possibly led by another coordinator now) has nothing to do.
+    if coordinator.store.meta(META_MEMBER)?.is_some() {
+        return Ok(());
+    }
     if !coordinator.raft.is_initialized().await? {
         let node = CoordinatorNode::new(config.address.clone(), config.endpoint.clone());
         coordinator
@@ -132,9 +136,6 @@ async fn found_group(coordinator: &Coordinator, data_dir: &Path, root_pem: &str)
         .wait(Some(BOOTSTRAP_LEADER_WAIT))
         .state(ServerState::Leader, "found the group")
         .await?;
-    if coordinator.store.meta(META_MEMBER)?.is_some() {
-        return Ok(());
-    }
     let member_ca = CertBundle::read_from(&Layout::new(data_dir).pki(), "member-ca")?;
     let root = root_der(root_pem)?.to_vec();
     let member = crate::pki::MemberCa::load(&member_ca.cert_pem, &member_ca.key_pem)?;
