@@ -87,5 +87,26 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
         event_count: coordinator.store.event_count().map_err(storage)?,
         answering_state: format!("{:?}", metrics.state),
         caller: caller.address.clone(),
+        nodes: nodes(coordinator)?,
     })
+}
+
+/// The member's storage nodes as the projections record them.
+fn nodes(coordinator: &Coordinator) -> Result<Vec<api::NodeInfo>, Status> {
+    let records = coordinator.store.nodes().map_err(storage)?;
+    Ok(records
+        .into_iter()
+        .filter_map(|record| {
+            let joined = record.joined?;
+            Some(api::NodeInfo {
+                address: joined.address,
+                endpoint: joined.endpoint,
+                status: record.status,
+                free_bytes: record.free_bytes,
+                capacity_bytes: joined.capacity_bytes,
+                labels: joined.labels,
+                status_changed_at_unix_ms: record.status_changed_at_unix_ms,
+            })
+        })
+        .collect())
 }
