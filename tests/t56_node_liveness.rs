@@ -19,11 +19,30 @@ const HEARTBEAT_MS: u64 = 200;
 /// Slack for process start, leader discovery and the watchdog's period on a loaded machine.
 const SLACK: Duration = Duration::from_secs(8);
 
-fn cluster() -> anyhow::Result<Cluster> {
-    Cluster::single_with_env(vec![
+fn env() -> Vec<(String, String)> {
+    vec![
         ("COLLECTIVE_NODE_DOWN_AFTER_MS".into(), DOWN_AFTER_MS.to_string()),
         ("COLLECTIVE_NODE_HEARTBEAT_MS".into(), HEARTBEAT_MS.to_string()),
-    ])
+    ]
+}
+
+fn cluster() -> anyhow::Result<Cluster> {
+    Cluster::single_with_env(env())
+}
+
+/// Lines of the exported event log (read from coordinator `id`) that declare some node DOWN.
+fn down_events(cluster: &Cluster, id: u64) -> anyhow::Result<Vec<String>> {
+    let output = cluster.cli_with_home(&cluster.home_for(id)?, &["audit", "export"]);
+    anyhow::ensure!(
+        output.status.success(),
+        "audit export: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("nodeStatusChanged") && line.contains("NODE_STATUS_DOWN"))
+        .map(str::to_string)
+        .collect())
 }
 
 #[test]
@@ -76,6 +95,45 @@ fn a_node_registers_is_declared_down_when_killed_and_comes_back() -> anyhow::Res
     eprintln!("node back up {took:?} after restart");
     let nodes = cluster.status_json()?["nodes"].as_array().map(Vec::len);
     assert_eq!(nodes, Some(1), "a restarted node joins once");
+    Ok(())
+}
+
+#[test]
+fn a_leader_change_does_not_declare_a_live_node_down() -> anyhow::Result<()> {
+    let mut cluster = Cluster::with_voters_env(3, env())?;
+    cluster.prepare_node("node-01", &[])?;
+    cluster.start_node("node-01")?;
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    let old_leader = cluster.wait_for_leader(Duration::from_secs(10))?;
+    cluster.kill(old_leader);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let new_leader = loop {
+        let leader = cluster.wait_for_leader(Duration::from_secs(30))?;
+        if leader != old_leader {
+            break leader;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no new leader");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The new leader counts silence from its election: the node, which found it through the
+    // redirects, is never declared down.
+    std::thread::sleep(Duration::from_millis(3 * DOWN_AFTER_MS));
+    assert_eq!(cluster.node_json("node-01")?.expect("listed")["status"], "UP");
+    assert_eq!(
+        down_events(&cluster, new_leader)?,
+        Vec::<String>::new(),
+        "no DOWN verdict"
+    );
+
+    // The new leader does watch it.
+    cluster.kill_node("node-01");
+    cluster.wait_node_status("node-01", "DOWN", Duration::from_millis(DOWN_AFTER_MS) + SLACK)?;
+    let downs = down_events(&cluster, new_leader)?;
+    assert_eq!(downs.len(), 1, "{downs:?}");
+    assert!(
+        downs[0].contains(&format!("coord-{new_leader}@")),
+        "the new leader declared it: {downs:?}"
+    );
     Ok(())
 }
 

@@ -98,7 +98,11 @@ impl Cluster {
 
     /// A member with `n` voting coordinators.
     pub fn with_voters(n: u64) -> anyhow::Result<Cluster> {
-        let mut cluster = Cluster::single()?;
+        Self::with_voters_env(n, Vec::new())
+    }
+
+    pub fn with_voters_env(n: u64, env: Vec<(String, String)>) -> anyhow::Result<Cluster> {
+        let mut cluster = Cluster::single_with_env(env)?;
         for id in 2..=n {
             cluster.add_coordinator(id, true)?;
         }
