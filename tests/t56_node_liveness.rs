@@ -71,6 +71,12 @@ fn a_node_registers_is_declared_down_when_killed_and_comes_back() -> anyhow::Res
         "capacity is the configured limit at most: {node}"
     );
     assert!(node["free_bytes"].as_u64().expect("free") <= capacity, "{node}");
+    assert!(
+        node["heartbeat_age_ms"].as_u64().expect("the leader heard it") < 5_000,
+        "{node}"
+    );
+    assert_eq!(node["chunk_count"], 0, "{node}");
+    assert!(node["load"].is_number(), "{node}");
 
     // Alive and heartbeating: never declared down, however long we wait.
     std::thread::sleep(Duration::from_millis(3 * DOWN_AFTER_MS));
@@ -198,7 +204,7 @@ async fn a_node_certificate_reports_only_for_itself() -> anyhow::Result<()> {
     );
     let heartbeat = api::HeartbeatRequest {
         address: other.clone(),
-        free_bytes: 0,
+        ..Default::default()
     };
     assert!(
         permission_denied(client.heartbeat(heartbeat).await),
@@ -216,7 +222,7 @@ async fn a_node_certificate_reports_only_for_itself() -> anyhow::Result<()> {
     let mut admin = Client::new(cluster.profile()?);
     let heartbeat = api::HeartbeatRequest {
         address: other.clone(),
-        free_bytes: 0,
+        ..Default::default()
     };
     assert!(permission_denied(admin.heartbeat(heartbeat).await));
 
@@ -225,7 +231,7 @@ async fn a_node_certificate_reports_only_for_itself() -> anyhow::Result<()> {
     let answer = client
         .heartbeat(api::HeartbeatRequest {
             address: own,
-            free_bytes: 0,
+            ..Default::default()
         })
         .await?;
     assert!(!answer.joined, "node-01 has not joined yet");

@@ -34,6 +34,8 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                     "address": n.address, "endpoint": n.endpoint, "status": node_status(n.status),
                     "free_bytes": n.free_bytes, "capacity_bytes": n.capacity_bytes,
                     "labels": labels, "status_changed_at_unix_ms": n.status_changed_at_unix_ms,
+                    "heartbeat_age_ms": n.heartbeat_age_ms, "load": f64::from(n.load_milli) / 1000.0,
+                    "chunk_count": n.chunk_count,
                 })
             })
             .collect();
@@ -85,12 +87,20 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
     }
     for n in &status.nodes {
         println!(
-            "  {:<36} {:<22} {:<8} {} free of {}",
+            "  {:<36} {:<22} {:<8} {} free of {}{}",
             n.address,
             n.endpoint,
             node_status(n.status),
             bytes(n.free_bytes),
-            bytes(n.capacity_bytes)
+            bytes(n.capacity_bytes),
+            match n.heartbeat_age_ms {
+                Some(age) => format!(
+                    ", load {:.2}, {} chunks, heard {age} ms ago",
+                    f64::from(n.load_milli) / 1000.0,
+                    n.chunk_count
+                ),
+                None => String::new(),
+            }
         );
     }
     Ok(())

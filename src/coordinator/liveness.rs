@@ -26,9 +26,17 @@ const WATCH_PERIOD_MAX: Duration = Duration::from_secs(1);
 /// larger) are not worth a Raft entry: any write on the node's file system moves the number.
 pub const FREE_BYTES_REPORT_STEP_MIN: u64 = 64 * 1024 * 1024;
 
+/// A node's last heartbeat as this coordinator heard it.
+#[derive(Debug, Clone, Copy)]
+pub struct Heard {
+    pub at: Instant,
+    pub load_milli: u32,
+    pub chunk_count: u64,
+}
+
 /// When each node (by federated address) was last heard, on this coordinator.
 pub struct Liveness {
-    last_seen: Mutex<HashMap<String, Instant>>,
+    last_seen: Mutex<HashMap<String, Heard>>,
     pub down_after: Duration,
 }
 
@@ -56,15 +64,24 @@ impl Liveness {
         Ok(Liveness::new(down_after))
     }
 
-    pub fn seen(&self, address: &str) {
-        self.table().insert(address.to_string(), Instant::now());
+    pub fn seen(&self, address: &str, load_milli: u32, chunk_count: u64) {
+        let heard = Heard {
+            at: Instant::now(),
+            load_milli,
+            chunk_count,
+        };
+        self.table().insert(address.to_string(), heard);
     }
 
-    fn last_seen(&self, address: &str) -> Option<Instant> {
+    pub fn last_heard(&self, address: &str) -> Option<Heard> {
         self.table().get(address).copied()
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn last_seen(&self, address: &str) -> Option<Instant> {
+        self.last_heard(address).map(|heard| heard.at)
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Heard>> {
         // The table holds only instants; a panic elsewhere cannot leave it inconsistent.
         self.last_seen
             .lock()
@@ -189,8 +206,9 @@ mod tests {
     fn last_seen_is_recorded_per_node() {
         let liveness = Liveness::new(Duration::from_secs(1));
         assert!(liveness.last_seen("node-01@a.b").is_none());
-        liveness.seen("node-01@a.b");
-        assert!(liveness.last_seen("node-01@a.b").is_some());
+        liveness.seen("node-01@a.b", 250, 3);
+        let heard = liveness.last_heard("node-01@a.b").expect("heard");
+        assert_eq!((heard.load_milli, heard.chunk_count), (250, 3));
         assert!(liveness.last_seen("node-02@a.b").is_none());
     }
 }

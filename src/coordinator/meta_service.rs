@@ -221,7 +221,9 @@ impl Meta for MetaService {
                     .as_deref(),
             ));
         }
-        self.coordinator.liveness.seen(&request.address);
+        self.coordinator
+            .liveness
+            .seen(&request.address, request.load_milli, request.chunk_count);
         let node = self
             .coordinator
             .store

@@ -269,18 +269,46 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     daemon.finish().await
 }
 
-/// Space summed over the data directories: (total, free).
-async fn space(store: &Arc<super::ChunkStore>) -> anyhow::Result<(u64, u64)> {
+/// What a heartbeat reports, summed over the data directories.
+#[derive(Debug, Default, Clone, Copy)]
+struct Report {
+    total_bytes: u64,
+    free_bytes: u64,
+    chunk_count: u64,
+    load_milli: u32,
+}
+
+async fn measure(store: &Arc<super::ChunkStore>) -> anyhow::Result<Report> {
     let store = Arc::clone(store);
-    let dirs = tokio::task::spawn_blocking(move || store.capacity())
+    let (dirs, load_milli) = tokio::task::spawn_blocking(move || (store.capacity(), load_milli()))
         .await
-        .context("the capacity task panicked")??;
-    Ok(dirs.iter().fold((0u64, 0u64), |(total, free), dir| {
-        (
-            total.saturating_add(dir.total_bytes),
-            free.saturating_add(dir.free_bytes),
-        )
-    }))
+        .context("the capacity task panicked")?;
+    Ok(dirs?.iter().fold(
+        Report {
+            load_milli,
+            ..Report::default()
+        },
+        |report, dir| Report {
+            total_bytes: report.total_bytes.saturating_add(dir.total_bytes),
+            free_bytes: report.free_bytes.saturating_add(dir.free_bytes),
+            chunk_count: report.chunk_count.saturating_add(dir.chunk_count),
+            ..report
+        },
+    ))
+}
+
+/// The machine's 1-minute load average x 1000, from `/proc/loadavg`; 0 where unknown.
+fn load_milli() -> u32 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .as_deref()
+        .and_then(parse_loadavg)
+        .unwrap_or(0)
+}
+
+fn parse_loadavg(text: &str) -> Option<u32> {
+    let one_minute: f64 = text.split_whitespace().next()?.parse().ok()?;
+    (one_minute.is_finite() && one_minute >= 0.0).then(|| (one_minute * 1000.0).min(u32::MAX as f64) as u32)
 }
 
 /// Joins the member once (an earlier join is fine), then sends a heartbeat every interval
@@ -314,12 +342,12 @@ async fn report_once(
     store: &Arc<super::ChunkStore>,
     joined: &mut bool,
 ) -> anyhow::Result<()> {
-    let (total, free) = space(store).await?;
+    let report = measure(store).await?;
     if !*joined {
         let join = Command::JoinNode(pb::JoinNode {
             address: config.address.clone(),
             endpoint: config.endpoint.clone(),
-            capacity_bytes: total,
+            capacity_bytes: report.total_bytes,
             labels: config
                 .labels
                 .iter()
@@ -342,7 +370,9 @@ async fn report_once(
     let answer = client
         .heartbeat(api::HeartbeatRequest {
             address: config.address.clone(),
-            free_bytes: free,
+            free_bytes: report.free_bytes,
+            load_milli: report.load_milli,
+            chunk_count: report.chunk_count,
         })
         .await
         .context("sending a heartbeat")?;
@@ -375,5 +405,14 @@ mod tests {
         assert_eq!(labels["room"], "attic=2");
         assert!(parse_labels(&["nokey".into()]).is_err());
         assert!(parse_labels(&["=v".into()]).is_err());
+    }
+
+    #[test]
+    fn load_average_parses_from_proc_format() {
+        assert_eq!(parse_loadavg("0.52 0.58 0.59 1/467 12345\n"), Some(520));
+        assert_eq!(parse_loadavg("12.00 1 1"), Some(12_000));
+        assert_eq!(parse_loadavg(""), None);
+        assert_eq!(parse_loadavg("-1 0 0"), None);
+        assert_eq!(parse_loadavg("nan 0 0"), None);
     }
 }
