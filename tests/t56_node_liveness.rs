@@ -101,6 +101,9 @@ fn a_node_registers_is_declared_down_when_killed_and_comes_back() -> anyhow::Res
     eprintln!("node back up {took:?} after restart");
     let nodes = cluster.status_json()?["nodes"].as_array().map(Vec::len);
     assert_eq!(nodes, Some(1), "a restarted node joins once");
+
+    let exit = cluster.terminate_node("node-01", Duration::from_secs(10))?;
+    assert!(exit.success(), "SIGTERM is a clean shutdown: {exit}");
     Ok(())
 }
 

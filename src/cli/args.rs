@@ -94,7 +94,7 @@ pub struct NodePrepareArgs {
     /// Address of the chunk service's listener (mutual TLS).
     #[arg(long)]
     pub listen: SocketAddr,
-    /// A directory to keep chunks in (repeat for several disks; default DATA_DIR/chunks).
+    /// A directory to keep chunks in (repeat for several disks; default DATA_DIR/data).
     #[arg(long = "data", value_name = "PATH")]
     pub data: Vec<PathBuf>,
     /// A placement label, key=value (repeatable), e.g. disk=ssd or location=attic.

@@ -121,7 +121,7 @@ pub struct NodePlan {
     /// The local part of the node's address, e.g. `node-01`.
     pub name: String,
     pub listen: SocketAddr,
-    /// Empty: one data directory, `<data dir>/chunks`.
+    /// Empty: one data directory, `<data dir>/data`.
     pub data_dirs: Vec<PathBuf>,
     pub labels: BTreeMap<String, String>,
     pub capacity_bytes_max: Option<u64>,
@@ -163,7 +163,7 @@ pub fn prepare_with_ca(
     let member_domain = member_ca.member_domain().to_string();
     let address = format!("{}@{member_domain}", plan.name);
     let data_dirs = if plan.data_dirs.is_empty() {
-        vec![data_dir.join("chunks")]
+        vec![data_dir.join("data")]
     } else {
         plan.data_dirs
             .iter()

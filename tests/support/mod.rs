@@ -269,6 +269,33 @@ impl Cluster {
         }
     }
 
+    /// SIGTERM a node and wait up to `timeout` for it to exit; returns its exit status.
+    pub fn terminate_node(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self
+            .node_mut(name)
+            .child
+            .take()
+            .context("the node is not running")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {name} did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The node's entry in `status --json`, if the member knows it.
     pub fn node_json(&self, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
         let address = format!("{name}@{MEMBER}.{FEDERATION}");
