@@ -243,3 +243,59 @@ async fn a_node_certificate_reports_only_for_itself() -> anyhow::Result<()> {
     assert_eq!(node["status"], "UP", "node-02 is untouched: {node}");
     Ok(())
 }
+
+#[test]
+fn node_commands_refuse_bad_input_clearly() -> anyhow::Result<()> {
+    let mut cluster = cluster()?;
+    let empty = cluster.dir.path().join("not-a-node");
+    std::fs::create_dir_all(&empty)?;
+    let run = cluster.cli(&["node", "run", "--data-dir", support::path(&empty)]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("not a node data directory"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let data_dir = cluster.dir.path().join("n");
+    let bad_label = cluster.cli(&[
+        "node",
+        "prepare",
+        "--data-dir",
+        support::path(&data_dir),
+        "--name",
+        "node-09",
+        "--listen",
+        "127.0.0.1:1",
+        "--label",
+        "no-equals-sign",
+    ]);
+    assert_eq!(bad_label.status.code(), Some(1));
+    assert!(!data_dir.join("node.toml").exists(), "nothing prepared");
+    let no_admin = cluster.cli_with_home(
+        &cluster.dir.path().join("no-profile"),
+        &[
+            "node",
+            "prepare",
+            "--data-dir",
+            support::path(&data_dir),
+            "--name",
+            "node-09",
+            "--listen",
+            "127.0.0.1:1",
+        ],
+    );
+    assert_eq!(no_admin.status.code(), Some(1));
+    cluster.prepare_node("node-03", &[])?;
+    let again = cluster.cli(&[
+        "node",
+        "prepare",
+        "--data-dir",
+        support::path(&cluster.node("node-03").data_dir),
+        "--name",
+        "node-03",
+        "--listen",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(again.status.code(), Some(1), "a prepared node is not overwritten");
+    Ok(())
+}
