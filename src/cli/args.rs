@@ -30,6 +30,9 @@ pub enum Command {
     /// Run and manage the coordinators of a member (its Raft group).
     #[command(subcommand)]
     Coordinator(CoordinatorCommand),
+    /// Prepare and run storage nodes (the daemons that store chunks).
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Show the member, its coordinators, the leader, term, commit index and health.
     Status(StatusArgs),
     /// Create a directory.
@@ -64,6 +67,48 @@ pub struct UpArgs {
     /// Member name (the member domain is NAME.FEDERATION), used on first start only.
     #[arg(long, default_value = "alice")]
     pub member: String,
+    /// Address of the embedded storage node's chunk listener (default: the coordinator's port
+    /// plus one), used on first start only.
+    #[arg(long)]
+    pub node_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Prepare a storage node's data directory: its certificate (signed by the member CA held
+    /// in the admin profile) and node.toml. Then start it with `node run`.
+    Prepare(NodePrepareArgs),
+    /// Run a storage node from its data directory: serve chunks, register with the member's
+    /// coordinators and send heartbeats (a daemon; stop it with SIGTERM or Ctrl-C).
+    Run(NodeRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodePrepareArgs {
+    /// Where the node keeps its configuration and certificates.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The node's name; its address is NAME@<member domain>.
+    #[arg(long)]
+    pub name: String,
+    /// Address of the chunk service's listener (mutual TLS).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// A directory to keep chunks in (repeat for several disks; default DATA_DIR/data).
+    #[arg(long = "data", value_name = "PATH")]
+    pub data: Vec<PathBuf>,
+    /// A placement label, key=value (repeatable), e.g. disk=ssd or location=attic.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Most bytes of chunks to keep in each data directory (default: the file system's size).
+    #[arg(long, value_name = "BYTES")]
+    pub capacity: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeRunArgs {
+    #[arg(long)]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod coordinator;
 mod namespace;
+mod node;
 mod output;
 mod status;
 mod up;
@@ -41,6 +42,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args, home).await,
         Command::Coordinator(args) => coordinator::run(args, home).await,
+        Command::Node(args) => node::run(args, home).await,
         Command::Status(args) => status::run(args, home).await,
         Command::Mkdir(args) => namespace::mkdir(args, home).await,
         Command::Ls(args) => namespace::ls(args, home).await,

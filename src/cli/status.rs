@@ -2,6 +2,7 @@
 
 use super::args::StatusArgs;
 use crate::client::{self, Consistency};
+use collective_events::pb;
 use std::path::PathBuf;
 
 pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
@@ -20,6 +21,24 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                 })
             })
             .collect();
+        let nodes: Vec<_> = status
+            .nodes
+            .iter()
+            .map(|n| {
+                let labels: serde_json::Map<String, serde_json::Value> = n
+                    .labels
+                    .iter()
+                    .map(|l| (l.key.clone(), serde_json::Value::from(l.value.clone())))
+                    .collect();
+                serde_json::json!({
+                    "address": n.address, "endpoint": n.endpoint, "status": node_status(n.status),
+                    "free_bytes": n.free_bytes, "capacity_bytes": n.capacity_bytes,
+                    "labels": labels, "status_changed_at_unix_ms": n.status_changed_at_unix_ms,
+                    "heartbeat_age_ms": n.heartbeat_age_ms, "load": f64::from(n.load_milli) / 1000.0,
+                    "chunk_count": n.chunk_count,
+                })
+            })
+            .collect();
         let json = serde_json::json!({
             "member": status.member_domain,
             "federation": status.federation_domain,
@@ -34,6 +53,7 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
             "health_detail": status.health_detail,
             "answered_by": { "raft_id": status.answering_raft_id, "state": status.answering_state },
             "coordinators": coordinators,
+            "nodes": nodes,
         });
         println!("{json}");
         return Ok(());
@@ -61,5 +81,52 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
             c.raft_id, c.address, c.endpoint, c.matched_index
         );
     }
+    println!("nodes:");
+    if status.nodes.is_empty() {
+        println!("  none (prepare one with `collective node prepare`)");
+    }
+    for n in &status.nodes {
+        println!(
+            "  {:<36} {:<22} {:<8} {} free of {}{}",
+            n.address,
+            n.endpoint,
+            node_status(n.status),
+            bytes(n.free_bytes),
+            bytes(n.capacity_bytes),
+            match n.heartbeat_age_ms {
+                Some(age) => format!(
+                    ", load {:.2}, {} chunks, heard {age} ms ago",
+                    f64::from(n.load_milli) / 1000.0,
+                    n.chunk_count
+                ),
+                None => String::new(),
+            }
+        );
+    }
     Ok(())
+}
+
+fn node_status(status: i32) -> &'static str {
+    match pb::NodeStatus::try_from(status) {
+        Ok(pb::NodeStatus::Up) => "UP",
+        Ok(pb::NodeStatus::Down) => "DOWN",
+        Ok(pb::NodeStatus::Draining) => "DRAINING",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Bytes in binary units with one decimal, e.g. `12.5 GiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

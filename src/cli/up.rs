@@ -2,10 +2,15 @@
 
 use super::args::UpArgs;
 use crate::coordinator::{self, Layout, bootstrap};
+use crate::node::daemon::{self, NodePlan};
 use crate::pki::{CertBundle, MemberCa};
 use crate::profile::Profile;
 use anyhow::Context;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+/// The name of the storage node `up` runs in its process.
+const UP_NODE_NAME: &str = "node-01";
 
 pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
     let coordinator_dir = args.data_dir.join("coordinator");
@@ -34,6 +39,11 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
     }
     let running = coordinator::start(&coordinator_dir, coordinator::run::shutdown_signal()).await?;
     let config = running.coordinator.config.clone();
+    let node_dir = args.data_dir.join("node");
+    if !node_dir.join("node.toml").exists() {
+        prepare_node(&coordinator_dir, &node_dir, &config, args.node_listen)?;
+    }
+    let node = daemon::launch(&node_dir, coordinator::run::shutdown_signal()).await?;
     println!(
         "collective is up ({})",
         if first_start {
@@ -46,6 +56,10 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
         "  coordinator {} listening on {} (mutual TLS)",
         config.address, config.listen
     );
+    println!(
+        "  storage node {} serving chunks on {} (mutual TLS)",
+        node.config.address, node.node.local_addr
+    );
     println!("  data in {}", args.data_dir.display());
     println!(
         "  admin profile in {} (set COLLECTIVE_HOME to use another)",
@@ -56,7 +70,48 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
     println!("  collective mkdir -p /media/movies && collective ls -l /media");
     println!("  collective audit export");
     println!("stop with Ctrl-C; start again with the same command: nothing acknowledged is lost");
-    running.finish().await
+    let (coordinator, node) = tokio::join!(running.finish(), node.finish());
+    coordinator?;
+    node
+}
+
+/// The embedded node's data directory, signed by the member CA kept with the coordinator.
+fn prepare_node(
+    coordinator_dir: &Path,
+    node_dir: &Path,
+    config: &coordinator::CoordinatorConfig,
+    node_listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let listen = match node_listen {
+        Some(listen) => listen,
+        None => {
+            let port = config
+                .listen
+                .port()
+                .checked_add(1)
+                .with_context(|| format!("no port after {}; give --node-listen", config.listen))?;
+            SocketAddr::new(config.listen.ip(), port)
+        }
+    };
+    let pki = Layout::new(coordinator_dir).pki();
+    let member_ca = CertBundle::read_from(&pki, "member-ca")?;
+    let member_ca = MemberCa::load(&member_ca.cert_pem, &member_ca.key_pem)?;
+    let root_pem = std::fs::read_to_string(pki.join(bootstrap::ROOT_CA_FILE))?;
+    let plan = NodePlan {
+        name: UP_NODE_NAME.to_string(),
+        listen,
+        data_dirs: Vec::new(),
+        labels: Default::default(),
+        capacity_bytes_max: None,
+    };
+    daemon::prepare_with_ca(
+        node_dir,
+        &member_ca,
+        &root_pem,
+        std::slice::from_ref(&config.endpoint),
+        &plan,
+    )?;
+    Ok(())
 }
 
 /// On a restart, (re)writes the admin profile if it is missing or belongs to another member.

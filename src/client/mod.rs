@@ -78,6 +78,21 @@ impl Client {
         }
     }
 
+    /// A client acting as another component of the member (a storage node) with its own
+    /// certificate, rather than as the holder of a profile directory.
+    pub fn with_identity(
+        config: crate::profile::ProfileConfig,
+        identity: crate::pki::CertBundle,
+        root_ca_pem: String,
+    ) -> Client {
+        Client::new(Profile {
+            dir: std::path::PathBuf::new(),
+            config,
+            identity,
+            root_ca_pem,
+        })
+    }
+
     pub fn from_home(home: &std::path::Path) -> anyhow::Result<Client> {
         Ok(Client::new(Profile::load(home)?))
     }
@@ -169,6 +184,18 @@ impl Client {
         self.call(true, move |mut meta| {
             let request = request.clone();
             async move { meta.add_coordinator(request).await }
+        })
+        .await
+    }
+
+    /// A storage node's heartbeat, sent to the leader.
+    pub async fn heartbeat(
+        &mut self,
+        request: api::HeartbeatRequest,
+    ) -> Result<api::HeartbeatResponse, ClientError> {
+        self.call(true, move |mut meta| {
+            let request = request.clone();
+            async move { meta.heartbeat(request).await }
         })
         .await
     }

@@ -4,9 +4,9 @@
 use super::errors::{not_leader, rejection_status, storage};
 use super::reads::prepare_read;
 use super::state::Coordinator;
-use super::{membership, status};
+use super::{liveness, membership, status};
 use crate::transport::{Caller, caller};
-use collective_events::pb;
+use collective_events::pb::{self, ComponentType, command_envelope::Command as PbCommand};
 use collective_projections::{EntryRecord, StoreError, Table};
 use collective_proto::api::{self, meta_server::Meta};
 use collective_raft::Command;
@@ -76,6 +76,7 @@ impl Meta for MetaService {
         if envelope.request_id.len() != 16 {
             return Err(Status::invalid_argument("request_id must be 16 bytes"));
         }
+        check_node_command(&caller, envelope.command.as_ref())?;
         // The actor comes from the certificate and the time from the proposer, never from the
         // client's own claims.
         envelope.actor = caller.address;
@@ -204,6 +205,55 @@ impl Meta for MetaService {
         ))
     }
 
+    async fn heartbeat(
+        &self,
+        request: Request<api::HeartbeatRequest>,
+    ) -> Result<Response<api::HeartbeatResponse>, Status> {
+        let caller = self.authorize(&request)?;
+        let request = request.into_inner();
+        check_node_self(&caller, &request.address)?;
+        // Only the leader keeps the liveness table that its watchdog reads.
+        if !self.coordinator.is_leader() {
+            return Err(not_leader(
+                self.coordinator
+                    .leader()
+                    .map(|(_, node)| node.endpoint)
+                    .as_deref(),
+            ));
+        }
+        self.coordinator
+            .liveness
+            .seen(&request.address, request.load_milli, request.chunk_count);
+        let node = self
+            .coordinator
+            .store
+            .nodes()
+            .map_err(storage)?
+            .into_iter()
+            .find(|n| n.joined.as_ref().is_some_and(|j| j.address == request.address));
+        let Some(node) = node else {
+            return Ok(Response::new(api::HeartbeatResponse {
+                joined: false,
+                log_index: 0,
+            }));
+        };
+        let log_index = if liveness::report_needed(&node, request.free_bytes) {
+            liveness::propose_status(
+                &self.coordinator,
+                &request.address,
+                pb::NodeStatus::Up,
+                request.free_bytes,
+            )
+            .await?
+        } else {
+            0
+        };
+        Ok(Response::new(api::HeartbeatResponse {
+            joined: true,
+            log_index,
+        }))
+    }
+
     async fn remove_coordinator(
         &self,
         request: Request<api::RemoveCoordinatorRequest>,
@@ -213,6 +263,39 @@ impl Meta for MetaService {
             membership::remove(&self.coordinator, &caller, request.into_inner().raft_id).await?,
         ))
     }
+}
+
+/// A node certificate may only register itself and report its own status; anything else it
+/// submits is refused. Other callers of the member are not restricted here.
+fn check_node_command(caller: &Caller, command: Option<&PbCommand>) -> Result<(), Status> {
+    if caller.component != ComponentType::Node {
+        return Ok(());
+    }
+    match command {
+        Some(PbCommand::JoinNode(join)) => check_node_self(caller, &join.address),
+        Some(PbCommand::ReportNodeStatus(report)) => check_node_self(caller, &report.address),
+        _ => Err(Status::permission_denied(format!(
+            "{} is a storage node; it may only join and report its own status",
+            caller.address
+        ))),
+    }
+}
+
+/// Refuses a node report about any node but the caller itself.
+fn check_node_self(caller: &Caller, address: &str) -> Result<(), Status> {
+    if caller.component != ComponentType::Node {
+        return Err(Status::permission_denied(format!(
+            "{} holds a {:?} certificate; only a node reports its own heartbeat",
+            caller.address, caller.component
+        )));
+    }
+    if !caller.address.eq_ignore_ascii_case(address) {
+        return Err(Status::permission_denied(format!(
+            "{} may not report for node {address}",
+            caller.address
+        )));
+    }
+    Ok(())
 }
 
 /// Proposes one command and waits for its outcome.

@@ -3,6 +3,7 @@
 pub mod bootstrap;
 pub mod config;
 mod errors;
+pub mod liveness;
 mod membership;
 mod meta_service;
 mod network;

@@ -4,6 +4,7 @@
 
 use super::bootstrap::{COORDINATOR_BUNDLE, ROOT_CA_FILE};
 use super::config::{CoordinatorConfig, Layout};
+use super::liveness::{self, Liveness};
 use super::meta_service::{MetaService, now_unix_ms, propose};
 use super::network::NetworkFactory;
 use super::raft_service::RaftService;
@@ -30,12 +31,14 @@ const BOOTSTRAP_LEADER_WAIT: Duration = Duration::from_secs(30);
 pub struct Running {
     pub coordinator: Arc<Coordinator>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    watchdog: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     /// Waits for the server to stop (after `shutdown` resolved), then stops Raft.
     pub async fn finish(self) -> anyhow::Result<()> {
         let served = self.server.await.context("the server task panicked")?;
+        self.watchdog.abort();
         let _ = self.coordinator.raft.shutdown().await;
         served.context("the gRPC server failed")
     }
@@ -74,7 +77,8 @@ pub async fn start(
     // (the Raft service admits only this member's coordinators).
     let server_config = tls::server_config(&identity, &root_der(&root_pem)?, Policy::any_component())?;
     let incoming = tls::tls_incoming(listener, ServerConfigHandle::new(server_config));
-    let coordinator = Arc::new(Coordinator::new(config.clone(), raft, store, peers));
+    let liveness = Liveness::from_env()?;
+    let coordinator = Arc::new(Coordinator::new(config.clone(), raft, store, peers, liveness));
     let meta = MetaServer::new(MetaService::new(coordinator.clone()))
         .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
         .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
@@ -101,7 +105,12 @@ pub async fn start(
             }
         });
     }
-    Ok(Running { coordinator, server })
+    let watchdog = tokio::spawn(liveness::watch(coordinator.clone()));
+    Ok(Running {
+        coordinator,
+        server,
+        watchdog,
+    })
 }
 
 /// Runs a coordinator until SIGINT or SIGTERM.

@@ -2,6 +2,7 @@
 //! projections store, and how to reach its peers.
 
 use crate::coordinator::config::CoordinatorConfig;
+use crate::coordinator::liveness::Liveness;
 use crate::transport::PeerContext;
 use collective_projections::Store;
 use collective_raft::{CoordinatorNode, NodeId, Raft};
@@ -15,6 +16,8 @@ pub struct Coordinator {
     pub raft: Raft,
     pub store: Store,
     pub peers: Arc<PeerContext>,
+    /// Storage nodes' last heartbeats (meaningful on the leader).
+    pub liveness: Liveness,
     /// When this coordinator last accepted an AppendEntries from a leader, in milliseconds since
     /// `started`; bounds how stale its projections may be for follower reads.
     leader_contact_ms: AtomicU64,
@@ -22,12 +25,19 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    pub fn new(config: CoordinatorConfig, raft: Raft, store: Store, peers: Arc<PeerContext>) -> Coordinator {
+    pub fn new(
+        config: CoordinatorConfig,
+        raft: Raft,
+        store: Store,
+        peers: Arc<PeerContext>,
+        liveness: Liveness,
+    ) -> Coordinator {
         Coordinator {
             config,
             raft,
             store,
             peers,
+            liveness,
             leader_contact_ms: AtomicU64::new(u64::MAX),
             started: Instant::now(),
         }

@@ -87,5 +87,34 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
         event_count: coordinator.store.event_count().map_err(storage)?,
         answering_state: format!("{:?}", metrics.state),
         caller: caller.address.clone(),
+        nodes: nodes(coordinator)?,
     })
+}
+
+/// The member's storage nodes as the projections record them.
+fn nodes(coordinator: &Coordinator) -> Result<Vec<api::NodeInfo>, Status> {
+    let records = coordinator.store.nodes().map_err(storage)?;
+    // Only the leader hears heartbeats; a follower's table is empty or left from an old term.
+    let leading = coordinator.is_leader();
+    Ok(records
+        .into_iter()
+        .filter_map(|record| {
+            let joined = record.joined?;
+            let heard = leading
+                .then(|| coordinator.liveness.last_heard(&joined.address))
+                .flatten();
+            Some(api::NodeInfo {
+                heartbeat_age_ms: heard.map(|h| h.at.elapsed().as_millis() as u64),
+                load_milli: heard.map_or(0, |h| h.load_milli),
+                chunk_count: heard.map_or(0, |h| h.chunk_count),
+                address: joined.address,
+                endpoint: joined.endpoint,
+                status: record.status,
+                free_bytes: record.free_bytes,
+                capacity_bytes: joined.capacity_bytes,
+                labels: joined.labels,
+                status_changed_at_unix_ms: record.status_changed_at_unix_ms,
+            })
+        })
+        .collect())
 }

@@ -1,10 +1,12 @@
 //! The storage node: a chunk store on local data directories, served over mutual TLS by the
 //! `Chunks` gRPC service, each call authorized by a ticket its member's coordinators signed.
 //!
-//! Registration, heartbeats, repair, scrub and garbage collection policy come later; the store
-//! already reports capacity and quarantines what fails verification, which they will build on.
+//! `daemon` registers the node with its member and sends heartbeats; repair, scrub and garbage
+//! collection policy come later (the store already reports capacity and quarantines what fails
+//! verification, which they will build on).
 
 pub mod chunk_store;
+pub mod daemon;
 mod errors;
 pub mod run;
 mod service;

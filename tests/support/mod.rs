@@ -1,4 +1,4 @@
-//! Test harness: real coordinator processes on loopback, driven through the real binary and the
+//! Test harness: real coordinator and storage-node processes on loopback, driven through the real binary and the
 //! client library, with SIGKILL and restart for fault injection. Every process is killed when the
 //! harness is dropped, and its files live in a temporary directory.
 
@@ -37,8 +37,18 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub home: PathBuf,
     pub coordinators: Vec<Coordinator>,
-    /// Extra environment for every coordinator process (e.g. snapshot thresholds).
+    /// Extra environment for every coordinator and node process (e.g. snapshot thresholds).
     pub env: Vec<(String, String)>,
+    pub nodes: Vec<Node>,
+}
+
+/// A storage node process (`collective node run`).
+pub struct Node {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub endpoint: String,
+    pub child: Option<Child>,
+    pub log: PathBuf,
 }
 
 impl Cluster {
@@ -55,6 +65,7 @@ impl Cluster {
             home,
             coordinators: Vec::new(),
             env,
+            nodes: Vec::new(),
         };
         let port = free_port();
         let data_dir = cluster.dir.path().join("coord-1");
@@ -87,7 +98,11 @@ impl Cluster {
 
     /// A member with `n` voting coordinators.
     pub fn with_voters(n: u64) -> anyhow::Result<Cluster> {
-        let mut cluster = Cluster::single()?;
+        Self::with_voters_env(n, Vec::new())
+    }
+
+    pub fn with_voters_env(n: u64, env: Vec<(String, String)>) -> anyhow::Result<Cluster> {
+        let mut cluster = Cluster::single_with_env(env)?;
         for id in 2..=n {
             cluster.add_coordinator(id, true)?;
         }
@@ -184,6 +199,134 @@ impl Cluster {
         }
     }
 
+    /// Prepares storage node `name` (`name@<member>`) with the admin profile; `extra` are more
+    /// `node prepare` arguments (labels, capacity).
+    pub fn prepare_node(&mut self, name: &str, extra: &[&str]) -> anyhow::Result<()> {
+        let endpoint = format!("127.0.0.1:{}", free_port());
+        let data_dir = self.dir.path().join(name);
+        let mut args = vec![
+            "node",
+            "prepare",
+            "--data-dir",
+            path(&data_dir),
+            "--name",
+            name,
+            "--listen",
+            &endpoint,
+        ];
+        args.extend_from_slice(extra);
+        self.cli_ok(&args)?;
+        self.nodes.push(Node {
+            name: name.to_string(),
+            data_dir,
+            endpoint,
+            child: None,
+            log: PathBuf::new(),
+        });
+        Ok(())
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .expect("known node name")
+    }
+
+    fn node_mut(&mut self, name: &str) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .expect("known node name")
+    }
+
+    /// Starts (or restarts) node `name` and waits for its chunk listener.
+    pub fn start_node(&mut self, name: &str) -> anyhow::Result<()> {
+        let env = self.env.clone();
+        let log = self.dir.path().join(format!("{name}.log"));
+        let node = self.node_mut(name);
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let child = Command::new(binary())
+            .args(["node", "run", "--data-dir", path(&node.data_dir)])
+            .envs(env)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("spawning a node")?;
+        node.child = Some(child);
+        node.log = log;
+        let endpoint = node.endpoint.clone();
+        wait_for_port(&endpoint, Duration::from_secs(20))
+    }
+
+    /// SIGKILL a node.
+    pub fn kill_node(&mut self, name: &str) {
+        if let Some(mut child) = self.node_mut(name).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM a node and wait up to `timeout` for it to exit; returns its exit status.
+    pub fn terminate_node(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self
+            .node_mut(name)
+            .child
+            .take()
+            .context("the node is not running")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {name} did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The node's entry in `status --json`, if the member knows it.
+    pub fn node_json(&self, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
+        let address = format!("{name}@{MEMBER}.{FEDERATION}");
+        let status = self.status_json()?;
+        Ok(status["nodes"]
+            .as_array()
+            .and_then(|nodes| nodes.iter().find(|n| n["address"] == address.as_str()))
+            .cloned())
+    }
+
+    /// Waits until `status --json` shows node `name` with `status` ("UP", "DOWN"); returns how
+    /// long that took.
+    pub fn wait_node_status(&self, name: &str, status: &str, timeout: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(node)) = self.node_json(name)
+                && node["status"] == status
+            {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                self.dump_logs();
+                bail!(
+                    "node {name} not {status} within {timeout:?} (last seen: {:?})",
+                    self.node_json(name).ok().flatten()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Runs the CLI against this cluster's admin profile.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.cli_with_home(&self.home, args)
@@ -258,6 +401,15 @@ impl Cluster {
 
     /// Prints every coordinator's log; call it when a test is about to fail.
     pub fn dump_logs(&self) {
+        for n in &self.nodes {
+            if let Ok(text) = std::fs::read_to_string(&n.log) {
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                eprintln!("----- node {} (last lines) -----", n.name);
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
         for c in &self.coordinators {
             if let Ok(text) = std::fs::read_to_string(&c.log) {
                 let tail: Vec<&str> = text.lines().rev().take(40).collect();
@@ -272,6 +424,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        for name in names {
+            self.kill_node(&name);
+        }
         self.kill_all();
     }
 }

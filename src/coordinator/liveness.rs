@@ -1,0 +1,214 @@
+//! Storage-node liveness, kept by the leader: when each node last sent a heartbeat, and the
+//! watchdog that declares a silent node DOWN through Raft.
+//!
+//! Heartbeats are a dedicated `Heartbeat` RPC rather than a `ReportNodeStatus` submitted every
+//! few seconds: a Submit is a Raft entry (an fsync on a quorum) plus a dedupe record kept
+//! forever, for every node, every interval. A heartbeat only touches this in-memory table; it
+//! is turned into a `ReportNodeStatus` proposal when what the log records changes (the node
+//! comes back UP, or its free space moved by a step worth recording). The table is not
+//! replicated: a new leader starts counting silence from the moment it took over, so a leader
+//! change delays a DOWN verdict by at most one timeout and never causes a false one.
+
+use super::meta_service::{now_unix_ms, propose};
+use super::state::Coordinator;
+use collective_events::pb::{self, command_envelope::Command};
+use collective_projections::NodeRecord;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A node silent for this long is declared DOWN (default; `COLLECTIVE_NODE_DOWN_AFTER_MS`).
+pub const NODE_DOWN_AFTER_DEFAULT: Duration = Duration::from_secs(10);
+/// The watchdog's period is a quarter of the timeout, within these bounds.
+const WATCH_PERIOD_MIN: Duration = Duration::from_millis(50);
+const WATCH_PERIOD_MAX: Duration = Duration::from_secs(1);
+/// Free-space changes smaller than this many bytes (or than 1% of the recorded figure, if
+/// larger) are not worth a Raft entry: any write on the node's file system moves the number.
+pub const FREE_BYTES_REPORT_STEP_MIN: u64 = 64 * 1024 * 1024;
+
+/// A node's last heartbeat as this coordinator heard it.
+#[derive(Debug, Clone, Copy)]
+pub struct Heard {
+    pub at: Instant,
+    pub load_milli: u32,
+    pub chunk_count: u64,
+}
+
+/// When each node (by federated address) was last heard, on this coordinator.
+pub struct Liveness {
+    last_seen: Mutex<HashMap<String, Heard>>,
+    pub down_after: Duration,
+}
+
+impl Liveness {
+    pub fn new(down_after: Duration) -> Liveness {
+        Liveness {
+            last_seen: Mutex::new(HashMap::new()),
+            down_after,
+        }
+    }
+
+    /// Reads `COLLECTIVE_NODE_DOWN_AFTER_MS` (for tests and impatient operators).
+    pub fn from_env() -> anyhow::Result<Liveness> {
+        let down_after =
+            match std::env::var("COLLECTIVE_NODE_DOWN_AFTER_MS") {
+                Ok(value) => Duration::from_millis(value.parse().map_err(|_| {
+                    anyhow::anyhow!("COLLECTIVE_NODE_DOWN_AFTER_MS={value:?} is not a number")
+                })?),
+                Err(_) => NODE_DOWN_AFTER_DEFAULT,
+            };
+        anyhow::ensure!(
+            !down_after.is_zero(),
+            "COLLECTIVE_NODE_DOWN_AFTER_MS must be positive"
+        );
+        Ok(Liveness::new(down_after))
+    }
+
+    pub fn seen(&self, address: &str, load_milli: u32, chunk_count: u64) {
+        let heard = Heard {
+            at: Instant::now(),
+            load_milli,
+            chunk_count,
+        };
+        self.table().insert(address.to_string(), heard);
+    }
+
+    pub fn last_heard(&self, address: &str) -> Option<Heard> {
+        self.table().get(address).copied()
+    }
+
+    fn last_seen(&self, address: &str) -> Option<Instant> {
+        self.last_heard(address).map(|heard| heard.at)
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Heard>> {
+        // The table holds only instants; a panic elsewhere cannot leave it inconsistent.
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Whether a heartbeat reporting `free_bytes` should change what the log records for `node`.
+pub fn report_needed(node: &NodeRecord, free_bytes: u64) -> bool {
+    if node.status != pb::NodeStatus::Up as i32 {
+        return true;
+    }
+    let step = (node.free_bytes / 100).max(FREE_BYTES_REPORT_STEP_MIN);
+    node.free_bytes.abs_diff(free_bytes) >= step
+}
+
+/// The node's status change, proposed by this coordinator in its own name.
+pub async fn propose_status(
+    coordinator: &Coordinator,
+    address: &str,
+    status: pb::NodeStatus,
+    free_bytes: u64,
+) -> Result<u64, tonic::Status> {
+    let envelope = pb::CommandEnvelope {
+        schema_version: collective_events::SCHEMA_VERSION,
+        actor: coordinator.config.address.clone(),
+        request_id: crate::client::new_request_id(),
+        proposed_at_unix_ms: now_unix_ms(),
+        command: Some(Command::ReportNodeStatus(pb::ReportNodeStatus {
+            address: address.to_string(),
+            status: status as i32,
+            free_bytes,
+        })),
+    };
+    let (log_index, _) = propose(coordinator, envelope).await?;
+    Ok(log_index)
+}
+
+/// Declares DOWN every UP node not heard from for `down_after`, while this coordinator leads.
+/// Runs until the task is aborted.
+pub async fn watch(coordinator: Arc<Coordinator>) {
+    let down_after = coordinator.liveness.down_after;
+    let period = (down_after / 4).clamp(WATCH_PERIOD_MIN, WATCH_PERIOD_MAX);
+    let mut leading_since: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(period).await;
+        if !coordinator.is_leader() {
+            leading_since = None;
+            continue;
+        }
+        let since = *leading_since.get_or_insert_with(Instant::now);
+        let nodes = match coordinator.store.nodes() {
+            Ok(nodes) => nodes,
+            Err(error) => {
+                tracing::error!(%error, "reading the nodes table");
+                continue;
+            }
+        };
+        for node in nodes {
+            let Some(joined) = node.joined.as_ref() else {
+                continue;
+            };
+            if node.status != pb::NodeStatus::Up as i32 {
+                continue;
+            }
+            let heard = coordinator
+                .liveness
+                .last_seen(&joined.address)
+                .map_or(since, |at| at.max(since));
+            if heard.elapsed() <= down_after {
+                continue;
+            }
+            match propose_status(
+                &coordinator,
+                &joined.address,
+                pb::NodeStatus::Down,
+                node.free_bytes,
+            )
+            .await
+            {
+                Ok(_) => tracing::warn!(
+                    node = %joined.address,
+                    silent_ms = heard.elapsed().as_millis() as u64,
+                    "node declared down"
+                ),
+                Err(status) => tracing::warn!(
+                    node = %joined.address,
+                    error = %status.message(),
+                    "could not declare the node down"
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: pb::NodeStatus, free_bytes: u64) -> NodeRecord {
+        NodeRecord {
+            status: status as i32,
+            free_bytes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_status_changes_and_large_free_space_moves_are_reported() {
+        let gib = 1 << 30;
+        let up = record(pb::NodeStatus::Up, 100 * gib);
+        assert!(!report_needed(&up, 100 * gib));
+        assert!(!report_needed(&up, 100 * gib - 10 * 1024 * 1024));
+        assert!(report_needed(&up, 98 * gib));
+        assert!(report_needed(&record(pb::NodeStatus::Down, gib), gib));
+        let small = record(pb::NodeStatus::Up, 10 * 1024 * 1024);
+        assert!(!report_needed(&small, 0));
+        assert!(report_needed(&small, 200 * 1024 * 1024));
+    }
+
+    #[test]
+    fn last_seen_is_recorded_per_node() {
+        let liveness = Liveness::new(Duration::from_secs(1));
+        assert!(liveness.last_seen("node-01@a.b").is_none());
+        liveness.seen("node-01@a.b", 250, 3);
+        let heard = liveness.last_heard("node-01@a.b").expect("heard");
+        assert_eq!((heard.load_milli, heard.chunk_count), (250, 3));
+        assert!(liveness.last_seen("node-02@a.b").is_none());
+    }
+}

@@ -1,0 +1,418 @@
+//! The storage-node daemon: `node.toml` and certificate preparation (admin side, like
+//! `coordinator prepare`), and the running node — its chunk service plus a loop that registers
+//! with the member's coordinators (`JoinNode`) and sends heartbeats with its free space.
+
+use super::chunk_store::{DataDirConfig, StoreConfig};
+use super::run::{NodeConfig, RunningNode, start};
+use crate::client::{Client, ClientError, RetryPolicy};
+use crate::coordinator::bootstrap::{LEAF_VALIDITY, ROOT_CA_FILE};
+use crate::pki::{CertBundle, Component, MemberCa};
+use crate::profile::{Profile, ProfileConfig};
+use crate::transport::root_der;
+use anyhow::{Context, bail};
+use collective_events::pb::{self, command_envelope::Command};
+use collective_proto::api;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+const CONFIG_FILE: &str = "node.toml";
+/// The node's certificate bundle in `<data dir>/pki`.
+pub const NODE_BUNDLE: &str = "node";
+/// Default period of heartbeats; a coordinator declares a node down after several are missed.
+pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
+/// Bytes each file system keeps free beyond chunks (room for the OS and other users).
+pub const FREE_BYTES_RESERVED_DEFAULT: u64 = 256 * 1024 * 1024;
+/// How long one registration or heartbeat call may retry (leader discovery included) before
+/// the loop gives up on it and tries again at the next interval.
+const REPORT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// `node.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeFileConfig {
+    /// `<name>@<member domain>`, as in the node's certificate.
+    pub address: String,
+    pub member_domain: String,
+    pub federation_domain: String,
+    /// Where the chunk service binds.
+    pub listen: SocketAddr,
+    /// How clients and other nodes reach the chunk service (`host:port`).
+    pub endpoint: String,
+    /// Data directories holding chunks.
+    pub data_dirs: Vec<PathBuf>,
+    /// Most bytes of chunks kept in each data directory; absent: the file system's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_bytes_max: Option<u64>,
+    /// Coordinator endpoints, tried in order; the leader is found from there.
+    pub coordinators: Vec<String>,
+    #[serde(default = "heartbeat_interval_ms_default")]
+    pub heartbeat_interval_ms: u64,
+    /// Free-form placement labels (disk type, bandwidth, location).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn heartbeat_interval_ms_default() -> u64 {
+    HEARTBEAT_INTERVAL_DEFAULT.as_millis() as u64
+}
+
+impl NodeFileConfig {
+    pub fn load(data_dir: &Path) -> anyhow::Result<NodeFileConfig> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+                "{} is not a node data directory (no {CONFIG_FILE}): prepare it with \
+                 `collective node prepare`",
+                data_dir.display()
+            ),
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        let mut config: NodeFileConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        // Tests (and impatient operators) shorten the interval without editing the file.
+        if let Ok(value) = std::env::var("COLLECTIVE_NODE_HEARTBEAT_MS") {
+            config.heartbeat_interval_ms = value
+                .parse()
+                .with_context(|| format!("COLLECTIVE_NODE_HEARTBEAT_MS={value:?} is not a number"))?;
+        }
+        if config.coordinators.is_empty() {
+            bail!("{} lists no coordinators", path.display());
+        }
+        if config.data_dirs.is_empty() {
+            bail!("{} lists no data directories", path.display());
+        }
+        if config.heartbeat_interval_ms == 0 {
+            bail!("{}: heartbeat_interval_ms must be positive", path.display());
+        }
+        Ok(config)
+    }
+
+    pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(data_dir)?;
+        let tmp = data_dir.join(format!("{CONFIG_FILE}.tmp"));
+        std::fs::write(&tmp, toml::to_string_pretty(self)?)?;
+        std::fs::rename(&tmp, data_dir.join(CONFIG_FILE))?;
+        Ok(())
+    }
+
+    fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            data_dirs: self
+                .data_dirs
+                .iter()
+                .map(|path| DataDirConfig {
+                    path: path.clone(),
+                    capacity_bytes_max: self.capacity_bytes_max,
+                })
+                .collect(),
+            free_bytes_reserved: FREE_BYTES_RESERVED_DEFAULT,
+        }
+    }
+}
+
+/// What `node prepare` is told.
+#[derive(Debug, Clone)]
+pub struct NodePlan {
+    /// The local part of the node's address, e.g. `node-01`.
+    pub name: String,
+    pub listen: SocketAddr,
+    /// Empty: one data directory, `<data dir>/data`.
+    pub data_dirs: Vec<PathBuf>,
+    pub labels: BTreeMap<String, String>,
+    pub capacity_bytes_max: Option<u64>,
+}
+
+/// Prepares a node's data directory with a certificate signed by the admin profile's member CA.
+pub fn prepare(data_dir: &Path, home: &Path, plan: &NodePlan) -> anyhow::Result<NodeFileConfig> {
+    let profile = Profile::load(home)?;
+    let member_ca = profile.member_ca()?;
+    prepare_with_ca(
+        data_dir,
+        &member_ca,
+        &profile.root_ca_pem,
+        &profile.config.coordinators,
+        plan,
+    )
+}
+
+/// Prepares a node's data directory with a certificate signed by `member_ca`.
+pub fn prepare_with_ca(
+    data_dir: &Path,
+    member_ca: &MemberCa,
+    root_pem: &str,
+    coordinators: &[String],
+    plan: &NodePlan,
+) -> anyhow::Result<NodeFileConfig> {
+    if data_dir.join(CONFIG_FILE).exists() {
+        bail!(
+            "{} already holds a node; run it with `collective node run`",
+            data_dir.display()
+        );
+    }
+    if plan.name.is_empty() || plan.name.contains('@') {
+        bail!(
+            "node name {:?} must be a non-empty local part without '@'",
+            plan.name
+        );
+    }
+    let member_domain = member_ca.member_domain().to_string();
+    let address = format!("{}@{member_domain}", plan.name);
+    let data_dirs = if plan.data_dirs.is_empty() {
+        vec![data_dir.join("data")]
+    } else {
+        plan.data_dirs
+            .iter()
+            .map(|p| std::path::absolute(p).with_context(|| format!("resolving {}", p.display())))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let config = NodeFileConfig {
+        address: address.clone(),
+        member_domain,
+        federation_domain: member_ca.federation_domain().to_string(),
+        listen: plan.listen,
+        endpoint: plan.listen.to_string(),
+        data_dirs,
+        capacity_bytes_max: plan.capacity_bytes_max,
+        coordinators: coordinators.to_vec(),
+        heartbeat_interval_ms: heartbeat_interval_ms_default(),
+        labels: plan.labels.clone(),
+    };
+    let pki = data_dir.join("pki");
+    std::fs::create_dir_all(&pki).with_context(|| format!("creating {}", pki.display()))?;
+    let ip = plan.listen.ip().to_string();
+    let leaf = member_ca
+        .issue_leaf_with_sans(&address, Component::Node, LEAF_VALIDITY, &[&ip])
+        .context("issuing the node certificate")?;
+    leaf.write_to(&pki, NODE_BUNDLE)?;
+    std::fs::write(pki.join(ROOT_CA_FILE), root_pem)?;
+    config.save(data_dir)?;
+    Ok(config)
+}
+
+/// A running node daemon: the chunk service and its registration loop.
+pub struct NodeDaemon {
+    pub config: NodeFileConfig,
+    pub node: RunningNode,
+    reporter: tokio::task::JoinHandle<()>,
+}
+
+impl NodeDaemon {
+    /// Waits for the chunk service to stop (after the shutdown future resolved).
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let served = self.node.finish().await;
+        self.reporter.abort();
+        served
+    }
+}
+
+/// Starts the node in `data_dir`; it serves and reports until `shutdown` resolves.
+pub async fn launch(
+    data_dir: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<NodeDaemon> {
+    let config = NodeFileConfig::load(data_dir)?;
+    let pki = data_dir.join("pki");
+    let identity = CertBundle::read_from(&pki, NODE_BUNDLE)
+        .with_context(|| format!("reading the node certificate in {}", pki.display()))?;
+    let root_pem = std::fs::read_to_string(pki.join(ROOT_CA_FILE))
+        .with_context(|| format!("reading {}", pki.join(ROOT_CA_FILE).display()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    let server_stop = async move {
+        shutdown.await;
+        let _ = stop_sender.send(true);
+    };
+    let node = start(
+        NodeConfig::new(config.store_config()),
+        &identity,
+        &root_der(&root_pem)?,
+        listener,
+        server_stop,
+    )
+    .await?;
+    let client = Client::with_identity(
+        ProfileConfig {
+            address: config.address.clone(),
+            member_domain: config.member_domain.clone(),
+            federation_domain: config.federation_domain.clone(),
+            coordinators: config.coordinators.clone(),
+        },
+        identity,
+        root_pem,
+    )
+    .with_retry(RetryPolicy {
+        deadline: REPORT_DEADLINE,
+        ..RetryPolicy::default()
+    });
+    let reporter = tokio::spawn(report_loop(client, config.clone(), Arc::clone(&node.store), stop));
+    Ok(NodeDaemon {
+        config,
+        node,
+        reporter,
+    })
+}
+
+/// Runs a node until SIGINT or SIGTERM.
+pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
+    let daemon = launch(data_dir, crate::coordinator::run::shutdown_signal()).await?;
+    eprintln!(
+        "node {} serving chunks on {}",
+        daemon.config.address, daemon.node.local_addr
+    );
+    daemon.finish().await
+}
+
+/// What a heartbeat reports, summed over the data directories.
+#[derive(Debug, Default, Clone, Copy)]
+struct Report {
+    total_bytes: u64,
+    free_bytes: u64,
+    chunk_count: u64,
+    load_milli: u32,
+}
+
+async fn measure(store: &Arc<super::ChunkStore>) -> anyhow::Result<Report> {
+    let store = Arc::clone(store);
+    let (dirs, load_milli) = tokio::task::spawn_blocking(move || (store.capacity(), load_milli()))
+        .await
+        .context("the capacity task panicked")?;
+    Ok(dirs?.iter().fold(
+        Report {
+            load_milli,
+            ..Report::default()
+        },
+        |report, dir| Report {
+            total_bytes: report.total_bytes.saturating_add(dir.total_bytes),
+            free_bytes: report.free_bytes.saturating_add(dir.free_bytes),
+            chunk_count: report.chunk_count.saturating_add(dir.chunk_count),
+            ..report
+        },
+    ))
+}
+
+/// The machine's 1-minute load average x 1000, from `/proc/loadavg`; 0 where unknown.
+fn load_milli() -> u32 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .as_deref()
+        .and_then(parse_loadavg)
+        .unwrap_or(0)
+}
+
+fn parse_loadavg(text: &str) -> Option<u32> {
+    let one_minute: f64 = text.split_whitespace().next()?.parse().ok()?;
+    (one_minute.is_finite() && one_minute >= 0.0).then(|| (one_minute * 1000.0).min(u32::MAX as f64) as u32)
+}
+
+/// Joins the member once (an earlier join is fine), then sends a heartbeat every interval
+/// until `stop` turns true. Failures are logged and retried at the next interval: the node keeps
+/// serving chunks whatever the coordinators' state.
+async fn report_loop(
+    mut client: Client,
+    config: NodeFileConfig,
+    store: Arc<super::ChunkStore>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let interval = Duration::from_millis(config.heartbeat_interval_ms);
+    let mut joined = false;
+    loop {
+        if let Err(error) = report_once(&mut client, &config, &store, &mut joined).await {
+            tracing::warn!(error = %format!("{error:#}"), "heartbeat failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+async fn report_once(
+    client: &mut Client,
+    config: &NodeFileConfig,
+    store: &Arc<super::ChunkStore>,
+    joined: &mut bool,
+) -> anyhow::Result<()> {
+    let report = measure(store).await?;
+    if !*joined {
+        let join = Command::JoinNode(pb::JoinNode {
+            address: config.address.clone(),
+            endpoint: config.endpoint.clone(),
+            capacity_bytes: report.total_bytes,
+            labels: config
+                .labels
+                .iter()
+                .map(|(key, value)| pb::Label {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        });
+        match client.submit(join).await {
+            Ok(_) => tracing::info!(node = %config.address, "joined the member"),
+            Err(ClientError::Refused {
+                code: tonic::Code::AlreadyExists,
+                ..
+            }) => {}
+            Err(error) => return Err(error).context("joining the member"),
+        }
+        *joined = true;
+    }
+    let answer = client
+        .heartbeat(api::HeartbeatRequest {
+            address: config.address.clone(),
+            free_bytes: report.free_bytes,
+            load_milli: report.load_milli,
+            chunk_count: report.chunk_count,
+        })
+        .await
+        .context("sending a heartbeat")?;
+    if !answer.joined {
+        // The member forgot the node (removed it): join again at the next interval.
+        *joined = false;
+    }
+    Ok(())
+}
+
+/// Parses `key=value` labels.
+pub fn parse_labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => bail!("label {pair:?} is not key=value"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_as_key_value() {
+        let labels = parse_labels(&["disk=ssd".into(), "room=attic=2".into()]).expect("valid labels");
+        assert_eq!(labels["disk"], "ssd");
+        assert_eq!(labels["room"], "attic=2");
+        assert!(parse_labels(&["nokey".into()]).is_err());
+        assert!(parse_labels(&["=v".into()]).is_err());
+    }
+
+    #[test]
+    fn load_average_parses_from_proc_format() {
+        assert_eq!(parse_loadavg("0.52 0.58 0.59 1/467 12345\n"), Some(520));
+        assert_eq!(parse_loadavg("12.00 1 1"), Some(12_000));
+        assert_eq!(parse_loadavg(""), None);
+        assert_eq!(parse_loadavg("-1 0 0"), None);
+        assert_eq!(parse_loadavg("nan 0 0"), None);
+    }
+}
