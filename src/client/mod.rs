@@ -214,6 +214,9 @@ impl Client {
         from_index: u64,
         mut sink: impl FnMut(Vec<pb::EventEnvelope>) -> anyhow::Result<()>,
     ) -> anyhow::Result<u64> {
+        // Find a live leader first, through the retrying path (dead endpoints are skipped and
+        // redirects followed), then stream from it.
+        self.status(Consistency::Linearizable).await?;
         let mut meta = self.meta(self.preferred).await?;
         let request = api::ExportEventsRequest {
             from_index,
