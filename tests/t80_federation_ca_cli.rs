@@ -413,3 +413,125 @@ fn t80_bad_input_is_refused_and_writes_nothing() {
     );
     assert!(!dir.join("eve").exists());
 }
+
+/// Kills the child process when the test ends, whatever the outcome.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn t80_federation_init_from_an_existing_root_serves_and_leaves_the_root_key_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    cli_ok(
+        dir,
+        &[
+            "federation",
+            "ca",
+            "init",
+            "--domain",
+            "fed.example",
+            "--out",
+            "ca",
+        ],
+    );
+    let listen = format!("127.0.0.1:{}", support::free_port());
+
+    // Refusals first: a --domain that contradicts the root, and a missing CA directory.
+    refused(
+        dir,
+        &[
+            "federation",
+            "init",
+            "--ca-dir",
+            "ca",
+            "--domain",
+            "other.example",
+            "--member",
+            "alice",
+            "--data-dir",
+            "coord",
+            "--listen",
+            &listen,
+        ],
+        "differs from the federation domain",
+    );
+    refused(
+        dir,
+        &[
+            "federation",
+            "init",
+            "--ca-dir",
+            "none",
+            "--member",
+            "alice",
+            "--data-dir",
+            "coord",
+            "--listen",
+            &listen,
+        ],
+        "no federation root CA",
+    );
+    assert!(!dir.join("coord").exists());
+
+    let out = cli_ok(
+        dir,
+        &[
+            "federation",
+            "init",
+            "--ca-dir",
+            "ca",
+            "--member",
+            "alice",
+            "--data-dir",
+            "coord",
+            "--listen",
+            &listen,
+        ],
+    );
+    assert!(out.contains("alice.fed.example"), "{out}");
+    let pki = dir.join("coord").join("pki");
+    assert!(
+        !pki.join("federation-ca.key").exists(),
+        "the root key stays in ca/"
+    );
+    assert_eq!(
+        std::fs::read(pki.join("root-ca.crt")).unwrap(),
+        std::fs::read(dir.join("ca/root-ca.crt")).unwrap()
+    );
+    assert_eq!(
+        openssl_verify(&pki, "coordinator.crt").trim(),
+        "coordinator.crt: OK"
+    );
+
+    // The member it made works: the coordinator serves the admin profile over mutual TLS.
+    let child = Command::new(support::binary())
+        .current_dir(dir)
+        .args(["coordinator", "run", "--data-dir", "coord"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child);
+    support::wait_for_port(&listen, Duration::from_secs(20)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cli(dir, &["mkdir", "/hello"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mkdir never succeeded: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(cli_ok(dir, &["ls", "/"]).contains("hello"));
+}

@@ -121,9 +121,13 @@ pub struct FederationSignMemberArgs {
 
 #[derive(Debug, Args)]
 pub struct FederationInitArgs {
-    /// Federation domain, e.g. home.collective.
+    /// Federation domain, e.g. home.collective (a new root CA is made for it, unless --ca-dir).
+    #[arg(long, required_unless_present = "ca_dir")]
+    pub domain: Option<String>,
+    /// Use the root CA in this directory (from `federation ca init`) instead of making one;
+    /// its key is not copied into the data directory.
     #[arg(long)]
-    pub domain: String,
+    pub ca_dir: Option<PathBuf>,
     /// Name of the first member; its domain is NAME.DOMAIN.
     #[arg(long)]
     pub member: String,

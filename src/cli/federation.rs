@@ -94,20 +94,48 @@ fn sign_member(args: FederationSignMemberArgs) -> anyhow::Result<()> {
 }
 
 fn init(args: FederationInitArgs, home: &Path) -> anyhow::Result<()> {
-    let domain = federation_domain(&args.domain)?;
     let member =
         parse_label(&args.member).map_err(|e| anyhow!("invalid member name {:?}: {e}", args.member))?;
-    let first = bootstrap::init_first(
-        &args.data_dir,
-        home,
-        &domain,
-        &member,
-        args.listen,
-        FIRST_COORDINATOR_ID,
-    )?;
+    let first = match &args.ca_dir {
+        Some(ca_dir) => {
+            let root = load_root(ca_dir)?;
+            if let Some(domain) = &args.domain
+                && federation_domain(domain)? != root.domain()
+            {
+                bail!(
+                    "--domain {domain:?} differs from the federation domain {:?} of the root CA in {}",
+                    root.domain(),
+                    ca_dir.display()
+                );
+            }
+            bootstrap::init_first_with_root(
+                &args.data_dir,
+                home,
+                &root,
+                &member,
+                args.listen,
+                FIRST_COORDINATOR_ID,
+                bootstrap::RootKey::Leave,
+            )?
+        }
+        None => {
+            let Some(domain) = &args.domain else {
+                bail!("give the federation domain with --domain, or an existing root CA with --ca-dir");
+            };
+            bootstrap::init_first(
+                &args.data_dir,
+                home,
+                &federation_domain(domain)?,
+                &member,
+                args.listen,
+                FIRST_COORDINATOR_ID,
+            )?
+        }
+    };
+    let domain = &first.config.federation_domain;
     let c = &first.config;
     println!(
-        "federation {domain}: root CA and member CA for {}",
+        "federation {domain}: member CA for {} signed by the root CA",
         c.member_domain
     );
     println!(
