@@ -27,6 +27,9 @@ pub enum Command {
     /// needs under the data directory, and writes an admin profile to $COLLECTIVE_HOME so every
     /// other command works right away. Restart it at any time: nothing acknowledged is lost.
     Up(UpArgs),
+    /// Create the federation's certificate authorities and set up its first member.
+    #[command(subcommand)]
+    Federation(FederationCommand),
     /// Run and manage the coordinators of a member (its Raft group).
     #[command(subcommand)]
     Coordinator(CoordinatorCommand),
@@ -71,6 +74,69 @@ pub struct UpArgs {
     /// plus one), used on first start only.
     #[arg(long)]
     pub node_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// The federation's certificate authorities (root and member CAs).
+    #[command(subcommand)]
+    Ca(FederationCaCommand),
+    /// Set up the first member of a new federation in one step: root CA, member CA, the first
+    /// coordinator's data directory and an admin profile (as `coordinator init`).
+    Init(FederationInitArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederationCaCommand {
+    /// Create the federation root CA (Ed25519, five years): root-ca.crt and root-ca.key (0600).
+    /// Keep the key offline; it is needed only to sign member CAs.
+    Init(FederationCaInitArgs),
+    /// Sign a member CA (an intermediate name-constrained to MEMBER.<federation domain>):
+    /// member-ca.crt and member-ca.key (0600).
+    SignMember(FederationSignMemberArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FederationCaInitArgs {
+    /// Federation domain, e.g. home.collective (at least two labels).
+    #[arg(long)]
+    pub domain: String,
+    /// Directory to write the root CA into (created if missing; must not hold a CA yet).
+    #[arg(long, default_value = "federation-ca")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FederationSignMemberArgs {
+    /// Member name (e.g. bob), or its full domain below the federation domain.
+    #[arg(long)]
+    pub member: String,
+    /// Directory holding root-ca.crt and root-ca.key.
+    #[arg(long, default_value = "federation-ca")]
+    pub ca_dir: PathBuf,
+    /// Directory to write the member CA into (created if missing; must not hold one yet).
+    #[arg(long, default_value = "member-ca")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FederationInitArgs {
+    /// Federation domain, e.g. home.collective (a new root CA is made for it, unless --ca-dir).
+    #[arg(long, required_unless_present = "ca_dir")]
+    pub domain: Option<String>,
+    /// Use the root CA in this directory (from `federation ca init`) instead of making one;
+    /// its key is not copied into the data directory.
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
+    /// Name of the first member; its domain is NAME.DOMAIN.
+    #[arg(long)]
+    pub member: String,
+    /// The first coordinator's data directory.
+    #[arg(long, default_value = "collective-data")]
+    pub data_dir: PathBuf,
+    /// Address of the first coordinator's gRPC listener (mutual TLS).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ pub mod args;
 mod audit;
 mod bench;
 mod coordinator;
+mod federation;
 mod namespace;
 mod node;
 mod output;
@@ -41,6 +42,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let home = cli.home.clone();
     match cli.command {
         Command::Up(args) => up::run(args, home).await,
+        Command::Federation(args) => federation::run(args, home),
         Command::Coordinator(args) => coordinator::run(args, home).await,
         Command::Node(args) => node::run(args, home).await,
         Command::Status(args) => status::run(args, home).await,

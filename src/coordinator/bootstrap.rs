@@ -35,24 +35,42 @@ pub fn init_first(
     listen: SocketAddr,
     id: u64,
 ) -> anyhow::Result<FirstCoordinator> {
-    let layout = Layout::new(data_dir);
-    if layout.root.join("coordinator.toml").exists() {
-        bail!(
-            "{} already holds a coordinator; run it with `collective coordinator run`",
-            data_dir.display()
-        );
-    }
-    if id == 0 {
-        bail!("raft id 0 is reserved; use 1 for the first coordinator");
-    }
-    let member_domain = format!("{member}.{federation_domain}");
+    check_fresh(data_dir, id)?;
     let federation = FederationCa::init(federation_domain).context("creating the federation root CA")?;
+    init_first_with_root(data_dir, home, &federation, member, listen, id, RootKey::Keep)
+}
+
+/// Whether the first coordinator's data directory keeps a copy of the root CA's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootKey {
+    /// Write `pki/federation-ca.key` (the root was made here and exists nowhere else).
+    Keep,
+    /// Write only the root certificate: the key stays where the root was loaded from.
+    Leave,
+}
+
+/// Like [`init_first`] with an existing federation root, which signs the new member CA.
+pub fn init_first_with_root(
+    data_dir: &Path,
+    home: &Path,
+    federation: &FederationCa,
+    member: &str,
+    listen: SocketAddr,
+    id: u64,
+    root_key: RootKey,
+) -> anyhow::Result<FirstCoordinator> {
+    check_fresh(data_dir, id)?;
+    let layout = Layout::new(data_dir);
+    let federation_domain = federation.domain();
+    let member_domain = format!("{member}.{federation_domain}");
     let member_ca = federation
         .sign_member(&member_domain)
         .context("creating the member CA")?;
     let pki = layout.pki();
     std::fs::create_dir_all(&pki)?;
-    federation.bundle().write_to(&pki, "federation-ca")?;
+    if root_key == RootKey::Keep {
+        federation.bundle().write_to(&pki, "federation-ca")?;
+    }
     member_ca.bundle().write_to(&pki, "member-ca")?;
     let config = CoordinatorConfig {
         id,
@@ -75,6 +93,20 @@ pub fn init_first(
         federation: federation.bundle(),
         member_ca: member_ca.bundle(),
     })
+}
+
+/// Refuses a data directory that already holds a coordinator, and the reserved Raft id 0.
+fn check_fresh(data_dir: &Path, id: u64) -> anyhow::Result<()> {
+    if Layout::new(data_dir).root.join("coordinator.toml").exists() {
+        bail!(
+            "{} already holds a coordinator; run it with `collective coordinator run`",
+            data_dir.display()
+        );
+    }
+    if id == 0 {
+        bail!("raft id 0 is reserved; use 1 for the first coordinator");
+    }
+    Ok(())
 }
 
 /// Prepares another coordinator's data directory with a certificate signed by the admin's
