@@ -221,6 +221,21 @@ async fn a_node_certificate_reports_only_for_itself() -> anyhow::Result<()> {
         permission_denied(client.submit(mkdir).await),
         "a node submits only its own join and status"
     );
+    // A node's key, if stolen, cannot reshape the coordinator group.
+    let add = api::AddCoordinatorRequest {
+        raft_id: 9,
+        address: String::new(),
+        endpoint: "127.0.0.1:1".into(),
+        voter: true,
+    };
+    assert!(
+        permission_denied(client.add_coordinator(add).await),
+        "a node certificate cannot add a coordinator"
+    );
+    assert!(
+        permission_denied(client.remove_coordinator(1).await),
+        "a node certificate cannot remove a coordinator"
+    );
     // The admin may not heartbeat for a node either: liveness comes from the node alone.
     let mut admin = Client::new(cluster.profile()?);
     let heartbeat = api::HeartbeatRequest {

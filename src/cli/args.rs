@@ -179,8 +179,9 @@ pub struct NodeRunArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CoordinatorCommand {
-    /// Prepare the first coordinator of a new member: create the federation root CA (unless
-    /// --ca-dir gives one), the member CA, this coordinator's certificate and an admin profile.
+    /// Prepare the first coordinator of a new member: create the federation root CA, the member
+    /// CA, this coordinator's certificate and an admin profile (to start from an existing root
+    /// CA, use `collective federation init --ca-dir`).
     Init(CoordinatorInitArgs),
     /// Prepare another coordinator's data directory (certificate and config), signed by the
     /// member CA held in the admin profile. Then start it with `coordinator run` and add it.

@@ -50,6 +50,19 @@ impl MetaService {
         Ok(caller)
     }
 
+    /// Changing the coordinator group takes a client certificate of this member (an admin's):
+    /// a node's or coordinator's key, if stolen, must not be able to reshape the Raft group.
+    fn authorize_admin<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let caller = self.authorize(request)?;
+        if caller.component != pb::ComponentType::Client {
+            return Err(Status::permission_denied(format!(
+                "{} is not a client certificate; only an admin's client certificate may change the coordinators",
+                caller.address
+            )));
+        }
+        Ok(caller)
+    }
+
     fn resolve(&self, path: &str) -> Result<EntryRecord, Status> {
         validate_path(path)?;
         self.coordinator
@@ -199,7 +212,7 @@ impl Meta for MetaService {
         &self,
         request: Request<api::AddCoordinatorRequest>,
     ) -> Result<Response<api::MembershipResponse>, Status> {
-        let caller = self.authorize(&request)?;
+        let caller = self.authorize_admin(&request)?;
         Ok(Response::new(
             membership::add(&self.coordinator, &caller, request.into_inner()).await?,
         ))
@@ -258,7 +271,7 @@ impl Meta for MetaService {
         &self,
         request: Request<api::RemoveCoordinatorRequest>,
     ) -> Result<Response<api::MembershipResponse>, Status> {
-        let caller = self.authorize(&request)?;
+        let caller = self.authorize_admin(&request)?;
         Ok(Response::new(
             membership::remove(&self.coordinator, &caller, request.into_inner().raft_id).await?,
         ))
