@@ -177,21 +177,19 @@ fn t80_federation_init_sets_up_a_first_member_whose_leaf_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let listen = format!("127.0.0.1:{}", support::free_port());
-    let out = cli_ok(
-        dir,
-        &[
-            "federation",
-            "init",
-            "--domain",
-            "fed.example",
-            "--member",
-            "alice",
-            "--data-dir",
-            "coord",
-            "--listen",
-            &listen,
-        ],
-    );
+    let init = [
+        "federation",
+        "init",
+        "--domain",
+        "fed.example",
+        "--member",
+        "alice",
+        "--data-dir",
+        "coord",
+        "--listen",
+        &listen,
+    ];
+    let out = cli_ok(dir, &init);
     assert!(out.contains("alice.fed.example"), "{out}");
     assert!(
         out.contains("collective coordinator run --data-dir coord"),
@@ -204,22 +202,7 @@ fn t80_federation_init_sets_up_a_first_member_whose_leaf_verifies() {
     );
     assert!(dir.join("home").exists(), "an admin profile is written");
     // A second run over the same data directory is refused.
-    refused(
-        dir,
-        &[
-            "federation",
-            "init",
-            "--domain",
-            "fed.example",
-            "--member",
-            "alice",
-            "--data-dir",
-            "coord",
-            "--listen",
-            &listen,
-        ],
-        "already holds a coordinator",
-    );
+    refused(dir, &init, "already holds a coordinator");
 }
 
 #[test]
