@@ -8,6 +8,7 @@ pub mod chunk_hash;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
+pub mod datapath;
 pub mod error;
 pub mod node;
 pub mod pki;
