@@ -438,6 +438,37 @@ pub enum BenchCommand {
     /// Metadata load: N concurrent clients issuing commits (mkdir) or linearizable reads (stat)
     /// against the running member; prints throughput and p50/p99/p999 latency.
     Meta(BenchMetaArgs),
+    /// Data path: large files written and read by N parallel streams, then small files
+    /// created, stat'ed and read; prints throughput and latency percentiles.
+    Io(BenchIoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIoArgs {
+    /// Total bytes of the large-file phase, across all streams.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub bytes: u64,
+    /// Parallel streams (and small-file workers).
+    #[arg(long, default_value_t = 4)]
+    pub streams: usize,
+    /// Small files to create, stat and read.
+    #[arg(long, default_value_t = 1000)]
+    pub small_files: usize,
+    /// Size of each small file, in bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub small_bytes: usize,
+    /// Chunk size in bytes.
+    #[arg(long, default_value_t = crate::datapath::CHUNK_BYTES_DEFAULT)]
+    pub chunk_bytes: usize,
+    /// Replicas per chunk (default: the member's).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    pub replicas: u32,
+    /// Keep the benchmark's files instead of removing them.
+    #[arg(long)]
+    pub keep: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, serde::Serialize)]
