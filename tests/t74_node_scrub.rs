@@ -68,14 +68,25 @@ async fn the_scrubber_quarantines_a_flipped_byte_and_queues_only_that_chunk() {
     // The report is queued just after the copy is moved to quarantine: wait for both.
     let reports = &node.running.corruption;
     let found = tokio::task::block_in_place(|| {
-        eventually(FIND_WITHIN, || !bad_path.exists() && !reports.pending().is_empty())
+        eventually(FIND_WITHIN, || {
+            !bad_path.exists() && !reports.pending().is_empty()
+        })
     });
-    assert!(found, "the scrubber did not quarantine and report the corrupt copy within {FIND_WITHIN:?}");
+    assert!(
+        found,
+        "the scrubber did not quarantine and report the corrupt copy within {FIND_WITHIN:?}"
+    );
     let quarantined = files_under(&dir.path().join("quarantine"));
     assert_eq!(quarantined.len(), 1, "{quarantined:?}");
     assert!(quarantined[0].starts_with(&bad_hash.to_hex()), "{quarantined:?}");
-    assert_eq!(node.running.corruption.pending(), vec![(bad_hash, FoundBy::Scrub)]);
-    assert!(chunk_file(dir.path(), &good_hash).exists(), "the good chunk stays");
+    assert_eq!(
+        node.running.corruption.pending(),
+        vec![(bad_hash, FoundBy::Scrub)]
+    );
+    assert!(
+        chunk_file(dir.path(), &good_hash).exists(),
+        "the good chunk stays"
+    );
     let ticket = fed.ticket(TicketOp::Get, &[good_hash]);
     assert_eq!(get(&mut chunks, ticket, good_hash, 0, None).await.unwrap(), good);
 }
@@ -112,15 +123,25 @@ async fn a_chunk_re_put_just_now_survives_a_guarded_delete_and_an_idle_one_does_
         .into_inner();
     assert_eq!(answer.removed, vec![false, true]);
     assert_eq!(answer.kept_recent, vec![true, false]);
-    assert!(chunk_file(dir.path(), &reput_hash).exists(), "the re-put copy is kept");
-    assert!(!chunk_file(dir.path(), &idle_hash).exists(), "the idle copy is gone");
+    assert!(
+        chunk_file(dir.path(), &reput_hash).exists(),
+        "the re-put copy is kept"
+    );
+    assert!(
+        !chunk_file(dir.path(), &idle_hash).exists(),
+        "the idle copy is gone"
+    );
 
     let answer = chunks
         .delete(delete(&[reput_hash, idle_hash], 0))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(answer.removed, vec![true, false], "min_idle_ms 0 deletes unconditionally");
+    assert_eq!(
+        answer.removed,
+        vec![true, false],
+        "min_idle_ms 0 deletes unconditionally"
+    );
     assert_eq!(answer.kept_recent, vec![false, false]);
     assert!(!chunk_file(dir.path(), &reput_hash).exists());
 }
@@ -159,7 +180,10 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
             "COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC".into(),
             SCRUB_BYTES_PER_SEC.to_string(),
         ),
-        ("COLLECTIVE_NODE_SCRUB_INTERVAL_MS".into(), SCRUB_INTERVAL_MS.to_string()),
+        (
+            "COLLECTIVE_NODE_SCRUB_INTERVAL_MS".into(),
+            SCRUB_INTERVAL_MS.to_string(),
+        ),
     ];
     let mut cluster = tokio::task::block_in_place(|| support::Cluster::single_with_env(env)).unwrap();
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
@@ -210,7 +234,10 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
     cluster.kill(1);
     flip_byte(&second_path, 2_000);
     let found = tokio::task::block_in_place(|| eventually(FIND_WITHIN, || !second_path.exists()));
-    assert!(found, "the scrubber did not quarantine the copy while the member was down");
+    assert!(
+        found,
+        "the scrubber did not quarantine the copy while the member was down"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
         cluster.start(1)?;
@@ -234,7 +261,9 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
     assert_eq!(removed[1].0, second.as_bytes().to_vec());
     assert!(removed[1].2.contains("scrub"), "{removed:?}");
     assert!(
-        removed.iter().all(|(hash, _, _)| *hash != good.as_bytes().to_vec()),
+        removed
+            .iter()
+            .all(|(hash, _, _)| *hash != good.as_bytes().to_vec()),
         "the good chunk is never reported: {removed:?}"
     );
     assert!(chunk_file(&data_dir, &good).exists());

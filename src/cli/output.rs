@@ -73,6 +73,20 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// Replica health of a file for `ls -l`: `2/2`, or `1/2!` when below the count wanted, `-` for
+/// directories and empty files.
+pub fn replica_health(entry: &api::EntryInfo) -> String {
+    if entry.replicas_wanted == 0 {
+        return "-".into();
+    }
+    let mark = if entry.replicas_min < entry.replicas_wanted {
+        "!"
+    } else {
+        ""
+    };
+    format!("{}/{}{mark}", entry.replicas_min, entry.replicas_wanted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,18 +106,4 @@ mod tests {
         assert_eq!(format_size(1536), "1.5 KiB");
         assert_eq!(format_size(5 * 1024 * 1024 * 1024), "5.0 GiB");
     }
-}
-
-/// Replica health of a file for `ls -l`: `2/2`, or `1/2!` when below the count wanted, `-` for
-/// directories and empty files.
-pub fn replica_health(entry: &api::EntryInfo) -> String {
-    if entry.replicas_wanted == 0 {
-        return "-".into();
-    }
-    let mark = if entry.replicas_min < entry.replicas_wanted {
-        "!"
-    } else {
-        ""
-    };
-    format!("{}/{}{mark}", entry.replicas_min, entry.replicas_wanted)
 }

@@ -40,14 +40,14 @@ const PLAN_TICKET_LIFETIME: Duration = TICKET_LIFETIME_DEFAULT;
 const _: () = assert!(PLAN_CHUNKS_MAX <= HASHES_PER_REQUEST_MAX);
 
 /// A joined node as planning sees it.
-struct Candidate<'a> {
-    address: &'a str,
-    endpoint: &'a str,
-    status: NodeStatus,
-    free_bytes: u64,
+pub(crate) struct Candidate<'a> {
+    pub address: &'a str,
+    pub endpoint: &'a str,
+    pub status: NodeStatus,
+    pub free_bytes: u64,
 }
 
-fn candidates(nodes: &[NodeRecord]) -> Vec<Candidate<'_>> {
+pub(crate) fn candidates(nodes: &[NodeRecord]) -> Vec<Candidate<'_>> {
     nodes
         .iter()
         .filter_map(|record| {
@@ -71,6 +71,24 @@ fn score(hash: &[u8], node: &str) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.as_bytes()[..8]);
     u64::from_be_bytes(first)
+}
+
+/// Nodes that could take one more replica of `hash` (up, not among `holders`, with room), best
+/// first by rendezvous score.
+pub(crate) fn rank_targets<'c, 'a>(
+    candidates: &'c [Candidate<'a>],
+    hash: &[u8],
+    size: u64,
+    holders: &[String],
+) -> Vec<&'c Candidate<'a>> {
+    let mut ranked: Vec<&Candidate<'a>> = candidates
+        .iter()
+        .filter(|c| c.status == NodeStatus::Up)
+        .filter(|c| !holders.iter().any(|h| h == c.address))
+        .filter(|c| c.free_bytes >= size.saturating_add(NODE_HEADROOM_BYTES))
+        .collect();
+    ranked.sort_by_key(|c| std::cmp::Reverse(score(hash, c.address)));
+    ranked
 }
 
 /// `PlanWrite`: on the leader, for a caller of this member.

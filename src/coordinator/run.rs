@@ -8,6 +8,7 @@ use super::liveness::{self, Liveness};
 use super::meta_service::{MetaService, now_unix_ms, propose};
 use super::network::NetworkFactory;
 use super::raft_service::RaftService;
+use super::repair;
 use super::state::Coordinator;
 use crate::pki::CertBundle;
 use crate::tls::{self, Policy, ServerConfigHandle};
@@ -105,7 +106,18 @@ pub async fn start(
             }
         });
     }
-    let watchdog = tokio::spawn(liveness::watch(coordinator.clone()));
+    // The leader's background duties: node liveness and chunk repair (both idle on followers).
+    let repair_interval = repair::interval_from_env()?;
+    let gc = super::gc::GcConfig::from_env()?;
+    let watchdog = tokio::spawn({
+        let coordinator = coordinator.clone();
+        async move {
+            tokio::join!(
+                liveness::watch(coordinator.clone()),
+                repair::run(coordinator, repair_interval, gc)
+            );
+        }
+    });
     Ok(Running {
         coordinator,
         server,

@@ -72,10 +72,7 @@ impl Coordinator {
         if !self.is_leader() {
             return None;
         }
-        self.chunk_health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        *self.chunk_health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn set_chunk_health(&self, health: Option<api::ChunkHealth>) {

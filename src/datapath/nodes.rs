@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use collective_proto::chunk::chunks_client::ChunksClient;
 use collective_proto::chunk::put_request::Part;
-use collective_proto::chunk::{GetRequest, PutHeader, PutRequest};
+use collective_proto::chunk::{
+    DeleteRequest, DeleteResponse, GetRequest, PutHeader, PutRequest, ReplicateRequest, ReplicateResponse,
+};
 use collective_proto::chunk_limits::{CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX, CHUNK_MESSAGE_BYTES_MAX};
 use collective_proto::ticket::Ticket;
 use prost::bytes::{Bytes, BytesMut};
@@ -155,6 +157,42 @@ impl NodePool {
             ));
         }
         Ok(data)
+    }
+}
+
+impl NodePool {
+    /// Deletes chunks on `node` (garbage collection).
+    pub async fn delete(
+        &self,
+        node: &str,
+        endpoint: &str,
+        request: DeleteRequest,
+    ) -> Result<DeleteResponse, String> {
+        let mut client = self.client(node, endpoint)?;
+        client
+            .delete(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| describe(node, &status))
+    }
+
+    /// Asks `node` to copy a chunk from one of the request's sources (repair).
+    pub async fn replicate(
+        &self,
+        node: &str,
+        endpoint: &str,
+        request: ReplicateRequest,
+    ) -> Result<ReplicateResponse, String> {
+        let mut client = self.client(node, endpoint)?;
+        match client.replicate(request).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => {
+                if status.code() == tonic::Code::Unavailable {
+                    self.forget(node);
+                }
+                Err(describe(node, &status))
+            }
+        }
     }
 }
 

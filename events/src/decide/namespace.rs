@@ -24,7 +24,7 @@ pub const CHUNKS_PER_VERSION_MAX: usize = 65_536;
 /// Oldest upload plan a commit may rest on, in milliseconds of proposer time. Garbage
 /// collection waits longer than this before removing an unreferenced chunk, so a chunk a writer
 /// planned against cannot vanish before its commit.
-pub const PLAN_AGE_MS_MAX: i64 = 10 * 60 * 1000;
+pub const PLAN_AGE_MS_MAX: i64 = 60 * 60 * 1000;
 
 pub fn create_directory<V: View + ?Sized>(
     ctx: &Context<'_, V>,

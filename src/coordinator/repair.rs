@@ -1,0 +1,270 @@
+//! Repair, on the leader: a periodic pass over every referenced chunk that counts its healthy
+//! replicas (on nodes that are up), reports under-replicated and lost chunks in `status`, and
+//! brings each under-replicated chunk back to the count its file versions want.
+//!
+//! A repair asks a target node to copy the chunk from a healthy replica (`Replicate`: the node
+//! fetches, verifies against the hash, stores durably), then records the new replica through
+//! Raft (`PlaceChunk`). The record follows the copy, so the log never names a replica that is
+//! not there. A replica on a node that is down is not removed: when the node returns it counts
+//! again (the chunk is then over-replicated until garbage collection trims it, see ARCHITECTURE).
+//!
+//! A corrupt replica needs nothing special: the node that finds it quarantines it and gives it
+//! up (`RemoveReplica`), which makes the chunk under-replicated, which this pass repairs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use collective_events::pb::{self, NodeStatus, command_envelope::Command as PbCommand};
+use collective_projections::ChunkRecord;
+use collective_proto::api;
+use collective_proto::chunk::{ReplicaSource, ReplicateRequest};
+use futures::stream::{self, StreamExt};
+
+use super::data_plan::{self, Candidate};
+use super::gc::{self, GcConfig};
+use super::meta_service::{now_unix_ms, propose};
+use super::state::Coordinator;
+use crate::chunk_hash::ChunkHash;
+use crate::datapath::NodePool;
+use crate::ticket::{self, TICKET_LIFETIME_DEFAULT, TicketGrant, TicketOp};
+
+/// Pause between repair passes unless `COLLECTIVE_REPAIR_INTERVAL_MS` says otherwise.
+pub const REPAIR_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
+/// Chunk records read per page of a pass.
+const PASS_PAGE_CHUNKS: usize = 1024;
+/// Chunks repaired per pass at most; the rest wait for the next pass, so one pass stays short
+/// and the counts in `status` stay fresh.
+const REPAIRS_PER_PASS_MAX: usize = 512;
+/// Repairs running at once (each is one chunk copied node to node).
+const REPAIRS_IN_FLIGHT: usize = 4;
+/// Healthy sources offered to a target node.
+const SOURCES_PER_REPAIR_MAX: usize = 3;
+
+/// One chunk to repair.
+struct Repair {
+    hash: Vec<u8>,
+    size: u64,
+    healthy: Vec<String>,
+    holders: Vec<String>,
+}
+
+/// Runs repair passes while the process lives; only the leader acts.
+pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig) {
+    let pool = NodePool::new(
+        coordinator.peers.identity().clone(),
+        coordinator.peers.root().clone(),
+    );
+    let mut repaired_total = 0u64;
+    let mut collected_total = 0u64;
+    let mut led = false;
+    loop {
+        tokio::time::sleep(interval).await;
+        if !coordinator.is_leader() {
+            led = false;
+            continue;
+        }
+        if !led {
+            // A new term: the count in `status` is "since this coordinator took office".
+            repaired_total = 0;
+            collected_total = 0;
+            led = true;
+        }
+        let started = Instant::now();
+        match gc::pass(&coordinator, &pool, gc).await {
+            Ok(0) => {}
+            Ok(collected) => {
+                collected_total += collected;
+                tracing::info!(collected, "garbage collection pass");
+            }
+            Err(error) => tracing::warn!(%error, "garbage collection pass failed"),
+        }
+        match pass(&coordinator, &pool).await {
+            Ok((mut health, repaired)) => {
+                repaired_total += repaired;
+                health.repaired = repaired_total;
+                health.collected = collected_total;
+                if repaired > 0 || health.under_replicated > 0 || health.lost > 0 {
+                    tracing::info!(
+                        chunks = health.chunks,
+                        under_replicated = health.under_replicated,
+                        lost = health.lost,
+                        repaired,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "repair pass"
+                    );
+                }
+                coordinator.set_chunk_health(Some(health));
+            }
+            Err(error) => tracing::warn!(%error, "repair pass failed"),
+        }
+    }
+}
+
+/// The repair interval from the environment, or the default.
+pub fn interval_from_env() -> anyhow::Result<Duration> {
+    match std::env::var("COLLECTIVE_REPAIR_INTERVAL_MS") {
+        Ok(value) => Ok(Duration::from_millis(value.parse().map_err(|e| {
+            anyhow::anyhow!("COLLECTIVE_REPAIR_INTERVAL_MS={value:?} is not a number of milliseconds: {e}")
+        })?)),
+        Err(_) => Ok(REPAIR_INTERVAL_DEFAULT),
+    }
+}
+
+/// One pass: counts, then repairs up to `REPAIRS_PER_PASS_MAX` chunks. Returns the health
+/// counted before repairing and the number of replicas added.
+async fn pass(coordinator: &Arc<Coordinator>, pool: &NodePool) -> anyhow::Result<(api::ChunkHealth, u64)> {
+    let store = coordinator.store.clone();
+    let (health, queue, nodes) = tokio::task::spawn_blocking(move || scan(&store)).await??;
+    let candidates = data_plan::candidates(&nodes);
+    let repaired = stream::iter(queue)
+        .map(|job| repair_one(coordinator, pool, &candidates, job))
+        .buffer_unordered(REPAIRS_IN_FLIGHT)
+        .fold(0u64, |done, result| async move {
+            match result {
+                Ok(()) => done + 1,
+                Err(error) => {
+                    tracing::warn!(%error, "repair failed; the next pass tries again");
+                    done
+                }
+            }
+        })
+        .await;
+    Ok((health, repaired))
+}
+
+type Scan = (
+    api::ChunkHealth,
+    Vec<Repair>,
+    Vec<collective_projections::NodeRecord>,
+);
+
+fn scan(store: &collective_projections::Store) -> anyhow::Result<Scan> {
+    let nodes = store.nodes()?;
+    let up: HashMap<String, bool> = nodes
+        .iter()
+        .filter_map(|n| {
+            let address = n.joined.as_ref()?.address.clone();
+            Some((address, n.status == NodeStatus::Up as i32))
+        })
+        .collect();
+    let mut health = api::ChunkHealth {
+        pass_at_unix_ms: now_unix_ms(),
+        ..Default::default()
+    };
+    let mut queue = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = store.chunks_after(after.as_deref(), PASS_PAGE_CHUNKS)?;
+        let full = page.len() == PASS_PAGE_CHUNKS;
+        for (hash, record) in &page {
+            let ChunkRecord {
+                refs,
+                replicas_wanted,
+                size,
+                ..
+            } = *record;
+            if refs == 0 {
+                continue;
+            }
+            health.chunks += 1;
+            let holders: Vec<String> = store.replicas(hash)?.into_iter().map(|r| r.node).collect();
+            let healthy: Vec<String> = holders
+                .iter()
+                .filter(|n| up.get(n.as_str()).copied().unwrap_or(false))
+                .cloned()
+                .collect();
+            if healthy.is_empty() {
+                health.lost += 1;
+            } else if (healthy.len() as u64) < u64::from(replicas_wanted.max(1)) {
+                health.under_replicated += 1;
+                if queue.len() < REPAIRS_PER_PASS_MAX {
+                    queue.push(Repair {
+                        hash: hash.clone(),
+                        size,
+                        healthy,
+                        holders,
+                    });
+                }
+            }
+        }
+        match page.last() {
+            Some((last, _)) if full => after = Some(last.clone()),
+            _ => break,
+        }
+    }
+    Ok((health, queue, nodes))
+}
+
+/// Copies one chunk to one more node and records it.
+async fn repair_one(
+    coordinator: &Arc<Coordinator>,
+    pool: &NodePool,
+    candidates: &[Candidate<'_>],
+    job: Repair,
+) -> anyhow::Result<()> {
+    let hash = ChunkHash::from_slice(&job.hash)?;
+    let Some(target) = data_plan::rank_targets(candidates, &job.hash, job.size, &job.holders)
+        .into_iter()
+        .next()
+    else {
+        anyhow::bail!("chunk {hash}: no node is up with room for another replica");
+    };
+    let identity = coordinator.peers.identity();
+    let me = identity.identity()?.address.to_string();
+    let issued_at = u64::try_from(now_unix_ms()).unwrap_or(0);
+    let grant = |op, holder: &str, node: &str| {
+        ticket::issue(
+            identity,
+            &TicketGrant {
+                op,
+                hashes: std::slice::from_ref(&hash),
+                holder,
+                node,
+                issued_at_unix_ms: issued_at,
+                lifetime: TICKET_LIFETIME_DEFAULT,
+            },
+        )
+    };
+    let mut sources = Vec::new();
+    for source in job.healthy.iter().take(SOURCES_PER_REPAIR_MAX) {
+        let Some(node) = candidates.iter().find(|c| c.address == source) else {
+            continue;
+        };
+        sources.push(ReplicaSource {
+            node: source.clone(),
+            endpoint: node.endpoint.to_string(),
+            ticket: Some(grant(TicketOp::Get, target.address, source)?),
+        });
+    }
+    let request = ReplicateRequest {
+        ticket: Some(grant(TicketOp::Put, &me, target.address)?),
+        hash: job.hash.clone(),
+        length_bytes: job.size,
+        sources,
+    };
+    let copied = pool
+        .replicate(target.address, target.endpoint, request)
+        .await
+        .map_err(|error| anyhow::anyhow!("chunk {hash} to {}: {error}", target.address))?;
+    let envelope = pb::CommandEnvelope {
+        schema_version: collective_events::SCHEMA_VERSION,
+        actor: me,
+        request_id: crate::client::new_request_id(),
+        proposed_at_unix_ms: now_unix_ms(),
+        command: Some(PbCommand::PlaceChunk(pb::PlaceChunk {
+            hash: job.hash,
+            node: target.address.to_string(),
+            size: job.size,
+        })),
+    };
+    propose(coordinator, envelope).await.map_err(|status| {
+        anyhow::anyhow!(
+            "recording chunk {hash} on {}: {}",
+            target.address,
+            status.message()
+        )
+    })?;
+    tracing::info!(chunk = %hash, to = target.address, from = %copied.source, "replica repaired");
+    Ok(())
+}
