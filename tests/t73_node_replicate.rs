@@ -188,12 +188,10 @@ async fn when_every_source_fails_the_error_names_each_and_b_holds_nothing() {
     let dead = ReplicaSource {
         node: "node-gone@alice.home.collective".into(),
         endpoint: "127.0.0.1:1".into(),
-        ticket: Some(trio.fed.ticket_for(
-            TicketOp::Get,
-            &[hash],
-            NODE_B,
-            "node-gone@alice.home.collective",
-        )),
+        ticket: Some(
+            trio.fed
+                .ticket_for(TicketOp::Get, &[hash], NODE_B, "node-gone@alice.home.collective"),
+        ),
     };
     // A holds the chunk, but the ticket names C as holder: A refuses B.
     let mut misheld = trio.source(&trio.a, hash);
@@ -210,10 +208,23 @@ async fn when_every_source_fails_the_error_names_each_and_b_holds_nothing() {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     let message = status.message();
     assert!(message.contains("any of 3 sources"), "{message}");
-    assert!(message.contains(NODE_C) && message.contains("NotFound"), "{message}");
-    assert!(message.contains("node-gone@") && message.contains("127.0.0.1:1"), "{message}");
-    assert!(message.contains(NODE_A) && message.contains("PermissionDenied"), "{message}");
-    assert_eq!(trio.files_on_b(), Vec::<String>::new(), "B holds nothing, not even a temporary file");
+    assert!(
+        message.contains(NODE_C) && message.contains("NotFound"),
+        "{message}"
+    );
+    assert!(
+        message.contains("node-gone@") && message.contains("127.0.0.1:1"),
+        "{message}"
+    );
+    assert!(
+        message.contains(NODE_A) && message.contains("PermissionDenied"),
+        "{message}"
+    );
+    assert_eq!(
+        trio.files_on_b(),
+        Vec::<String>::new(),
+        "B holds nothing, not even a temporary file"
+    );
     assert_eq!(trio.get_from_b(hash).await.unwrap_err().code(), Code::NotFound);
 }
 
@@ -257,11 +268,17 @@ async fn replicate_refuses_wrong_tickets_and_bad_requests() {
 
     // A GET ticket does not allow writing to B.
     let get_ticket = trio.fed.ticket_for(TicketOp::Get, &[hash], COORDINATOR, NODE_B);
-    let status = trio.replicate(get_ticket, hash, length, sources()).await.unwrap_err();
+    let status = trio
+        .replicate(get_ticket, hash, length, sources())
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     // A PUT ticket held by someone else (the client) is refused to the coordinator.
     let client_ticket = trio.fed.ticket_for(TicketOp::Put, &[hash], CLIENT, NODE_B);
-    let status = trio.replicate(client_ticket, hash, length, sources()).await.unwrap_err();
+    let status = trio
+        .replicate(client_ticket, hash, length, sources())
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     // A PUT ticket for another chunk does not cover this one.
     let other = ChunkHash::of(b"another chunk");
@@ -280,7 +297,9 @@ async fn replicate_refuses_wrong_tickets_and_bad_requests() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "no source: {status:?}");
-    let too_many = (0..=REPLICA_SOURCES_MAX).map(|_| trio.source(&trio.a, hash)).collect();
+    let too_many = (0..=REPLICA_SOURCES_MAX)
+        .map(|_| trio.source(&trio.a, hash))
+        .collect();
     let status = trio
         .replicate(trio.put_ticket_at_b(hash), hash, length, too_many)
         .await

@@ -68,14 +68,25 @@ async fn the_scrubber_quarantines_a_flipped_byte_and_queues_only_that_chunk() {
     // The report is queued just after the copy is moved to quarantine: wait for both.
     let reports = &node.running.corruption;
     let found = tokio::task::block_in_place(|| {
-        eventually(FIND_WITHIN, || !bad_path.exists() && !reports.pending().is_empty())
+        eventually(FIND_WITHIN, || {
+            !bad_path.exists() && !reports.pending().is_empty()
+        })
     });
-    assert!(found, "the scrubber did not quarantine and report the corrupt copy within {FIND_WITHIN:?}");
+    assert!(
+        found,
+        "the scrubber did not quarantine and report the corrupt copy within {FIND_WITHIN:?}"
+    );
     let quarantined = files_under(&dir.path().join("quarantine"));
     assert_eq!(quarantined.len(), 1, "{quarantined:?}");
     assert!(quarantined[0].starts_with(&bad_hash.to_hex()), "{quarantined:?}");
-    assert_eq!(node.running.corruption.pending(), vec![(bad_hash, FoundBy::Scrub)]);
-    assert!(chunk_file(dir.path(), &good_hash).exists(), "the good chunk stays");
+    assert_eq!(
+        node.running.corruption.pending(),
+        vec![(bad_hash, FoundBy::Scrub)]
+    );
+    assert!(
+        chunk_file(dir.path(), &good_hash).exists(),
+        "the good chunk stays"
+    );
     let ticket = fed.ticket(TicketOp::Get, &[good_hash]);
     assert_eq!(get(&mut chunks, ticket, good_hash, 0, None).await.unwrap(), good);
 }
@@ -112,15 +123,25 @@ async fn a_chunk_re_put_just_now_survives_a_guarded_delete_and_an_idle_one_does_
         .into_inner();
     assert_eq!(answer.removed, vec![false, true]);
     assert_eq!(answer.kept_recent, vec![true, false]);
-    assert!(chunk_file(dir.path(), &reput_hash).exists(), "the re-put copy is kept");
-    assert!(!chunk_file(dir.path(), &idle_hash).exists(), "the idle copy is gone");
+    assert!(
+        chunk_file(dir.path(), &reput_hash).exists(),
+        "the re-put copy is kept"
+    );
+    assert!(
+        !chunk_file(dir.path(), &idle_hash).exists(),
+        "the idle copy is gone"
+    );
 
     let answer = chunks
         .delete(delete(&[reput_hash, idle_hash], 0))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(answer.removed, vec![true, false], "min_idle_ms 0 deletes unconditionally");
+    assert_eq!(
+        answer.removed,
+        vec![true, false],
+        "min_idle_ms 0 deletes unconditionally"
+    );
     assert_eq!(answer.kept_recent, vec![false, false]);
     assert!(!chunk_file(dir.path(), &reput_hash).exists());
 }
@@ -142,6 +163,14 @@ async fn replicas_removed(admin: &mut Client) -> Vec<(Vec<u8>, String, String)> 
     found
 }
 
+/// The node's log lines about corrupt copies (the tail `dump_logs` shows is all scrub passes).
+fn print_report_lines(cluster: &support::Cluster) {
+    let log = std::fs::read_to_string(&cluster.node("node-01").log).unwrap_or_default();
+    for line in log.lines().filter(|line| line.contains("corrupt")) {
+        eprintln!("{line}");
+    }
+}
+
 /// Writes `content` as a chunk file in a node's data directory, as a put would have.
 fn store_file(data_dir: &Path, content: &[u8]) -> (ChunkHash, PathBuf) {
     let hash = ChunkHash::of(content);
@@ -159,7 +188,10 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
             "COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC".into(),
             SCRUB_BYTES_PER_SEC.to_string(),
         ),
-        ("COLLECTIVE_NODE_SCRUB_INTERVAL_MS".into(), SCRUB_INTERVAL_MS.to_string()),
+        (
+            "COLLECTIVE_NODE_SCRUB_INTERVAL_MS".into(),
+            SCRUB_INTERVAL_MS.to_string(),
+        ),
     ];
     let mut cluster = tokio::task::block_in_place(|| support::Cluster::single_with_env(env)).unwrap();
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
@@ -197,6 +229,7 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
     };
     if removed.is_empty() {
         cluster.dump_logs();
+        print_report_lines(&cluster);
     }
     assert_eq!(removed.len(), 1, "{removed:?}");
     assert_eq!(removed[0].0, first.as_bytes().to_vec());
@@ -210,8 +243,13 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
     cluster.kill(1);
     flip_byte(&second_path, 2_000);
     let found = tokio::task::block_in_place(|| eventually(FIND_WITHIN, || !second_path.exists()));
-    assert!(found, "the scrubber did not quarantine the copy while the member was down");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        found,
+        "the scrubber did not quarantine the copy while the member was down"
+    );
+    // Down longer than one submission retries on its own (5 s): the report must wait in the
+    // node's queue and be sent again.
+    tokio::time::sleep(Duration::from_secs(7)).await;
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
         cluster.start(1)?;
         cluster.wait_for_leader(Duration::from_secs(30))?;
@@ -229,13 +267,21 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
     };
     if removed.len() < 2 {
         cluster.dump_logs();
+        print_report_lines(&cluster);
     }
     assert_eq!(removed.len(), 2, "{removed:?}");
     assert_eq!(removed[1].0, second.as_bytes().to_vec());
     assert!(removed[1].2.contains("scrub"), "{removed:?}");
     assert!(
-        removed.iter().all(|(hash, _, _)| *hash != good.as_bytes().to_vec()),
+        removed
+            .iter()
+            .all(|(hash, _, _)| *hash != good.as_bytes().to_vec()),
         "the good chunk is never reported: {removed:?}"
     );
     assert!(chunk_file(&data_dir, &good).exists());
+    let log = std::fs::read_to_string(&cluster.node("node-01").log).unwrap();
+    assert!(
+        log.contains("corrupt replica report not delivered; will retry"),
+        "the report was retried from the queue"
+    );
 }

@@ -111,7 +111,9 @@ impl CorruptionQueue {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Report>> {
         // A plain queue: a panic elsewhere leaves it whole.
-        self.reports.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.reports
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

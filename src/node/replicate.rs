@@ -331,13 +331,20 @@ mod tests {
         let hash = ChunkHash::of(&content);
         let mut pending = pending_for(&store, hash, 3000).await;
         let mut stream = tokio_stream::iter(frames(&content, 2999));
-        let error = receive_frames(&mut stream, &mut pending, 3000).await.expect_err("wrong length");
-        assert!(matches!(error, SourceError::WrongLength { announced: 2999, .. }), "{error}");
+        let error = receive_frames(&mut stream, &mut pending, 3000)
+            .await
+            .expect_err("wrong length");
+        assert!(
+            matches!(error, SourceError::WrongLength { announced: 2999, .. }),
+            "{error}"
+        );
         pending.discard().await;
 
         let mut pending = pending_for(&store, hash, 2999).await;
         let mut stream = tokio_stream::iter(frames(&content, 2999));
-        let error = receive_frames(&mut stream, &mut pending, 2999).await.expect_err("overrun");
+        let error = receive_frames(&mut stream, &mut pending, 2999)
+            .await
+            .expect_err("overrun");
         assert!(error.to_string().contains("more than the announced"), "{error}");
     }
 }

@@ -219,7 +219,10 @@ mod tests {
         // The disk was busy: the next read started 10 s late and took 1 s. No credit for the
         // idle time: the following read still waits its full cost.
         let started = t0 + 10_000 * MS;
-        assert_eq!(limiter.consume(1000, started, started + 1000 * MS), Duration::ZERO);
+        assert_eq!(
+            limiter.consume(1000, started, started + 1000 * MS),
+            Duration::ZERO
+        );
         let next = started + 1000 * MS;
         assert_eq!(limiter.consume(1000, next, next), 1000 * MS);
     }
@@ -261,7 +264,12 @@ mod tests {
         }
         let bad = hashes[2];
         let hex = bad.to_hex();
-        let path = tmp.path().join("chunks").join(&hex[..2]).join(&hex[2..4]).join(&hex);
+        let path = tmp
+            .path()
+            .join("chunks")
+            .join(&hex[..2])
+            .join(&hex[2..4])
+            .join(&hex);
         let mut bytes = std::fs::read(&path).expect("read chunk file");
         bytes[7] ^= 0x40;
         std::fs::write(&path, bytes).expect("corrupt chunk file");
@@ -278,7 +286,9 @@ mod tests {
         assert_eq!(reports.pending(), vec![(bad, FoundBy::Scrub)]);
         assert!(!store.contains(&bad), "the corrupt copy was quarantined");
         // A second pass finds the four good chunks and nothing more to report.
-        let again = scrub_pass(&store, u64::MAX, &reports, &mut stop).await.expect("not stopped");
+        let again = scrub_pass(&store, u64::MAX, &reports, &mut stop)
+            .await
+            .expect("not stopped");
         assert_eq!((again.chunks, again.corrupt), (4, 0));
     }
 }

@@ -190,7 +190,12 @@ impl ChunkStore {
 
     /// Every chunk on disk, data directory by data directory; see [`ChunkList`].
     pub fn list(&self) -> ChunkList {
-        ChunkList::new(self.dirs.iter().map(|dir| dir.chunks_dir().to_path_buf()).collect())
+        ChunkList::new(
+            self.dirs
+                .iter()
+                .map(|dir| dir.chunks_dir().to_path_buf())
+                .collect(),
+        )
     }
 
     /// Sets the file time of the stored copy of `hash` to now; false when there is none (it

@@ -243,7 +243,11 @@ fn opening_removes_leftovers_of_interrupted_puts() {
 #[test]
 fn listing_finds_every_chunk_in_every_directory_and_skips_strays() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    assert_eq!(store_in(&[(a.path(), None)]).list().count(), 0, "an empty store lists nothing");
+    assert_eq!(
+        store_in(&[(a.path(), None)]).list().count(),
+        0,
+        "an empty store lists nothing"
+    );
     let mut expected: Vec<ChunkHash> = {
         let only_a = store_in(&[(a.path(), None)]);
         (0..40u8).map(|i| put(&only_a, &[i; 300]).unwrap()).collect()
@@ -281,13 +285,22 @@ fn a_guarded_delete_spares_a_recent_chunk_and_removes_an_idle_one() {
     let hash = put(&store, &[3u8; 2000]).unwrap();
     let minute = Duration::from_secs(60);
     let now = SystemTime::now();
-    assert_eq!(store.delete_if_idle(&hash, minute, now).unwrap(), Deletion::KeptRecent);
+    assert_eq!(
+        store.delete_if_idle(&hash, minute, now).unwrap(),
+        Deletion::KeptRecent
+    );
     assert!(store.contains(&hash));
     // An hour later the same copy is idle.
     let later = now + Duration::from_secs(3600);
-    assert_eq!(store.delete_if_idle(&hash, minute, later).unwrap(), Deletion::Removed);
+    assert_eq!(
+        store.delete_if_idle(&hash, minute, later).unwrap(),
+        Deletion::Removed
+    );
     assert!(!store.contains(&hash));
-    assert_eq!(store.delete_if_idle(&hash, minute, later).unwrap(), Deletion::Absent);
+    assert_eq!(
+        store.delete_if_idle(&hash, minute, later).unwrap(),
+        Deletion::Absent
+    );
 }
 
 #[test]
@@ -306,13 +319,18 @@ fn a_re_put_refreshes_the_file_time_so_a_guarded_delete_keeps_it() {
         PutStart::AlreadyPresent
     ));
     let modified = fs::metadata(&path).unwrap().modified().unwrap();
-    assert!(modified > old + Duration::from_secs(3600), "the re-put refreshed the time");
+    assert!(
+        modified > old + Duration::from_secs(3600),
+        "the re-put refreshed the time"
+    );
     assert_eq!(
         store.delete_if_idle(&hash, minute, SystemTime::now()).unwrap(),
         Deletion::KeptRecent
     );
     assert_eq!(
-        store.delete_if_idle(&hash, Duration::ZERO, SystemTime::now()).unwrap(),
+        store
+            .delete_if_idle(&hash, Duration::ZERO, SystemTime::now())
+            .unwrap(),
         Deletion::Removed,
         "min idle zero deletes unconditionally"
     );
