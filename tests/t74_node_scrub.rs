@@ -163,6 +163,14 @@ async fn replicas_removed(admin: &mut Client) -> Vec<(Vec<u8>, String, String)> 
     found
 }
 
+/// The node's log lines about corrupt copies (the tail `dump_logs` shows is all scrub passes).
+fn print_report_lines(cluster: &support::Cluster) {
+    let log = std::fs::read_to_string(&cluster.node("node-01").log).unwrap_or_default();
+    for line in log.lines().filter(|line| line.contains("corrupt")) {
+        eprintln!("{line}");
+    }
+}
+
 /// Writes `content` as a chunk file in a node's data directory, as a put would have.
 fn store_file(data_dir: &Path, content: &[u8]) -> (ChunkHash, PathBuf) {
     let hash = ChunkHash::of(content);
@@ -221,6 +229,7 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
     };
     if removed.is_empty() {
         cluster.dump_logs();
+        print_report_lines(&cluster);
     }
     assert_eq!(removed.len(), 1, "{removed:?}");
     assert_eq!(removed[0].0, first.as_bytes().to_vec());
@@ -238,7 +247,9 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
         found,
         "the scrubber did not quarantine the copy while the member was down"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Down longer than one submission retries on its own (5 s): the report must wait in the
+    // node's queue and be sent again.
+    tokio::time::sleep(Duration::from_secs(7)).await;
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
         cluster.start(1)?;
         cluster.wait_for_leader(Duration::from_secs(30))?;
@@ -256,6 +267,7 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
     };
     if removed.len() < 2 {
         cluster.dump_logs();
+        print_report_lines(&cluster);
     }
     assert_eq!(removed.len(), 2, "{removed:?}");
     assert_eq!(removed[1].0, second.as_bytes().to_vec());
@@ -267,4 +279,9 @@ async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across
         "the good chunk is never reported: {removed:?}"
     );
     assert!(chunk_file(&data_dir, &good).exists());
+    let log = std::fs::read_to_string(&cluster.node("node-01").log).unwrap();
+    assert!(
+        log.contains("corrupt replica report not delivered; will retry"),
+        "the report was retried from the queue"
+    );
 }

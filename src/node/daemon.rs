@@ -469,6 +469,43 @@ mod tests {
     }
 
     #[test]
+    fn scrub_settings_default_when_absent_and_are_read_when_present() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = "address = \"node-01@alice.home.collective\"\n\
+                    member_domain = \"alice.home.collective\"\n\
+                    federation_domain = \"home.collective\"\n\
+                    listen = \"127.0.0.1:7000\"\n\
+                    endpoint = \"127.0.0.1:7000\"\n\
+                    data_dirs = [\"/srv/chunks\"]\n\
+                    coordinators = [\"127.0.0.1:7100\"]\n";
+        std::fs::write(dir.path().join(CONFIG_FILE), base).expect("write");
+        let config = NodeFileConfig::load(dir.path()).expect("load");
+        // The test environment may set the override variables; only then may values differ.
+        if std::env::var("COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC").is_err() {
+            assert_eq!(config.scrub_bytes_per_sec, 32 * 1024 * 1024);
+        }
+        if std::env::var("COLLECTIVE_NODE_SCRUB_INTERVAL_MS").is_err() {
+            assert_eq!(config.scrub_pass_interval_ms, 3_600_000);
+        }
+        let with_scrub = format!("{base}scrub_bytes_per_sec = 0\nscrub_pass_interval_ms = 5000\n");
+        std::fs::write(dir.path().join(CONFIG_FILE), with_scrub).expect("write");
+        let config = NodeFileConfig::load(dir.path()).expect("load");
+        if std::env::var("COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC").is_err() {
+            assert_eq!(
+                config.node_config().scrub.bytes_per_sec,
+                0,
+                "0 disables scrubbing"
+            );
+        }
+        if std::env::var("COLLECTIVE_NODE_SCRUB_INTERVAL_MS").is_err() {
+            assert_eq!(
+                config.node_config().scrub.pass_interval,
+                Duration::from_millis(5000)
+            );
+        }
+    }
+
+    #[test]
     fn load_average_parses_from_proc_format() {
         assert_eq!(parse_loadavg("0.52 0.58 0.59 1/467 12345\n"), Some(520));
         assert_eq!(parse_loadavg("12.00 1 1"), Some(12_000));

@@ -12,6 +12,8 @@
 //! | range outside the chunk                           | OUT_OF_RANGE        | no                |
 //! | no data directory has room, disk full             | RESOURCE_EXHAUSTED  | other node        |
 //! | any other IO failure on the node                  | INTERNAL            | other replica     |
+//! | replicate: no source delivered a good copy (each  | UNAVAILABLE         | other sources     |
+//! | source's failure named in the message)            |                     |                   |
 //!
 //! Ticket refusals carry a `rejection-code` (e.g. `ticket_expired`), as coordinator refusals do.
 
