@@ -54,6 +54,14 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
             "answered_by": { "raft_id": status.answering_raft_id, "state": status.answering_state },
             "coordinators": coordinators,
             "nodes": nodes,
+            "chunks": status.chunk_health.map(|h| serde_json::json!({
+                "referenced": h.chunks,
+                "under_replicated": h.under_replicated,
+                "lost": h.lost,
+                "repaired": h.repaired,
+                "collected": h.collected,
+                "pass_at_unix_ms": h.pass_at_unix_ms,
+            })),
         });
         println!("{json}");
         return Ok(());
@@ -102,6 +110,15 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                 None => String::new(),
             }
         );
+    }
+    match status.chunk_health {
+        Some(h) => println!(
+            "chunks:       {} referenced, {} under-replicated, {} lost; {} replicas repaired and {} collected by this leader",
+            h.chunks, h.under_replicated, h.lost, h.repaired, h.collected
+        ),
+        None => {
+            println!("chunks:       no repair pass reported (ask the leader, or wait for its first pass)")
+        }
     }
     Ok(())
 }

@@ -110,6 +110,9 @@ pub async fn read_file<W: AsyncWrite + Unpin>(
                     }
                     None => break,
                 };
+                if response.chunks.is_empty() && next_index >= total_chunks {
+                    break; // an empty file
+                }
                 if response.chunks.is_empty() {
                     return Err(DataError::Protocol(format!(
                         "the chunk map of {path} ended at chunk {next_index} of {total_chunks}"

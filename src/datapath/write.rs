@@ -118,6 +118,9 @@ pub async fn write_file<R: AsyncRead + Unpin + Send + 'static>(
     let mut earliest_plan: i64 = 0;
     let mut replicas_planned = options.replicas;
     let mut uploaded = 0usize;
+    // Nodes that failed an upload of this write: later batches are planned without them, so a
+    // dead node costs one failed upload, not one per batch until the member declares it down.
+    let mut avoid: Vec<String> = Vec::new();
     let mut size = 0u64;
     let mut done = false;
     while !done || !uploads.is_empty() {
@@ -128,7 +131,7 @@ pub async fn write_file<R: AsyncRead + Unpin + Send + 'static>(
                 biased;
                 Some(finished) = uploads.join_next(), if !uploads.is_empty() => {
                     let outcome = finished.map_err(|e| E::Protocol(format!("upload task failed: {e}")))?;
-                    uploaded += settle(client, pool, path, &progress, &permits, &mut uploads, &mut stored, outcome).await?;
+                    uploaded += settle(client, pool, path, &progress, &permits, &mut uploads, &mut stored, &mut avoid, outcome).await?;
                     continue;
                 }
                 next = cuts_rx.recv() => match next {
@@ -152,6 +155,7 @@ pub async fn write_file<R: AsyncRead + Unpin + Send + 'static>(
                 &permits,
                 &mut uploads,
                 &mut stored,
+                &mut avoid,
                 outcome,
             )
             .await?;
@@ -160,7 +164,7 @@ pub async fn write_file<R: AsyncRead + Unpin + Send + 'static>(
         if batch.is_empty() {
             continue;
         }
-        let plan = plan(client, path, &batch, options.replicas, &[]).await?;
+        let plan = plan(client, path, &batch, options.replicas, &avoid).await?;
         if earliest_plan == 0 {
             earliest_plan = plan.planned_at_unix_ms;
         }
@@ -182,7 +186,7 @@ pub async fn write_file<R: AsyncRead + Unpin + Send + 'static>(
                 .acquire_owned()
                 .await
                 .map_err(|_| E::Protocol("upload window closed".into()))?;
-            let job = Job::new(cut, 0, chunk_plan, &plan.nodes, Vec::new())?;
+            let job = Job::new(cut, 0, chunk_plan, &plan.nodes)?;
             let pool = pool.clone();
             uploads.spawn(async move {
                 let outcome = job.run(&pool).await;
@@ -327,8 +331,6 @@ struct Job {
     attempt: usize,
     /// (node, endpoint, ticket) per target.
     targets: Vec<(String, String, collective_proto::ticket::Ticket)>,
-    /// Nodes that failed this chunk so far (excluded from re-plans).
-    failed: Vec<String>,
 }
 
 struct Upload {
@@ -343,7 +345,6 @@ impl Job {
         attempt: usize,
         plan: &api::ChunkPlan,
         access: &[api::NodeAccess],
-        failed: Vec<String>,
     ) -> Result<Job, DataError> {
         let targets = plan
             .targets
@@ -363,7 +364,6 @@ impl Job {
             cut,
             attempt,
             targets,
-            failed,
         })
     }
 
@@ -402,6 +402,7 @@ async fn settle(
     permits: &Arc<Semaphore>,
     uploads: &mut JoinSet<Upload>,
     stored: &mut [Stored],
+    avoid: &mut Vec<String>,
     outcome: Upload,
 ) -> Result<usize, DataError> {
     let Upload {
@@ -427,10 +428,13 @@ async fn settle(
             .join("; ");
         return Err(E::Upload { index, detail });
     }
-    let mut failed = job.failed;
-    failed.extend(errors.into_iter().map(|(node, _)| node));
+    for (node, _) in errors {
+        if !avoid.contains(&node) {
+            avoid.push(node);
+        }
+    }
     // The stored copies count: ask only for the replicas still missing, away from failed nodes.
-    let mut exclude = failed.clone();
+    let mut exclude = avoid.clone();
     exclude.extend(stored[index].nodes.iter().cloned());
     let missing_replicas = job.targets.len() - copies;
     let batch = [job.cut];
@@ -455,7 +459,7 @@ async fn settle(
         .acquire_owned()
         .await
         .map_err(|_| E::Protocol("upload window closed".into()))?;
-    let job = Job::new(cut, job.attempt + 1, chunk_plan, &plan.nodes, failed)?;
+    let job = Job::new(cut, job.attempt + 1, chunk_plan, &plan.nodes)?;
     let pool = pool.clone();
     uploads.spawn(async move {
         let outcome = job.run(&pool).await;

@@ -1,0 +1,377 @@
+//! The data path under faults, with every component a real process: three coordinators and
+//! three storage nodes on loopback, files written and read through the CLI.
+//!
+//! - SIGKILL a node during a write, another after the writes: every acknowledged file reads
+//!   back byte-identical, and repair restores two healthy replicas of every chunk.
+//! - A flipped byte in a stored chunk: no read returns it, scrub finds it, repair replaces it.
+//! - A full node: writes go elsewhere or fail clearly; nothing stored is harmed.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use rand::{RngCore, SeedableRng};
+use support::{Cluster, binary, path};
+
+const MIB: usize = 1024 * 1024;
+/// Coordinators declare a node down after this much silence, in these tests.
+const DOWN_AFTER_MS: u64 = 1500;
+
+fn env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "COLLECTIVE_NODE_DOWN_AFTER_MS".to_string(),
+            DOWN_AFTER_MS.to_string(),
+        ),
+        ("COLLECTIVE_NODE_HEARTBEAT_MS".to_string(), "200".to_string()),
+        ("COLLECTIVE_REPAIR_INTERVAL_MS".to_string(), "300".to_string()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
+    env
+}
+
+/// `bytes` pseudo-random bytes in a new file under the cluster's directory.
+fn random_file(cluster: &Cluster, name: &str, bytes: usize, seed: u64) -> anyhow::Result<PathBuf> {
+    let file = cluster.dir.path().join(name);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut block = vec![0u8; MIB];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(MIB);
+        rng.fill_bytes(&mut block[..n]);
+        out.write_all(&block[..n])?;
+        left -= n;
+    }
+    out.flush()?;
+    Ok(file)
+}
+
+fn digest(file: &Path) -> anyhow::Result<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(file)?)?;
+    Ok(hasher.finalize())
+}
+
+/// Reads `remote` into a local file and returns its digest.
+fn read_back(cluster: &Cluster, remote: &str) -> anyhow::Result<blake3::Hash> {
+    let out = cluster
+        .dir
+        .path()
+        .join(format!("read-{}", remote.replace('/', "_")));
+    cluster.cli_ok(&["read", remote, path(&out)])?;
+    let hash = digest(&out)?;
+    std::fs::remove_file(&out)?;
+    Ok(hash)
+}
+
+/// Per chunk of `remote`, the nodes holding a replica that the member sees up.
+fn healthy_replicas(cluster: &Cluster, remote: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    let text = cluster.cli_ok(&["debug", "chunks", "--file", remote, "--json"])?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let chunks = json["chunks"].as_array().context("chunks")?;
+    Ok(chunks
+        .iter()
+        .map(|c| {
+            c["replicas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["status"] == "up")
+                .filter_map(|r| r["node"].as_str().map(str::to_string))
+                .collect()
+        })
+        .collect())
+}
+
+/// The leader's chunk health from `status --json`, once a pass reported it.
+fn chunk_health(cluster: &Cluster) -> anyhow::Result<Option<serde_json::Value>> {
+    let status = cluster.status_json()?;
+    Ok(Some(status["chunks"].clone()).filter(|c| !c.is_null()))
+}
+
+/// Waits until every chunk of every file in `files` has `replicas` healthy replicas and the
+/// leader reports nothing under-replicated or lost; returns how long that took.
+fn wait_repaired(
+    cluster: &Cluster,
+    files: &[&str],
+    replicas: usize,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let health = chunk_health(cluster).ok().flatten();
+        let settled = health
+            .as_ref()
+            .is_some_and(|h| h["under_replicated"] == 0 && h["lost"] == 0);
+        let mut full = settled;
+        if settled {
+            for file in files {
+                full &= healthy_replicas(cluster, file)?
+                    .iter()
+                    .all(|r| r.len() >= replicas);
+            }
+        }
+        if full {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            cluster.dump_logs();
+            bail!("not repaired within {timeout:?}: {health:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn start_nodes(cluster: &mut Cluster, names: &[&str], extra: &[&[&str]]) -> anyhow::Result<()> {
+    for (i, name) in names.iter().enumerate() {
+        cluster.prepare_node(name, extra.get(i).copied().unwrap_or(&[]))?;
+        cluster.start_node(name)?;
+    }
+    for name in names {
+        cluster.wait_node_status(name, "UP", Duration::from_secs(30))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn killed_nodes_lose_no_acknowledged_byte_and_repair_restores_two_replicas() -> anyhow::Result<()> {
+    let mut cluster = Cluster::with_voters_env(3, env(&[]))?;
+    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    cluster.cli_ok(&["mkdir", "/data"])?;
+
+    let a = random_file(&cluster, "a.bin", 256 * MIB, 1)?;
+    let began = Instant::now();
+    cluster.cli_ok(&["write", "/data/a.bin", path(&a), "--replicas", "2"])?;
+    eprintln!("wrote 256 MiB with 2 replicas in {:?}", began.elapsed());
+    ensure!(
+        healthy_replicas(&cluster, "/data/a.bin")?
+            .iter()
+            .all(|r| r.len() == 2),
+        "every chunk has two replicas after the write"
+    );
+
+    // A second write, with a node SIGKILLed while it uploads.
+    let b = random_file(&cluster, "b.bin", 128 * MIB, 2)?;
+    let mut writer = Command::new(binary())
+        .args(["write", "/data/b.bin", path(&b), "--replicas", "2"])
+        .env("COLLECTIVE_HOME", &cluster.home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(400));
+    let writing = writer.try_wait()?.is_none();
+    cluster.kill_node("node-02");
+    let killed_at = Instant::now();
+    let output = writer.wait_with_output()?;
+    eprintln!(
+        "second write (node killed {} it finished): {}; stderr: {}",
+        if writing { "before" } else { "after" },
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut acknowledged = vec![("/data/a.bin", digest(&a)?)];
+    if output.status.success() {
+        acknowledged.push(("/data/b.bin", digest(&b)?));
+    } else {
+        let stat = cluster.cli(&["stat", "/data/b.bin"]);
+        ensure!(!stat.status.success(), "a failed write left a visible file");
+        let stderr = String::from_utf8_lossy(&stat.stderr);
+        ensure!(
+            stderr.contains("does not exist"),
+            "stat after a failed write: {stderr}"
+        );
+    }
+    let files: Vec<&str> = acknowledged.iter().map(|(f, _)| *f).collect();
+    let took = wait_repaired(&cluster, &files, 2, Duration::from_secs(120))?;
+    eprintln!(
+        "repair after node-02's SIGKILL: two healthy replicas of every chunk {:?} after the kill",
+        killed_at.elapsed()
+    );
+    let _ = took;
+
+    // node-02 returns and is counted again; then node-03 dies after the writes.
+    cluster.start_node("node-02")?;
+    cluster.wait_node_status("node-02", "UP", Duration::from_secs(30))?;
+    cluster.kill_node("node-03");
+    let killed_at = Instant::now();
+    for (file, expected) in &acknowledged {
+        ensure!(
+            read_back(&cluster, file)? == *expected,
+            "{file} reads back byte-identical"
+        );
+    }
+    eprintln!(
+        "all acknowledged files read back intact {:?} after node-03's SIGKILL",
+        killed_at.elapsed()
+    );
+    cluster.wait_node_status("node-03", "DOWN", Duration::from_secs(30))?;
+    wait_repaired(&cluster, &files, 2, Duration::from_secs(120))?;
+    eprintln!(
+        "repair after node-03's SIGKILL: two healthy replicas of every chunk {:?} after the kill",
+        killed_at.elapsed()
+    );
+    for (file, expected) in &acknowledged {
+        ensure!(
+            read_back(&cluster, file)? == *expected,
+            "{file} reads back byte-identical after repair"
+        );
+    }
+    let events = cluster.cli_ok(&["audit", "export"])?;
+    ensure!(events.contains("chunkPlaced"), "repairs are recorded as events");
+    Ok(())
+}
+
+/// The stored files of chunk replicas under a node's data directory (not quarantined ones).
+fn chunk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "quarantine") {
+                    continue;
+                }
+                stack.push(p);
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+fn flip_byte(file: &Path) -> anyhow::Result<()> {
+    let mut bytes = std::fs::read(file)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(file, bytes)?;
+    Ok(())
+}
+
+#[test]
+fn a_flipped_byte_is_never_served_and_scrub_and_repair_replace_it() -> anyhow::Result<()> {
+    let mut cluster = Cluster::single_with_env(env(&[
+        ("COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC", "268435456"),
+        ("COLLECTIVE_NODE_SCRUB_INTERVAL_MS", "500"),
+    ]))?;
+    start_nodes(&mut cluster, &["node-01", "node-02"], &[])?;
+    let file = random_file(&cluster, "c.bin", 12 * MIB, 3)?;
+    let expected = digest(&file)?;
+    cluster.cli_ok(&["write", "/c.bin", path(&file), "--replicas", "2"])?;
+
+    let victim = chunk_files(&cluster.node("node-01").data_dir);
+    ensure!(victim.len() == 3, "node-01 holds the three chunks: {victim:?}");
+    flip_byte(&victim[0])?;
+    let flipped_at = Instant::now();
+
+    // The scrubber finds it and the node gives the replica up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = cluster.cli_ok(&["audit", "export"])?;
+        if events
+            .lines()
+            .any(|l| l.contains("replicaRemoved") && l.contains("scrub"))
+        {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "scrub did not report the corrupt replica: {events}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "scrub found the flipped byte {:?} after it was flipped",
+        flipped_at.elapsed()
+    );
+    let took = wait_repaired(&cluster, &["/c.bin"], 2, Duration::from_secs(60))?;
+    eprintln!("repair restored the replica {took:?} after scrub reported it");
+    let restored = std::fs::read(&victim[0])?;
+    ensure!(
+        blake3::hash(&restored).to_hex().as_str()
+            == victim[0].file_name().and_then(|n| n.to_str()).unwrap_or(""),
+        "the replaced copy on node-01 is good again"
+    );
+
+    // Reads never return a corrupt byte: flip a byte on each node, one chunk each, and read.
+    let on_one = chunk_files(&cluster.node("node-01").data_dir);
+    let on_two = chunk_files(&cluster.node("node-02").data_dir);
+    flip_byte(&on_one[1])?;
+    let other = on_two
+        .iter()
+        .find(|p| p.file_name() != on_one[1].file_name())
+        .context("another chunk on node-02")?;
+    flip_byte(other)?;
+    for _ in 0..3 {
+        ensure!(
+            read_back(&cluster, "/c.bin")? == expected,
+            "every read returns the original bytes"
+        );
+    }
+    wait_repaired(&cluster, &["/c.bin"], 2, Duration::from_secs(60))?;
+    ensure!(read_back(&cluster, "/c.bin")? == expected, "and after repair");
+    Ok(())
+}
+
+#[test]
+fn a_full_node_gets_no_more_chunks_and_keeps_what_it_has() -> anyhow::Result<()> {
+    let mut cluster = Cluster::single_with_env(env(&[]))?;
+    let small = 96 * MIB;
+    let capacity = small.to_string();
+    start_nodes(
+        &mut cluster,
+        &["node-01", "node-02"],
+        &[&["--capacity", &capacity], &[]],
+    )?;
+    // One replica each: chunks that do not fit on node-01 go to node-02.
+    let first = random_file(&cluster, "first.bin", 64 * MIB, 4)?;
+    cluster.cli_ok(&["write", "/first.bin", path(&first), "--replicas", "1"])?;
+    let big = random_file(&cluster, "big.bin", 256 * MIB, 5)?;
+    cluster.cli_ok(&["write", "/big.bin", path(&big), "--replicas", "1"])?;
+    let on_small: u64 = chunk_files(&cluster.node("node-01").data_dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    ensure!(
+        on_small <= small as u64,
+        "node-01 holds {on_small} bytes, above its capacity"
+    );
+    ensure!(read_back(&cluster, "/first.bin")? == digest(&first)?);
+    ensure!(read_back(&cluster, "/big.bin")? == digest(&big)?);
+
+    // Two replicas of another large file cannot fit: the write fails clearly, leaves nothing.
+    let more = random_file(&cluster, "more.bin", 128 * MIB, 6)?;
+    let output = cluster.cli(&["write", "/more.bin", path(&more), "--replicas", "2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(!output.status.success(), "a write that cannot be placed fails");
+    ensure!(
+        stderr.contains("room") || stderr.contains("full") || stderr.contains("space"),
+        "the error says why: {stderr}"
+    );
+    ensure!(
+        !cluster.cli(&["stat", "/more.bin"]).status.success(),
+        "nothing visible"
+    );
+    ensure!(
+        read_back(&cluster, "/first.bin")? == digest(&first)?,
+        "stored files unharmed"
+    );
+    ensure!(
+        read_back(&cluster, "/big.bin")? == digest(&big)?,
+        "stored files unharmed"
+    );
+    Ok(())
+}

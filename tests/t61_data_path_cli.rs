@@ -1,0 +1,231 @@
+//! The data path from the command line against real processes (one coordinator, one node):
+//! stdin to stdout, ranges, kept versions, deduplication, garbage collection of what no version
+//! references, and clear refusals of bad input.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use support::{Cluster, binary, path};
+
+fn cluster() -> anyhow::Result<Cluster> {
+    let mut cluster = Cluster::single_with_env(vec![
+        ("COLLECTIVE_REPAIR_INTERVAL_MS".into(), "200".into()),
+        ("COLLECTIVE_GC_GRACE_MS".into(), "500".into()),
+        ("COLLECTIVE_GC_MIN_IDLE_MS".into(), "0".into()),
+        ("COLLECTIVE_NODE_HEARTBEAT_MS".into(), "200".into()),
+    ])?;
+    cluster.prepare_node("node-01", &[])?;
+    cluster.start_node("node-01")?;
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    Ok(cluster)
+}
+
+/// Runs the CLI with `input` on stdin; returns (success, stdout bytes, stderr text).
+fn with_stdin(cluster: &Cluster, args: &[&str], input: &[u8]) -> anyhow::Result<(bool, Vec<u8>, String)> {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env("COLLECTIVE_HOME", &cluster.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().context("stdin")?.write_all(input)?;
+    let output = child.wait_with_output()?;
+    Ok((
+        output.status.success(),
+        output.stdout,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed)
+        .collect()
+}
+
+fn json(text: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_str(text.trim())?)
+}
+
+#[test]
+fn stdin_to_stdout_ranges_versions_and_dedup() -> anyhow::Result<()> {
+    let cluster = cluster()?;
+    let data = content(9 * 1024 * 1024 + 17, 1);
+    let (ok, out, err) = with_stdin(
+        &cluster,
+        &["write", "/f.bin", "--json", "--chunk-bytes", "1048576"],
+        &data,
+    )?;
+    ensure!(ok, "write from stdin: {err}");
+    let summary = json(&String::from_utf8_lossy(&out))?;
+    assert_eq!(summary["size"], data.len());
+    assert_eq!(summary["chunks"], 10);
+    assert_eq!(summary["replicas"], 1, "one node: one replica by default");
+    assert_eq!(summary["version"], 1);
+
+    let (ok, out, err) = with_stdin(&cluster, &["read", "/f.bin"], b"")?;
+    ensure!(ok, "read to stdout: {err}");
+    ensure!(out == data, "stdout carries the file byte for byte");
+    // A range across a chunk boundary, and one at the very end.
+    for (offset, length) in [(1_048_000usize, 5_000usize), (data.len() - 10, 10), (0, 1)] {
+        let (ok, out, err) = with_stdin(
+            &cluster,
+            &[
+                "read",
+                "/f.bin",
+                "--offset",
+                &offset.to_string(),
+                "--length",
+                &length.to_string(),
+            ],
+            b"",
+        )?;
+        ensure!(ok, "ranged read: {err}");
+        ensure!(out == data[offset..offset + length], "range {offset}+{length}");
+    }
+
+    // The same content again: nothing uploaded, a new version.
+    let (ok, out, err) = with_stdin(
+        &cluster,
+        &["write", "/g.bin", "--json", "--chunk-bytes", "1048576"],
+        &data,
+    )?;
+    ensure!(ok, "{err}");
+    let summary = json(&String::from_utf8_lossy(&out))?;
+    assert_eq!(summary["deduplicated"], 10, "{summary}");
+    assert_eq!(summary["uploaded"], 0, "{summary}");
+
+    // Versions: keep the last two; older ones are refused clearly.
+    for seed in 2..=4u8 {
+        let (ok, _, err) = with_stdin(
+            &cluster,
+            &["write", "/f.bin", "--keep-versions", "2"],
+            &content(1000, seed),
+        )?;
+        ensure!(ok, "{err}");
+    }
+    let (ok, out, err) = with_stdin(&cluster, &["read", "/f.bin", "--at-version", "3"], b"")?;
+    ensure!(ok && out == content(1000, 3), "version 3 is kept: {err}");
+    let (ok, _, err) = with_stdin(&cluster, &["read", "/f.bin", "--at-version", "1"], b"")?;
+    ensure!(!ok && err.contains("no longer kept"), "{err}");
+
+    // Empty files.
+    let (ok, _, err) = with_stdin(&cluster, &["write", "/empty"], b"")?;
+    ensure!(ok, "{err}");
+    let (ok, out, _) = with_stdin(&cluster, &["read", "/empty"], b"")?;
+    ensure!(ok && out.is_empty());
+
+    // ls -l shows sizes and replica health; debug chunks shows where chunks are.
+    let listing = cluster.cli_ok(&["ls", "-l", "/"])?;
+    ensure!(listing.contains("g.bin") && listing.contains("1/1"), "{listing}");
+    let chunks = json(&cluster.cli_ok(&["debug", "chunks", "--file", "/g.bin", "--json"])?)?;
+    let first = &chunks["chunks"][0];
+    assert_eq!(first["offset"], 0);
+    assert_eq!(first["replicas"][0]["node"], "node-01@alice.home.collective");
+    assert_eq!(first["replicas"][0]["status"], "up");
+    Ok(())
+}
+
+#[test]
+fn chunks_no_version_references_are_collected_after_the_grace_period() -> anyhow::Result<()> {
+    let cluster = cluster()?;
+    let node_dir = cluster.node("node-01").data_dir.clone();
+    let chunk_files = || -> usize {
+        walk(&node_dir)
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().contains("quarantine"))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.len() == 64)
+            })
+            .count()
+    };
+    let keep = content(2 * 1024 * 1024, 7);
+    let gone = content(3 * 1024 * 1024, 8);
+    for (name, data) in [("/keep", &keep), ("/gone", &gone)] {
+        let (ok, _, err) = with_stdin(&cluster, &["write", name, "--chunk-bytes", "1048576"], data)?;
+        ensure!(ok, "{err}");
+    }
+    assert_eq!(chunk_files(), 5);
+    cluster.cli_ok(&["rm", "/gone"])?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while chunk_files() != 2 {
+        ensure!(
+            Instant::now() < deadline,
+            "unreferenced chunks were not collected ({} left)",
+            chunk_files()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let events = cluster.cli_ok(&["audit", "export"])?;
+    assert_eq!(
+        events.matches("garbage collected").count(),
+        3,
+        "each removal is recorded"
+    );
+    let (ok, out, err) = with_stdin(&cluster, &["read", "/keep"], b"")?;
+    ensure!(ok && out == keep, "a referenced file is untouched: {err}");
+    let status = cluster.status_json()?;
+    assert_eq!(status["chunks"]["collected"], 3, "{status}");
+    Ok(())
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()> {
+    let cluster = cluster()?;
+    let file = cluster.dir.path().join("x.bin");
+    std::fs::write(&file, content(4096, 9))?;
+    let cases: &[(&[&str], &str)] = &[
+        (&["write", "/no/such/dir/x", path(&file)], "does not exist"),
+        (&["write", "/x", path(&file), "--replicas", "2"], "only 1 node"),
+        (
+            &["write", "/x", path(&file), "--replicas", "17"],
+            "allowed are 1 to 16",
+        ),
+        (&["write", "/x", path(&file), "--chunk-bytes", "0"], "chunk size"),
+        (&["write", "/x", "/no/such/local/file"], "opening"),
+        (&["write", "relative", path(&file)], "absolute"),
+        (&["read", "/missing"], "does not exist"),
+        (&["read", "/"], "directory"),
+        (&["debug", "chunks", "--file", "/missing"], "does not exist"),
+    ];
+    for (args, expected) in cases {
+        let output = cluster.cli(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(!output.status.success(), "{args:?} must fail");
+        ensure!(
+            stderr.contains(expected),
+            "{args:?}: {stderr:?} should mention {expected:?}"
+        );
+    }
+    let listing = cluster.cli_ok(&["ls", "/"])?;
+    ensure!(listing.trim().is_empty(), "nothing was created: {listing}");
+    // A read past the end, of a file that exists.
+    cluster.cli_ok(&["write", "/x", path(&file)])?;
+    let output = cluster.cli(&["read", "/x", "--offset", "5000"]);
+    ensure!(!output.status.success());
+    ensure!(String::from_utf8_lossy(&output.stderr).contains("past the end"));
+    Ok(())
+}
