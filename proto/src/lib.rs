@@ -18,6 +18,10 @@ pub mod raft {
 /// below it and snapshots are streamed in chunks of `SNAPSHOT_CHUNK_BYTES`.
 pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// Most chunks one `PlanWrite` or `PlanRead` covers (a write plans in batches, a read pages).
+/// Also bounds the hashes of the tickets a plan carries (below `HASHES_PER_REQUEST_MAX`).
+pub const PLAN_CHUNKS_MAX: usize = 1024;
+
 /// Size of one snapshot chunk on the wire, in bytes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 

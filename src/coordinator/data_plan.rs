@@ -24,9 +24,7 @@ use crate::chunk_hash::ChunkHash;
 use crate::ticket::{self, TICKET_LIFETIME_DEFAULT, TicketGrant, TicketOp};
 use crate::transport::Caller;
 
-/// Most chunks one plan covers, either way. A write plans in batches of this many; a read pages.
-/// Also bounds the hashes in one ticket (below `HASHES_PER_REQUEST_MAX`).
-pub const PLAN_CHUNKS_MAX: usize = 1024;
+pub use collective_proto::PLAN_CHUNKS_MAX;
 /// Replicas of a chunk when the writer does not say: two, or one on a member with one node.
 pub const REPLICAS_DEFAULT: u32 = 2;
 /// Most nodes a writer may exclude (those that failed it).

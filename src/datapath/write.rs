@@ -26,7 +26,7 @@ use super::nodes::NodePool;
 use super::progress::Progress;
 use crate::chunk_hash::ChunkHash;
 use crate::client::Client;
-use crate::coordinator::data_plan::PLAN_CHUNKS_MAX;
+use collective_proto::PLAN_CHUNKS_MAX;
 
 /// How many times one chunk is planned again after uploads to some of its targets failed.
 const REPLANS_PER_CHUNK_MAX: usize = 4;
