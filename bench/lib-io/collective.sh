@@ -61,12 +61,22 @@ coll_down() {
 
 coll_daemon_cpu_pids() { echo "${coll_daemon_pids[@]}"; }
 
+# Runs one client command with its stderr (a progress bar on a terminal, errors) kept in
+# client.err, shown when it fails.
+coll_client() {
+    t "$collective" "$@" 2>>"$coll_dir/client.err" && return 0
+    local status=$?
+    log "collective $1 $2 failed (exit $status); last lines of $coll_dir/client.err:"
+    tail -n 5 "$coll_dir/client.err" >&2
+    return "$status"
+}
+
 # The client operations, each run inside `measure` (which times them and counts their CPU).
 coll_write() { # SRC NAME
-    t "$collective" write "/bench/$2" "$1"
+    coll_client write "/bench/$2" "$1"
 }
 coll_read() { # NAME
-    t "$collective" read "/bench/$1" - >/dev/null
+    coll_client read "/bench/$1" - >/dev/null
 }
 # Small-file creates, one `collective write` process per file: process start-up, the TLS
 # handshakes and finding the leader dominate, so this understates the data path.
@@ -76,21 +86,22 @@ coll_small_creates() { # DIR_OF_SMALL_FILES DEST_SUBDIR
     local src=$1 dest=/bench/$2 f
     "$collective" mkdir -p "$dest" >/dev/null
     for f in "$src"/*; do
-        t "$collective" write "$dest/${f##*/}" "$f"
+        coll_client write "$dest/${f##*/}" "$f"
     done
 }
 # Prints small_files_per_sec from the built-in benchmark, or nothing if this binary has none.
 # >>> SWAP POINT: adjust the flags here once `collective bench io` lands. <<<
 coll_small_files_per_sec() {
     "$collective" bench io --help >/dev/null 2>&1 || return 0
-    t "$collective" bench io --json 2>>"$coll_dir/bench-io.err" | grep -m1 '^{' | jq -r '.small_files_per_sec // empty'
+    t "$collective" bench io --json 2>>"$coll_dir/bench-io.err" | grep -m1 '^{' | jq -r '.small_files_per_sec // empty' \
+        || log "collective bench io failed (see $coll_dir/bench-io.err); timing the write loop instead"
 }
 coll_rm() {
     local name
-    for name in "$@"; do t "$collective" rm -r "/bench/$name" >/dev/null; done
+    for name in "$@"; do coll_client rm -r "/bench/$name" >/dev/null; done
 }
 coll_verify() { # SRC NAME
-    t "$collective" read "/bench/$2" - | cmp -s "$1" -
+    coll_client read "/bench/$2" - | cmp -s "$1" -
 }
 # Logs how the chunks of one file are placed (two replicas on two nodes expected), when the
 # binary has `debug chunks`.
