@@ -3,11 +3,13 @@
 //! node and its tickets, and the PKI and mutual-TLS layer every listener uses.
 
 pub mod audit;
+pub mod bench_io;
 pub mod bench_meta;
 pub mod chunk_hash;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
+pub mod datapath;
 pub mod error;
 pub mod node;
 pub mod pki;

@@ -60,6 +60,16 @@ impl PeerContext {
         })
     }
 
+    /// This process's own certificate bundle (a coordinator signs tickets with it).
+    pub fn identity(&self) -> &CertBundle {
+        &self.identity
+    }
+
+    /// The federation root every peer's chain must reach.
+    pub fn root(&self) -> &CertificateDer<'static> {
+        &self.root
+    }
+
     /// A lazily connected channel to `node`, which must present the certificate of exactly the
     /// coordinator named in the membership.
     pub async fn connect_peer(&self, node: &CoordinatorNode) -> anyhow::Result<Channel> {

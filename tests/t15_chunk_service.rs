@@ -66,6 +66,7 @@ async fn chunks_round_trip_whole_and_by_range() {
         .delete(DeleteRequest {
             ticket: Some(fed.ticket(TicketOp::Delete, &[hash, missing])),
             hashes: vec![hash.as_bytes().to_vec(), missing.as_bytes().to_vec()],
+            min_idle_ms: 0,
         })
         .await
         .unwrap()

@@ -58,6 +58,8 @@ pub trait View {
     fn coordinators(&self) -> Vec<pb::CoordinatorAdded>;
     fn node(&self, address: &str) -> Option<NodeView>;
     fn replica_exists(&self, hash: &[u8], node: &str) -> bool;
+    /// Whether any node holds a recorded replica of `hash`.
+    fn has_replica(&self, hash: &[u8]) -> bool;
     fn datastore(&self, path: &str) -> Option<pb::DatastoreCreated>;
     fn grant(&self, grant_id: &[u8]) -> Option<pb::GrantIssued>;
     fn invite(&self, invite_id: &[u8]) -> Option<InviteView>;

@@ -6,7 +6,7 @@ mod support;
 
 use collective_events::RejectionCode::*;
 use collective_events::pb::{self, ChunkRef, EntryKind, command_envelope::Command, event_envelope::Event};
-use support::{code, given, hash};
+use support::{NOW_MS, STORE_NODE, code, given, hash};
 
 fn mkdir(path: &str, parents: bool) -> Command {
     Command::CreateDirectory(pb::CreateDirectory {
@@ -46,6 +46,9 @@ fn commit(path: &str, sizes: &[u64]) -> pb::CommitFileVersion {
         chunks,
         expected_version: None,
         keep_versions: 0,
+        placements: vec![],
+        replicas: 0,
+        planned_at_unix_ms: NOW_MS - 1_000,
     }
 }
 
@@ -58,6 +61,7 @@ fn committed(inode: u64, parent: u64, path: &str, version: u64, cmd: &pb::Commit
         version,
         size: cmd.size,
         chunks: cmd.chunks.clone(),
+        replicas: cmd.replicas.max(1),
     })
 }
 
@@ -83,13 +87,13 @@ fn mv(from: &str, to: &str) -> Command {
 
 #[test]
 fn mkdir_under_root_allocates_the_next_inode() {
-    let state = given().initialized();
+    let state = given().initialized().chunks_stored();
     assert_eq!(state.when(mkdir("/a", false)), Ok(vec![created(2, 1, "a", "/a")]));
 }
 
 #[test]
 fn mkdir_under_an_existing_directory() {
-    let state = given().initialized().dir("/a");
+    let state = given().initialized().chunks_stored().dir("/a");
     let a = state.inode("/a");
     assert_eq!(
         state.when(mkdir("/a/b", false)),
@@ -99,7 +103,7 @@ fn mkdir_under_an_existing_directory() {
 
 #[test]
 fn mkdir_p_creates_every_missing_parent_with_consecutive_inodes() {
-    let state = given().initialized().dir("/a");
+    let state = given().initialized().chunks_stored().dir("/a");
     let a = state.inode("/a");
     assert_eq!(
         state.when(mkdir("/a/b/c/d", true)),
@@ -113,27 +117,27 @@ fn mkdir_p_creates_every_missing_parent_with_consecutive_inodes() {
 
 #[test]
 fn mkdir_p_of_an_existing_directory_succeeds_with_no_events() {
-    let state = given().initialized().dir("/a/b");
+    let state = given().initialized().chunks_stored().dir("/a/b");
     assert_eq!(state.when(mkdir("/a/b", true)), Ok(vec![]));
     assert_eq!(state.when(mkdir("/", true)), Ok(vec![]));
 }
 
 #[test]
 fn mkdir_of_an_existing_directory_is_already_exists() {
-    let state = given().initialized().dir("/a");
+    let state = given().initialized().chunks_stored().dir("/a");
     assert_eq!(code(state.when(mkdir("/a", false))), AlreadyExists);
     assert_eq!(code(state.when(mkdir("/", false))), AlreadyExists);
 }
 
 #[test]
 fn mkdir_p_over_a_file_is_already_exists() {
-    let state = given().initialized().file("/a/f", 1);
+    let state = given().initialized().chunks_stored().file("/a/f", 1);
     assert_eq!(code(state.when(mkdir("/a/f", true))), AlreadyExists);
 }
 
 #[test]
 fn mkdir_without_parents_needs_the_parent() {
-    let state = given().initialized();
+    let state = given().initialized().chunks_stored();
     let rejection = state.when(mkdir("/a/b", false)).unwrap_err();
     assert_eq!(rejection.code, NotFound);
     assert!(rejection.message.contains("'/a'"), "{rejection}");
@@ -141,7 +145,7 @@ fn mkdir_without_parents_needs_the_parent() {
 
 #[test]
 fn mkdir_through_a_file_is_not_a_directory() {
-    let state = given().initialized().file("/a/f", 1);
+    let state = given().initialized().chunks_stored().file("/a/f", 1);
     assert_eq!(code(state.when(mkdir("/a/f/x", false))), NotADirectory);
     let rejection = state.when(mkdir("/a/f/x/y", true)).unwrap_err();
     assert_eq!(rejection.code, NotADirectory);
@@ -150,7 +154,7 @@ fn mkdir_through_a_file_is_not_a_directory() {
 
 #[test]
 fn mkdir_of_an_invalid_path_is_invalid_argument() {
-    let state = given().initialized();
+    let state = given().initialized().chunks_stored();
     for path in ["", "a", "/a/", "/a//b", "/a/../b", "/a\0"] {
         assert_eq!(code(state.when(mkdir(path, true))), InvalidArgument, "{path:?}");
     }
@@ -158,7 +162,7 @@ fn mkdir_of_an_invalid_path_is_invalid_argument() {
 
 #[test]
 fn mkdir_with_a_corrupt_inode_counter_is_failed_precondition() {
-    let state = given().initialized().with_next_inode(1);
+    let state = given().initialized().chunks_stored().with_next_inode(1);
     assert_eq!(code(state.when(mkdir("/a", false))), FailedPrecondition);
 }
 
@@ -166,7 +170,7 @@ fn mkdir_with_a_corrupt_inode_counter_is_failed_precondition() {
 
 #[test]
 fn first_commit_creates_version_1_with_a_new_inode() {
-    let state = given().initialized().dir("/a");
+    let state = given().initialized().chunks_stored().dir("/a");
     let cmd = commit("/a/f", &[4, 4, 2]);
     assert_eq!(
         state.when(Command::CommitFileVersion(cmd.clone())),
@@ -176,7 +180,7 @@ fn first_commit_creates_version_1_with_a_new_inode() {
 
 #[test]
 fn an_empty_file_has_no_chunks() {
-    let state = given().initialized();
+    let state = given().initialized().chunks_stored();
     let cmd = commit("/empty", &[]);
     assert_eq!(
         state.when(Command::CommitFileVersion(cmd.clone())),
@@ -186,7 +190,7 @@ fn an_empty_file_has_no_chunks() {
 
 #[test]
 fn a_commit_to_an_existing_file_increments_its_version() {
-    let state = given().initialized().file("/f", 1);
+    let state = given().initialized().chunks_stored().file("/f", 1);
     let cmd = commit("/f", &[10]);
     assert_eq!(
         state.when(Command::CommitFileVersion(cmd.clone())),
@@ -196,7 +200,7 @@ fn a_commit_to_an_existing_file_increments_its_version() {
 
 #[test]
 fn a_commit_beyond_the_default_three_versions_prunes_the_oldest() {
-    let state = given().initialized().file("/f", 3);
+    let state = given().initialized().chunks_stored().file("/f", 3);
     let f = state.inode("/f");
     let cmd = commit("/f", &[10]);
     assert_eq!(
@@ -207,7 +211,10 @@ fn a_commit_beyond_the_default_three_versions_prunes_the_oldest() {
 
 #[test]
 fn keep_versions_overrides_the_default_and_prunes_every_excess_version() {
-    let state = given().initialized().file_keeping("/f", 5, &[2, 3, 4, 5]);
+    let state = given()
+        .initialized()
+        .chunks_stored()
+        .file_keeping("/f", 5, &[2, 3, 4, 5]);
     let f = state.inode("/f");
     let cmd = pb::CommitFileVersion {
         keep_versions: 2,
@@ -234,7 +241,7 @@ fn keep_versions_overrides_the_default_and_prunes_every_excess_version() {
 
 #[test]
 fn keep_versions_above_the_limit_is_invalid_argument() {
-    let state = given().initialized();
+    let state = given().initialized().chunks_stored();
     let cmd = pb::CommitFileVersion {
         keep_versions: collective_events::decide::VERSIONS_KEPT_MAX + 1,
         ..commit("/f", &[1])
@@ -244,7 +251,7 @@ fn keep_versions_above_the_limit_is_invalid_argument() {
 
 #[test]
 fn expected_version_matching_the_current_one_commits() {
-    let state = given().initialized().file("/f", 2);
+    let state = given().initialized().chunks_stored().file("/f", 2);
     let cmd = pb::CommitFileVersion {
         expected_version: Some(2),
         ..commit("/f", &[1])
@@ -265,7 +272,7 @@ fn expected_version_matching_the_current_one_commits() {
 
 #[test]
 fn expected_version_differing_from_the_current_one_is_a_conflict() {
-    let state = given().initialized().file("/f", 2);
+    let state = given().initialized().chunks_stored().file("/f", 2);
     let stale = pb::CommitFileVersion {
         expected_version: Some(1),
         ..commit("/f", &[1])
@@ -288,7 +295,7 @@ fn expected_version_differing_from_the_current_one_is_a_conflict() {
 
 #[test]
 fn a_commit_onto_a_directory_is_is_a_directory() {
-    let state = given().initialized().dir("/a");
+    let state = given().initialized().chunks_stored().dir("/a");
     assert_eq!(
         code(state.when(Command::CommitFileVersion(commit("/a", &[1])))),
         IsADirectory
@@ -301,7 +308,7 @@ fn a_commit_onto_a_directory_is_is_a_directory() {
 
 #[test]
 fn a_commit_needs_its_parent_directory() {
-    let state = given().initialized().file("/f", 1);
+    let state = given().initialized().chunks_stored().file("/f", 1);
     assert_eq!(
         code(state.when(Command::CommitFileVersion(commit("/a/f", &[1])))),
         NotFound
@@ -314,7 +321,7 @@ fn a_commit_needs_its_parent_directory() {
 
 #[test]
 fn a_commit_with_an_invalid_path_is_invalid_argument() {
-    let state = given().initialized();
+    let state = given().initialized().chunks_stored();
     assert_eq!(
         code(state.when(Command::CommitFileVersion(commit("f", &[1])))),
         InvalidArgument
@@ -323,7 +330,7 @@ fn a_commit_with_an_invalid_path_is_invalid_argument() {
 
 #[test]
 fn chunks_must_tile_the_file_exactly() {
-    let state = given().initialized();
+    let state = given().initialized().chunks_stored();
     let good = commit("/f", &[4, 4]);
     let mut gap = good.clone();
     gap.chunks[1].offset = 5;
@@ -380,7 +387,7 @@ fn chunks_must_tile_the_file_exactly() {
 
 #[test]
 fn removing_a_file_emits_entry_removed() {
-    let state = given().initialized().file("/a/f", 2);
+    let state = given().initialized().chunks_stored().file("/a/f", 2);
     assert_eq!(
         state.when(remove("/a/f", false)),
         Ok(vec![Event::EntryRemoved(pb::EntryRemoved {
@@ -395,7 +402,7 @@ fn removing_a_file_emits_entry_removed() {
 
 #[test]
 fn removing_an_empty_directory_needs_no_recursion() {
-    let state = given().initialized().dir("/a");
+    let state = given().initialized().chunks_stored().dir("/a");
     assert_eq!(
         state.when(remove("/a", false)),
         Ok(vec![Event::EntryRemoved(pb::EntryRemoved {
@@ -410,7 +417,7 @@ fn removing_an_empty_directory_needs_no_recursion() {
 
 #[test]
 fn removing_a_full_directory_recursively_emits_one_event_for_the_subtree() {
-    let state = given().initialized().file("/a/b/f", 1);
+    let state = given().initialized().chunks_stored().file("/a/b/f", 1);
     assert_eq!(
         state.when(remove("/a", true)),
         Ok(vec![Event::EntryRemoved(pb::EntryRemoved {
@@ -425,19 +432,19 @@ fn removing_a_full_directory_recursively_emits_one_event_for_the_subtree() {
 
 #[test]
 fn removing_a_full_directory_without_recursion_is_directory_not_empty() {
-    let state = given().initialized().file("/a/f", 1);
+    let state = given().initialized().chunks_stored().file("/a/f", 1);
     assert_eq!(code(state.when(remove("/a", false))), DirectoryNotEmpty);
 }
 
 #[test]
 fn removing_the_root_is_invalid_argument() {
-    let state = given().initialized();
+    let state = given().initialized().chunks_stored();
     assert_eq!(code(state.when(remove("/", true))), InvalidArgument);
 }
 
 #[test]
 fn removing_a_missing_entry_is_not_found() {
-    let state = given().initialized().file("/f", 1);
+    let state = given().initialized().chunks_stored().file("/f", 1);
     let rejection = state.when(remove("/a/b", true)).unwrap_err();
     assert_eq!(
         (rejection.code, rejection.message.contains("'/a/b'")),
@@ -452,7 +459,7 @@ fn removing_a_missing_entry_is_not_found() {
 
 #[test]
 fn moving_a_file_into_another_directory() {
-    let state = given().initialized().file("/a/f", 1).dir("/b");
+    let state = given().initialized().chunks_stored().file("/a/f", 1).dir("/b");
     assert_eq!(
         state.when(mv("/a/f", "/b/g")),
         Ok(vec![Event::EntryMoved(pb::EntryMoved {
@@ -469,7 +476,7 @@ fn moving_a_file_into_another_directory() {
 
 #[test]
 fn renaming_a_directory_in_place() {
-    let state = given().initialized().file("/a/f", 1);
+    let state = given().initialized().chunks_stored().file("/a/f", 1);
     assert_eq!(
         state.when(mv("/a", "/z")),
         Ok(vec![Event::EntryMoved(pb::EntryMoved {
@@ -486,13 +493,13 @@ fn renaming_a_directory_in_place() {
 
 #[test]
 fn moving_a_directory_to_a_sibling_with_a_common_prefix_is_allowed() {
-    let state = given().initialized().dir("/a");
+    let state = given().initialized().chunks_stored().dir("/a");
     assert!(state.when(mv("/a", "/ab")).is_ok());
 }
 
 #[test]
 fn moving_a_directory_into_itself_or_a_descendant_is_invalid_argument() {
-    let state = given().initialized().dir("/a/b/c");
+    let state = given().initialized().chunks_stored().dir("/a/b/c");
     assert_eq!(code(state.when(mv("/a", "/a/x"))), InvalidArgument);
     assert_eq!(code(state.when(mv("/a", "/a/b/c/x"))), InvalidArgument);
     assert_eq!(code(state.when(mv("/a/b", "/a/b/x"))), InvalidArgument);
@@ -500,7 +507,11 @@ fn moving_a_directory_into_itself_or_a_descendant_is_invalid_argument() {
 
 #[test]
 fn moving_onto_an_existing_entry_is_already_exists() {
-    let state = given().initialized().file("/a/f", 1).file("/b/f", 1);
+    let state = given()
+        .initialized()
+        .chunks_stored()
+        .file("/a/f", 1)
+        .file("/b/f", 1);
     assert_eq!(code(state.when(mv("/a/f", "/b/f"))), AlreadyExists);
     assert_eq!(code(state.when(mv("/a", "/b"))), AlreadyExists);
     assert_eq!(code(state.when(mv("/a", "/a"))), AlreadyExists);
@@ -508,13 +519,13 @@ fn moving_onto_an_existing_entry_is_already_exists() {
 
 #[test]
 fn moving_a_missing_source_is_not_found() {
-    let state = given().initialized().dir("/b");
+    let state = given().initialized().chunks_stored().dir("/b");
     assert_eq!(code(state.when(mv("/a", "/b/a"))), NotFound);
 }
 
 #[test]
 fn moving_into_a_missing_directory_is_not_found() {
-    let state = given().initialized().dir("/a");
+    let state = given().initialized().chunks_stored().dir("/a");
     let rejection = state.when(mv("/a", "/x/y")).unwrap_err();
     assert_eq!(
         (rejection.code, rejection.message.contains("'/x'")),
@@ -525,24 +536,150 @@ fn moving_into_a_missing_directory_is_not_found() {
 
 #[test]
 fn moving_under_a_file_is_not_a_directory() {
-    let state = given().initialized().dir("/a").file("/f", 1);
+    let state = given().initialized().chunks_stored().dir("/a").file("/f", 1);
     assert_eq!(code(state.when(mv("/a", "/f/a"))), NotADirectory);
 }
 
 #[test]
 fn moving_the_root_or_onto_the_root_is_invalid_argument() {
-    let state = given().initialized().dir("/a");
+    let state = given().initialized().chunks_stored().dir("/a");
     assert_eq!(code(state.when(mv("/", "/b"))), InvalidArgument);
     assert_eq!(code(state.when(mv("/a", "/"))), InvalidArgument);
     assert_eq!(code(state.when(mv("a", "/b"))), InvalidArgument);
     assert_eq!(code(state.when(mv("/a", "/b/"))), InvalidArgument);
 }
 
+// --- Placements in a commit -----------------------------------------------------------------
+
+fn placed(byte: u8, node: &str, size: u64) -> Event {
+    Event::ChunkPlaced(pb::ChunkPlaced {
+        hash: hash(byte).to_vec(),
+        node: node.into(),
+        size,
+    })
+}
+
+/// A commit of fresh chunks (bytes 100 and up, which no node holds) placed on `nodes`.
+fn commit_placed(path: &str, sizes: &[u64], nodes: &[&str]) -> pb::CommitFileVersion {
+    let mut cmd = commit(path, sizes);
+    for (i, chunk) in cmd.chunks.iter_mut().enumerate() {
+        chunk.hash = hash(100 + i as u8).to_vec();
+    }
+    cmd.placements = cmd
+        .chunks
+        .iter()
+        .flat_map(|c| {
+            nodes.iter().map(|n| pb::ChunkPlacement {
+                hash: c.hash.clone(),
+                node: (*n).into(),
+            })
+        })
+        .collect();
+    cmd.replicas = nodes.len() as u32;
+    cmd
+}
+
+const NODE_2: &str = "node-2@alice.home.collective";
+
+#[test]
+fn placements_become_chunk_placed_events_in_the_same_entry_before_the_version() {
+    let state = given().initialized().chunks_stored().node(NODE_2);
+    let cmd = commit_placed("/f", &[4, 2], &[STORE_NODE, NODE_2]);
+    assert_eq!(
+        state.when(Command::CommitFileVersion(cmd.clone())),
+        Ok(vec![
+            placed(100, STORE_NODE, 4),
+            placed(100, NODE_2, 4),
+            placed(101, STORE_NODE, 2),
+            placed(101, NODE_2, 2),
+            committed(2, 1, "/f", 1, &cmd),
+        ])
+    );
+}
+
+#[test]
+fn a_placement_already_recorded_or_named_twice_is_placed_once() {
+    let state = given()
+        .initialized()
+        .chunks_stored()
+        .replica(hash(100), STORE_NODE);
+    let mut cmd = commit_placed("/f", &[4], &[STORE_NODE, STORE_NODE]);
+    cmd.placements.push(pb::ChunkPlacement {
+        hash: hash(100).to_vec(),
+        node: STORE_NODE.to_uppercase(),
+    });
+    cmd.replicas = 1;
+    assert_eq!(
+        state.when(Command::CommitFileVersion(cmd.clone())),
+        Ok(vec![committed(2, 1, "/f", 1, &cmd)])
+    );
+}
+
+#[test]
+fn a_chunk_with_no_replica_anywhere_is_failed_precondition() {
+    let state = given().initialized().chunks_stored();
+    let mut cmd = commit_placed("/f", &[4], &[]);
+    cmd.replicas = 0;
+    let rejection = state.when(Command::CommitFileVersion(cmd)).unwrap_err();
+    assert_eq!(rejection.code, FailedPrecondition, "{rejection}");
+    assert!(rejection.message.contains("no stored replica"), "{rejection}");
+}
+
+#[test]
+fn placements_outside_the_chunk_map_or_on_unknown_nodes_are_refused() {
+    let state = given().initialized().chunks_stored();
+    let mut foreign = commit_placed("/f", &[4], &[STORE_NODE]);
+    foreign.placements[0].hash = hash(200).to_vec();
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(foreign))),
+        InvalidArgument
+    );
+    let unknown = commit_placed("/f", &[4], &["node-9@alice.home.collective"]);
+    assert_eq!(code(state.when(Command::CommitFileVersion(unknown))), NotFound);
+    let malformed = commit_placed("/f", &[4], &["not an address"]);
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(malformed))),
+        InvalidArgument
+    );
+    let too_many = pb::CommitFileVersion {
+        replicas: collective_events::decide::REPLICAS_MAX + 1,
+        ..commit("/f", &[1])
+    };
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(too_many))),
+        InvalidArgument
+    );
+}
+
+#[test]
+fn a_commit_resting_on_a_stale_or_missing_plan_is_a_conflict() {
+    let state = given().initialized().chunks_stored();
+    let stale = pb::CommitFileVersion {
+        planned_at_unix_ms: NOW_MS - collective_events::decide::PLAN_AGE_MS_MAX - 1,
+        ..commit("/f", &[1])
+    };
+    assert_eq!(code(state.when(Command::CommitFileVersion(stale))), Conflict);
+    let missing = pb::CommitFileVersion {
+        planned_at_unix_ms: 0,
+        ..commit("/f", &[1])
+    };
+    assert_eq!(code(state.when(Command::CommitFileVersion(missing))), Conflict);
+    let empty_needs_no_plan = pb::CommitFileVersion {
+        planned_at_unix_ms: 0,
+        ..commit("/f", &[])
+    };
+    assert!(
+        state
+            .when(Command::CommitFileVersion(empty_needs_no_plan))
+            .is_ok()
+    );
+}
+
 // --- Messages --------------------------------------------------------------------------------
 
 #[test]
 fn rejection_messages_name_the_path_at_fault() {
-    let state = given().initialized().file("/a/f", 3).dir("/d/e");
+    let state = given().initialized().chunks_stored().file("/a/f", 3).dir("/d/e");
     let stale = pb::CommitFileVersion {
         expected_version: Some(1),
         ..commit("/a/f", &[1])

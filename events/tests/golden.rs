@@ -88,8 +88,27 @@ fn commit_file_version_command() {
         chunks: vec![chunk(0xaa, 0, 4), chunk(0xbb, 4, 2)],
         expected_version: Some(2),
         keep_versions: 5,
+        ..Default::default()
     }));
     assert_golden(&cmd, GOLDEN_COMMIT_COMMAND);
+}
+
+/// The data-path fields added to a commit: placements, replicas wanted, and the plan's time.
+#[test]
+fn a_commit_with_placements_encodes_as_pinned() {
+    let cmd = command(Command::CommitFileVersion(pb::CommitFileVersion {
+        path: "/media/a.mkv".into(),
+        size: 4,
+        chunks: vec![chunk(0xaa, 0, 4)],
+        placements: vec![pb::ChunkPlacement {
+            hash: vec![0xaa; 32],
+            node: "node-1@alice.home.collective".into(),
+        }],
+        replicas: 2,
+        planned_at_unix_ms: 1_700_000_000_000,
+        ..Default::default()
+    }));
+    assert_golden(&cmd, GOLDEN_PLACED_COMMIT_COMMAND);
 }
 
 #[test]
@@ -116,6 +135,7 @@ fn file_version_committed_event() {
         version: 3,
         size: 6,
         chunks: vec![chunk(0xaa, 0, 4), chunk(0xbb, 4, 2)],
+        ..Default::default()
     }));
     assert_golden(&envelope, GOLDEN_COMMITTED_EVENT);
 }
@@ -232,4 +252,13 @@ const GOLDEN_STATUS_EVENT: &str = "
     282a 3001
     // the oneof arm and its message
     72280a1d6e6f64652d303140616c6963652e686f6d652e636f6c6c656374697665100318808080808020
+";
+
+const GOLDEN_PLACED_COMMIT_COMMAND: &str = "
+0801121b616c69636540616c6963652e686f6d652e636f6c6c6563746976651a
+10000102030405060708090a0b0c0d0e0f2080d095ffbc318a0181010a0c2f6d
+656469612f612e6d6b7610041a240a20aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa180432400a20aaaaaaaaaaaaaaaaaaaa
+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa121c6e6f64652d314061
+6c6963652e686f6d652e636f6c6c65637469766538024080d095ffbc31
 ";

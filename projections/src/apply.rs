@@ -7,10 +7,12 @@ use collective_events::{ROOT_INODE, pb};
 use prost::Message;
 
 use crate::error::StoreError;
-use crate::keys::{decode_u64, dirent_key, node_chunk_key, placement_key, u64_key, version_key};
+use crate::keys::{
+    decode_u64, dirent_key, length_prefixed, node_chunk_key, placement_key, u64_key, version_key,
+};
 use crate::records::{
-    CertificateRecord, CoordinatorRecord, DatastoreRecord, EntryRecord, GrantRecord, InviteRecord,
-    NodeRecord, PlacementRecord, get_record,
+    CertificateRecord, ChunkRecord, CoordinatorRecord, DatastoreRecord, EntryRecord, GrantRecord,
+    InviteRecord, NodeRecord, PlacementRecord, get_record,
 };
 use crate::tables::{META_EVENT_COUNT, META_MEMBER, META_NEXT_INODE, SCAN_PAGE_ROWS, Table, Tables};
 
@@ -73,10 +75,10 @@ pub fn apply(tables: &mut impl Tables, envelope: &pb::EventEnvelope) -> Result<(
             allocate_inode(tables, e.inode)?;
         }
         Event::FileVersionCommitted(e) => file_version_committed(tables, e, at)?,
-        Event::FileVersionPruned(e) => tables.delete(Table::Versions, &version_key(e.inode, e.version)),
+        Event::FileVersionPruned(e) => drop_version(tables, &version_key(e.inode, e.version), at)?,
         Event::EntryRemoved(e) => {
             tables.delete(Table::Dirents, &dirent_key(e.parent, &e.name));
-            remove_subtree(tables, e.inode)?;
+            remove_subtree(tables, e.inode, at)?;
         }
         Event::EntryMoved(e) => {
             let key = u64_key(e.inode);
@@ -96,10 +98,31 @@ pub fn apply(tables: &mut impl Tables, envelope: &pb::EventEnvelope) -> Result<(
             let record = PlacementRecord { size: e.size };
             put(tables, Table::Placement, placement_key(&e.hash, &e.node), &record);
             tables.put(Table::NodeChunks, node_chunk_key(&e.node, &e.hash), Vec::new());
+            // A replica nobody references (placed ahead of its commit, or by hand) is tracked
+            // too, so garbage collection finds it.
+            if get_record::<ChunkRecord>(tables, Table::Chunks, &e.hash)?.is_none() {
+                let record = ChunkRecord {
+                    refs: 0,
+                    replicas_wanted: 0,
+                    size: e.size,
+                    unreferenced_at_unix_ms: at,
+                };
+                put(tables, Table::Chunks, e.hash.clone(), &record);
+            }
         }
         Event::ReplicaRemoved(e) => {
             tables.delete(Table::Placement, &placement_key(&e.hash, &e.node));
             tables.delete(Table::NodeChunks, &node_chunk_key(&e.node, &e.hash));
+            // The last replica of an unreferenced chunk is gone: nothing is left to track.
+            let unreferenced =
+                get_record::<ChunkRecord>(tables, Table::Chunks, &e.hash)?.is_some_and(|c| c.refs == 0);
+            if unreferenced
+                && tables
+                    .scan_prefix(Table::Placement, &length_prefixed(&e.hash), None, 1)?
+                    .is_empty()
+            {
+                tables.delete(Table::Chunks, &e.hash);
+            }
         }
         Event::DatastoreCreated(e) => {
             let record = DatastoreRecord {
@@ -235,12 +258,49 @@ fn file_version_committed(
     put(tables, Table::Entries, key, &record);
     tables.put(Table::Dirents, dirent_key(e.parent, &e.name), u64_key(e.inode));
     put(tables, Table::Versions, version_key(e.inode, e.version), e);
+    for (hash, size) in distinct_chunks(&e.chunks) {
+        let mut record = get_record::<ChunkRecord>(tables, Table::Chunks, hash)?.unwrap_or_default();
+        record.refs += 1;
+        record.replicas_wanted = record.replicas_wanted.max(e.replicas.max(1));
+        record.size = size;
+        record.unreferenced_at_unix_ms = 0;
+        put(tables, Table::Chunks, hash.to_vec(), &record);
+    }
     allocate_inode(tables, e.inode)
+}
+
+/// Deletes a kept version and releases its references to chunks.
+fn drop_version(tables: &mut impl Tables, key: &[u8], at: i64) -> Result<(), StoreError> {
+    let Some(version) = get_record::<pb::FileVersionCommitted>(tables, Table::Versions, key)? else {
+        return Ok(());
+    };
+    tables.delete(Table::Versions, key);
+    for (hash, _) in distinct_chunks(&version.chunks) {
+        if let Some(mut record) = get_record::<ChunkRecord>(tables, Table::Chunks, hash)? {
+            record.refs = record.refs.saturating_sub(1);
+            if record.refs == 0 {
+                record.replicas_wanted = 0;
+                record.unreferenced_at_unix_ms = at;
+            }
+            put(tables, Table::Chunks, hash.to_vec(), &record);
+        }
+    }
+    Ok(())
+}
+
+/// Each chunk of a version once, in order of first appearance.
+fn distinct_chunks(chunks: &[pb::ChunkRef]) -> Vec<(&[u8], u64)> {
+    let mut seen = std::collections::HashSet::new();
+    chunks
+        .iter()
+        .filter(|c| seen.insert(c.hash.as_slice()))
+        .map(|c| (c.hash.as_slice(), c.size))
+        .collect()
 }
 
 /// Deletes an entry and everything below it: entries, dirents and kept versions. The walk keeps
 /// an explicit stack (no recursion) and reads children a page at a time.
-fn remove_subtree(tables: &mut impl Tables, inode: u64) -> Result<(), StoreError> {
+fn remove_subtree(tables: &mut impl Tables, inode: u64, at: i64) -> Result<(), StoreError> {
     let mut stack = vec![inode];
     while let Some(current) = stack.pop() {
         let prefix = u64_key(current);
@@ -250,8 +310,10 @@ fn remove_subtree(tables: &mut impl Tables, inode: u64) -> Result<(), StoreError
                 for (k, v) in &page {
                     if table == Table::Dirents {
                         stack.push(decode_u64(table, k, v)?);
+                        tables.delete(table, k);
+                    } else {
+                        drop_version(tables, k, at)?;
                     }
-                    tables.delete(table, k);
                 }
                 // Rows just deleted are invisible to the next scan, so it restarts at the prefix.
                 if page.len() < SCAN_PAGE_ROWS {

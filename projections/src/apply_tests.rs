@@ -5,7 +5,7 @@
 use collective_events::{ROOT_INODE, View, pb, pb::event_envelope::Event};
 
 use crate::keys::{dirent_key, u64_key, version_key};
-use crate::records::{EntryRecord, InviteRecord, NodeRecord, get_record};
+use crate::records::{ChunkRecord, EntryRecord, InviteRecord, NodeRecord, get_record};
 use crate::tables::{META_EVENT_COUNT, Table, TableRead};
 use crate::{MemTables, TablesView, apply};
 
@@ -58,6 +58,7 @@ fn file(inode: u64, parent: u64, name: &str, version: u64) -> Event {
             offset: 0,
             size: version * 10,
         }],
+        replicas: 2,
     })
 }
 
@@ -106,6 +107,70 @@ fn pruning_removes_only_the_named_version() {
     apply(&mut t, &envelope(9, prune)).unwrap();
     assert_eq!(TablesView::new(&t).versions(2), vec![2]);
     assert_eq!(entry(&t, 2).unwrap().version, 2);
+}
+
+fn chunk(t: &MemTables, byte: u8) -> Option<ChunkRecord> {
+    get_record(t, Table::Chunks, &[byte; 32]).unwrap()
+}
+
+#[test]
+fn versions_reference_their_chunks_until_pruned_or_removed() {
+    // Versions 1 and 2 of /f name chunks [1;32] and [2;32]; /g's version 1 names [1;32] too.
+    let mut t = given(vec![
+        init(),
+        file(2, 1, "f", 1),
+        file(2, 1, "f", 2),
+        file(3, 1, "g", 1),
+    ]);
+    assert_eq!(chunk(&t, 1).unwrap().refs, 2);
+    assert_eq!(chunk(&t, 1).unwrap().replicas_wanted, 2);
+    let prune = Event::FileVersionPruned(pb::FileVersionPruned { inode: 2, version: 1 });
+    apply(&mut t, &envelope(9, prune)).unwrap();
+    let one = chunk(&t, 1).unwrap();
+    assert_eq!((one.refs, one.unreferenced_at_unix_ms), (1, 0));
+    let removed = Event::EntryRemoved(pb::EntryRemoved {
+        inode: 3,
+        parent: 1,
+        name: "g".into(),
+        ..Default::default()
+    });
+    apply(&mut t, &envelope(10, removed)).unwrap();
+    let one = chunk(&t, 1).unwrap();
+    assert_eq!((one.refs, one.unreferenced_at_unix_ms), (0, 1_010));
+    assert_eq!(
+        chunk(&t, 2).unwrap().refs,
+        1,
+        "the current version of /f still names it"
+    );
+}
+
+#[test]
+fn the_last_replica_of_an_unreferenced_chunk_takes_its_record_along() {
+    let placed = |node: &str| {
+        Event::ChunkPlaced(pb::ChunkPlaced {
+            hash: vec![7; 32],
+            node: node.into(),
+            size: 5,
+        })
+    };
+    let removed = |node: &str| {
+        Event::ReplicaRemoved(pb::ReplicaRemoved {
+            hash: vec![7; 32],
+            node: node.into(),
+            reason: "garbage".into(),
+        })
+    };
+    let mut t = given(vec![
+        init(),
+        placed("n1@alice.home.collective"),
+        placed("n2@alice.home.collective"),
+    ]);
+    let orphan = chunk(&t, 7).unwrap();
+    assert_eq!((orphan.refs, orphan.unreferenced_at_unix_ms), (0, 1_002));
+    apply(&mut t, &envelope(5, removed("n1@alice.home.collective"))).unwrap();
+    assert!(chunk(&t, 7).is_some(), "one replica is left");
+    apply(&mut t, &envelope(6, removed("n2@alice.home.collective"))).unwrap();
+    assert!(chunk(&t, 7).is_none());
 }
 
 #[test]

@@ -27,8 +27,8 @@ pub use execute::{Outcome, Rejected, execute};
 pub use mem::MemTables;
 pub use query::Replica;
 pub use records::{
-    CertificateRecord, CoordinatorRecord, DatastoreRecord, EntryRecord, GrantRecord, InviteRecord,
-    NodeRecord, OutcomeRecord, PlacementRecord, RejectionRecord,
+    CertificateRecord, ChunkRecord, CoordinatorRecord, DatastoreRecord, EntryRecord, GrantRecord,
+    InviteRecord, NodeRecord, OutcomeRecord, PlacementRecord, RejectionRecord,
 };
 pub use rocksdb;
 pub use snapshot::ExportSummary;

@@ -8,8 +8,8 @@ use crate::dbread::SnapshotRead;
 use crate::error::StoreError;
 use crate::keys::{after_length_prefixed, decode_u64, dirent_key, event_key, length_prefixed, u64_key};
 use crate::records::{
-    CertificateRecord, CoordinatorRecord, DatastoreRecord, EntryRecord, GrantRecord, InviteRecord,
-    NodeRecord, PlacementRecord, decode, decode_rows, get_record,
+    CertificateRecord, ChunkRecord, CoordinatorRecord, DatastoreRecord, EntryRecord, GrantRecord,
+    InviteRecord, NodeRecord, PlacementRecord, decode, decode_rows, get_record,
 };
 use crate::store::Store;
 use crate::tables::{META_EVENT_COUNT, Rows, Table, TableRead, scan_all};
@@ -140,6 +140,26 @@ impl Store {
                     node: node.to_string(),
                     size: record.size,
                 })
+            })
+            .collect()
+    }
+
+    /// The reference record of chunk `hash`, if a version references it or a replica exists.
+    pub fn chunk(&self, hash: &[u8]) -> Result<Option<ChunkRecord>, StoreError> {
+        get_record(&self.reader(), Table::Chunks, hash)
+    }
+
+    /// Up to `limit` chunk records in hash order, strictly after `after` (for paging scans).
+    pub fn chunks_after(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, ChunkRecord)>, StoreError> {
+        let rows = self.reader().scan_prefix(Table::Chunks, &[], after, limit)?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let record = decode(Table::Chunks, &k, &v)?;
+                Ok((k, record))
             })
             .collect()
     }

@@ -60,6 +60,24 @@ pub struct PlacementRecord {
     pub size: u64,
 }
 
+/// A chunk some file version references or once referenced (`chunks` table, keyed by hash):
+/// what repair and garbage collection work from.
+#[derive(Clone, PartialEq, Message)]
+pub struct ChunkRecord {
+    /// Kept file versions naming this chunk (a version naming it twice counts once).
+    #[prost(uint64, tag = "1")]
+    pub refs: u64,
+    /// Replicas wanted: the most any referencing version asked for since it was last unreferenced.
+    #[prost(uint32, tag = "2")]
+    pub replicas_wanted: u32,
+    #[prost(uint64, tag = "3")]
+    pub size: u64,
+    /// When `refs` last dropped to 0 (proposer time); 0 while referenced. Garbage collection
+    /// removes the replicas once this is old enough.
+    #[prost(int64, tag = "4")]
+    pub unreferenced_at_unix_ms: i64,
+}
+
 /// A datastore (`datastores` table).
 #[derive(Clone, PartialEq, Message)]
 pub struct DatastoreRecord {

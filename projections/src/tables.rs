@@ -56,11 +56,13 @@ pub enum Table {
     Certificates,
     /// raft_id u64 BE -> `CoordinatorRecord`.
     Coordinators,
+    /// hash -> `ChunkRecord`: references, replicas wanted, unreferenced since.
+    Chunks,
 }
 
 impl Table {
     /// Every state-machine table, in stream-id order.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 16] = [
         Table::SmMeta,
         Table::Events,
         Table::Dedupe,
@@ -76,6 +78,7 @@ impl Table {
         Table::InviteCodes,
         Table::Certificates,
         Table::Coordinators,
+        Table::Chunks,
     ];
 
     /// The column family name. Frozen: renaming one orphans its data.
@@ -96,6 +99,7 @@ impl Table {
             Table::InviteCodes => "invite_codes",
             Table::Certificates => "certificates",
             Table::Coordinators => "coordinators",
+            Table::Chunks => "chunks",
         }
     }
 
@@ -118,6 +122,7 @@ impl Table {
             Table::InviteCodes => 13,
             Table::Certificates => 14,
             Table::Coordinators => 15,
+            Table::Chunks => 16,
         }
     }
 
@@ -134,7 +139,7 @@ impl Table {
 }
 
 /// Every column family of the database: raft's two, then the state-machine tables.
-pub const ALL_COLUMN_FAMILIES: [&str; 17] = [
+pub const ALL_COLUMN_FAMILIES: [&str; 18] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     Table::SmMeta.name(),
@@ -152,6 +157,7 @@ pub const ALL_COLUMN_FAMILIES: [&str; 17] = [
     Table::InviteCodes.name(),
     Table::Certificates.name(),
     Table::Coordinators.name(),
+    Table::Chunks.name(),
 ];
 
 /// Key/value pairs as returned by a scan, in key order.

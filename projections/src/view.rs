@@ -11,7 +11,7 @@ use collective_events::{CertificateView, EntryView, InviteView, NodeView, View, 
 
 use crate::apply::FIRST_FREE_INODE;
 use crate::error::StoreError;
-use crate::keys::{decode_u64, dirent_key, placement_key, u64_key};
+use crate::keys::{decode_u64, dirent_key, length_prefixed, placement_key, u64_key};
 use crate::records::{
     CertificateRecord, CoordinatorRecord, DatastoreRecord, EntryRecord, GrantRecord, InviteRecord,
     NodeRecord, decode_rows, get_record,
@@ -145,6 +145,15 @@ impl<T: TableRead + ?Sized> View for TablesView<'_, T> {
                 .tables
                 .get(Table::Placement, &placement_key(hash, node))?
                 .is_some())
+        })
+    }
+
+    fn has_replica(&self, hash: &[u8]) -> bool {
+        self.read(false, || {
+            Ok(!self
+                .tables
+                .scan_prefix(Table::Placement, &length_prefixed(hash), None, 1)?
+                .is_empty())
         })
     }
 

@@ -11,8 +11,8 @@ fn populate(store: &Store, first: u64) {
     let cmds = [
         envelope(first, initialize()),
         envelope(first + 1, mkdir("/media", false)),
-        envelope(first + 2, commit("/media/a.mkv", 10, 3, 0)),
-        envelope(first + 3, join_node(1)),
+        envelope(first + 2, join_node(1)),
+        envelope(first + 3, commit("/media/a.mkv", 10, 3, 0)),
         envelope(first + 4, place(10, 1)),
         envelope(first + 5, issue_grant(1, "/media")),
     ];

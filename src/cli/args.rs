@@ -48,6 +48,21 @@ pub enum Command {
     Rm(RmArgs),
     /// Move or rename an entry.
     Mv(MvArgs),
+    /// Write a file: store FILE (or standard input) as the next version of PATH.
+    ///
+    /// The content is cut into chunks, uploaded in parallel to the nodes the member places them
+    /// on (2 replicas by default, 1 on a single-node member), and committed in one step: the new
+    /// version appears whole or not at all. Content the member already stores is not uploaded
+    /// again. A progress bar is drawn on a terminal.
+    Write(WriteArgs),
+    /// Read a file: write PATH's content (or a range of it) to FILE or standard output.
+    ///
+    /// Every chunk is verified against its hash; a replica that fails or serves wrong bytes is
+    /// skipped for the next one.
+    Read(ReadFileArgs),
+    /// Inspect internals.
+    #[command(subcommand)]
+    Debug(DebugCommand),
     /// Export the member's event log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -311,6 +326,83 @@ pub struct StatArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Destination in the member's namespace, e.g. /media/film.mkv (its directory must exist).
+    pub path: String,
+    /// Local file to store; `-` or absent: standard input.
+    pub file: Option<PathBuf>,
+    /// Replicas per chunk (default: 2, or 1 when the member has one node).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    pub replicas: u32,
+    /// Chunk size in bytes (default 4 MiB; at most 64 MiB).
+    #[arg(long, default_value_t = crate::datapath::CHUNK_BYTES_DEFAULT)]
+    pub chunk_bytes: usize,
+    /// Versions of the file to keep (default: the member's, 3).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    pub keep_versions: u32,
+    /// Only write if the file is at this version now (0: only if it does not exist yet).
+    #[arg(long)]
+    pub if_version: Option<u64>,
+    /// Chunks uploaded at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar, even on a terminal.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadFileArgs {
+    /// The file in the member's namespace.
+    pub path: String,
+    /// Local file to write (created or truncated); `-` or absent: standard output.
+    pub file: Option<PathBuf>,
+    /// First byte to read.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    /// Bytes to read from the offset (default: to the end).
+    #[arg(long)]
+    pub length: Option<u64>,
+    /// Read a kept older version instead of the current one.
+    #[arg(long, value_name = "N")]
+    pub at_version: Option<u64>,
+    /// Chunks fetched ahead of the one being written out.
+    #[arg(long, default_value_t = 8)]
+    pub read_ahead: usize,
+    /// Print a summary as JSON on stderr when done.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar, even on a terminal.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Each chunk of a file: its hash, offset, size, and the nodes holding its replicas.
+    Chunks(DebugChunksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DebugChunksArgs {
+    /// The file in the member's namespace.
+    #[arg(long)]
+    pub file: String,
+    /// A kept older version instead of the current one.
+    #[arg(long, value_name = "N")]
+    pub at_version: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct RmArgs {
     #[arg(required = true)]
     pub paths: Vec<String>,
@@ -346,6 +438,37 @@ pub enum BenchCommand {
     /// Metadata load: N concurrent clients issuing commits (mkdir) or linearizable reads (stat)
     /// against the running member; prints throughput and p50/p99/p999 latency.
     Meta(BenchMetaArgs),
+    /// Data path: large files written and read by N parallel streams, then small files
+    /// created, stat'ed and read; prints throughput and latency percentiles.
+    Io(BenchIoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIoArgs {
+    /// Total bytes of the large-file phase, across all streams.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub bytes: u64,
+    /// Parallel streams (and small-file workers).
+    #[arg(long, default_value_t = 4)]
+    pub streams: usize,
+    /// Small files to create, stat and read.
+    #[arg(long, default_value_t = 1000)]
+    pub small_files: usize,
+    /// Size of each small file, in bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub small_bytes: usize,
+    /// Chunk size in bytes.
+    #[arg(long, default_value_t = crate::datapath::CHUNK_BYTES_DEFAULT)]
+    pub chunk_bytes: usize,
+    /// Replicas per chunk (default: the member's).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    pub replicas: u32,
+    /// Keep the benchmark's files instead of removing them.
+    #[arg(long)]
+    pub keep: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, serde::Serialize)]
@@ -370,4 +493,16 @@ pub struct BenchMetaArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the whole command tree only when asked (or at run time, per subcommand):
+    /// a duplicate flag in any subcommand fails here instead of in a user's hands.
+    #[test]
+    fn the_command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

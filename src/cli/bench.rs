@@ -1,6 +1,6 @@
 //! `bench meta`: runs the metadata load generator and prints its report.
 
-use super::args::{BenchCommand, BenchMetaArgs};
+use super::args::{BenchCommand, BenchIoArgs, BenchMetaArgs};
 use crate::profile::Profile;
 use anyhow::bail;
 use std::path::PathBuf;
@@ -8,7 +8,54 @@ use std::path::PathBuf;
 pub async fn run(command: BenchCommand, home: PathBuf) -> anyhow::Result<()> {
     match command {
         BenchCommand::Meta(args) => meta(args, home).await,
+        BenchCommand::Io(args) => io(args, home).await,
     }
+}
+
+async fn io(args: BenchIoArgs, home: PathBuf) -> anyhow::Result<()> {
+    let profile = Profile::load(&home)?;
+    let config = crate::bench_io::BenchIoConfig {
+        large_bytes: args.bytes,
+        streams: args.streams,
+        small_files: args.small_files,
+        small_bytes: args.small_bytes,
+        chunk_bytes: args.chunk_bytes,
+        replicas: args.replicas,
+        keep: args.keep,
+    };
+    let report = crate::bench_io::run(&profile, &config).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "directory        {} ({})",
+        report.directory,
+        if args.keep { "kept" } else { "removed" }
+    );
+    println!("streams          {}", report.streams);
+    println!(
+        "large files      {} MiB in {}-byte chunks, {} replicas",
+        report.large_bytes >> 20,
+        report.chunk_bytes,
+        report.replicas
+    );
+    println!("write            {:.1} MiB/s", report.write_mib_per_sec);
+    println!("read             {:.1} MiB/s", report.read_mib_per_sec);
+    println!(
+        "small files      {} of {} bytes",
+        report.small_files, report.small_bytes
+    );
+    println!(
+        "create           {:.0} files/s (p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms)",
+        report.small_files_per_sec, report.p50_ms, report.p99_ms, report.p999_ms
+    );
+    println!("stat             {:.0} files/s", report.small_stats_per_sec);
+    println!(
+        "read             {:.0} files/s (p99 {:.2} ms)",
+        report.small_reads_per_sec, report.small_read_p99_ms
+    );
+    Ok(())
 }
 
 async fn meta(args: BenchMetaArgs, home: PathBuf) -> anyhow::Result<()> {

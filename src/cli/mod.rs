@@ -5,6 +5,7 @@ pub mod args;
 mod audit;
 mod bench;
 mod coordinator;
+mod data;
 mod federation;
 mod namespace;
 mod node;
@@ -51,6 +52,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Stat(args) => namespace::stat(args, home).await,
         Command::Rm(args) => namespace::rm(args, home).await,
         Command::Mv(args) => namespace::mv(args, home).await,
+        Command::Write(args) => data::write(args, home).await,
+        Command::Read(args) => data::read(args, home).await,
+        Command::Debug(args) => data::debug(args, home).await,
         Command::Audit(args) => audit::run(args, home).await,
         Command::Bench(args) => bench::run(args, home).await,
     }

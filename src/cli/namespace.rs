@@ -1,7 +1,7 @@
 //! `mkdir`, `ls`, `stat`, `rm` and `mv`: namespace operations over the metadata API.
 
 use super::args::{LsArgs, MkdirArgs, MvArgs, RmArgs, StatArgs};
-use super::output::{entry_json, format_size, format_time, kind_name};
+use super::output::{entry_json, format_size, format_time, kind_name, replica_health};
 use crate::client::{self, Consistency};
 use collective_events::pb::{self, command_envelope::Command};
 use std::path::PathBuf;
@@ -51,9 +51,10 @@ pub async fn ls(args: LsArgs, home: PathBuf) -> anyhow::Result<()> {
         let suffix = if kind_name(entry.kind) == "dir" { "/" } else { "" };
         if args.long {
             println!(
-                "{:<4} {:>10} v{:<4} {}  {}{suffix}",
+                "{:<4} {:>10} {:>5} v{:<4} {}  {}{suffix}",
                 kind_name(entry.kind),
                 format_size(entry.size),
+                replica_health(entry),
                 entry.version,
                 format_time(entry.modified_at_unix_ms),
                 entry.name
@@ -82,6 +83,10 @@ pub async fn stat(args: StatArgs, home: PathBuf) -> anyhow::Result<()> {
         println!("size:      {} ({} bytes)", format_size(entry.size), entry.size);
         println!("version:   {}", entry.version);
         println!("chunks:    {}", entry.chunk_count);
+        println!(
+            "replicas:  {} (healthy replicas of the worst chunk / wanted)",
+            replica_health(&entry)
+        );
     }
     println!("modified:  {}", format_time(entry.modified_at_unix_ms));
     Ok(())

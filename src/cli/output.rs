@@ -21,6 +21,8 @@ pub fn entry_json(entry: &api::EntryInfo) -> serde_json::Value {
         "version": entry.version,
         "modified_at_unix_ms": entry.modified_at_unix_ms,
         "chunks": entry.chunk_count,
+        "replicas_min": entry.replicas_min,
+        "replicas_wanted": entry.replicas_wanted,
     })
 }
 
@@ -90,4 +92,18 @@ mod tests {
         assert_eq!(format_size(1536), "1.5 KiB");
         assert_eq!(format_size(5 * 1024 * 1024 * 1024), "5.0 GiB");
     }
+}
+
+/// Replica health of a file for `ls -l`: `2/2`, or `1/2!` when below the count wanted, `-` for
+/// directories and empty files.
+pub fn replica_health(entry: &api::EntryInfo) -> String {
+    if entry.replicas_wanted == 0 {
+        return "-".into();
+    }
+    let mark = if entry.replicas_min < entry.replicas_wanted {
+        "!"
+    } else {
+        ""
+    };
+    format!("{}/{}{mark}", entry.replicas_min, entry.replicas_wanted)
 }

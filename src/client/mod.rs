@@ -244,6 +244,32 @@ impl Client {
         Ok(count)
     }
 
+    /// Where to upload a batch of chunks (answered by the leader).
+    pub async fn plan_write(
+        &mut self,
+        request: api::PlanWriteRequest,
+    ) -> Result<api::PlanWriteResponse, ClientError> {
+        self.call(true, move |mut meta| {
+            let request = request.clone();
+            async move { meta.plan_write(request).await }
+        })
+        .await
+    }
+
+    /// A page of a file version's chunk map, with replicas and (if asked) GET tickets.
+    pub async fn plan_read(
+        &mut self,
+        mut request: api::PlanReadRequest,
+        read: Consistency,
+    ) -> Result<api::PlanReadResponse, ClientError> {
+        request.read = Some(read.options());
+        self.call(read_needs_leader(read), move |mut meta| {
+            let request = request.clone();
+            async move { meta.plan_read(request).await }
+        })
+        .await
+    }
+
     /// Runs one RPC with leader discovery and retries. `needs_leader` says whether a follower's
     /// redirect should be followed (writes and linearizable reads).
     async fn call<T, F, Fut>(&mut self, needs_leader: bool, mut rpc: F) -> Result<T, ClientError>

@@ -4,7 +4,7 @@
 use super::errors::{not_leader, rejection_status, storage};
 use super::reads::prepare_read;
 use super::state::Coordinator;
-use super::{liveness, membership, status};
+use super::{data_plan, liveness, membership, status};
 use crate::transport::{Caller, caller};
 use collective_events::pb::{self, ComponentType, command_envelope::Command as PbCommand};
 use collective_projections::{EntryRecord, StoreError, Table};
@@ -104,7 +104,7 @@ impl Meta for MetaService {
         let read_index = prepare_read(&self.coordinator, request.read.as_ref()).await?;
         let entry = self.resolve(&request.path)?;
         Ok(Response::new(api::StatResponse {
-            entry: Some(entry_info(&entry, &request.path)),
+            entry: Some(self.entry_info(&entry, &request.path)?),
             read_index,
         }))
     }
@@ -135,10 +135,10 @@ impl Meta for MetaService {
         let base = request.path.trim_end_matches('/');
         let entries = children
             .iter()
-            .map(|child| entry_info(child, &format!("{base}/{}", child.name)))
-            .collect();
+            .map(|child| self.entry_info(child, &format!("{base}/{}", child.name)))
+            .collect::<Result<_, _>>()?;
         Ok(Response::new(api::ListResponse {
-            directory: Some(entry_info(&directory, &request.path)),
+            directory: Some(self.entry_info(&directory, &request.path)?),
             entries,
             truncated,
             read_index,
@@ -267,6 +267,40 @@ impl Meta for MetaService {
         }))
     }
 
+    async fn plan_write(
+        &self,
+        request: Request<api::PlanWriteRequest>,
+    ) -> Result<Response<api::PlanWriteResponse>, Status> {
+        let caller = self.authorize(&request)?;
+        let coordinator = Arc::clone(&self.coordinator);
+        let request = request.into_inner();
+        // Placement reads the projections and signs tickets: keep it off the async workers.
+        let plan =
+            tokio::task::spawn_blocking(move || data_plan::plan_write(&coordinator, &caller, &request))
+                .await
+                .map_err(|error| Status::internal(format!("planning failed: {error}")))??;
+        Ok(Response::new(plan))
+    }
+
+    async fn plan_read(
+        &self,
+        request: Request<api::PlanReadRequest>,
+    ) -> Result<Response<api::PlanReadResponse>, Status> {
+        let caller = self.authorize(&request)?;
+        let request = request.into_inner();
+        let read_index = prepare_read(&self.coordinator, request.read.as_ref()).await?;
+        let entry = self.resolve(&request.path)?;
+        let info = self.entry_info(&entry, &request.path)?;
+        let coordinator = Arc::clone(&self.coordinator);
+        let mut plan = tokio::task::spawn_blocking(move || {
+            data_plan::plan_read(&coordinator, &caller, &request, &entry, read_index)
+        })
+        .await
+        .map_err(|error| Status::internal(format!("planning failed: {error}")))??;
+        plan.entry = Some(info);
+        Ok(Response::new(plan))
+    }
+
     async fn remove_coordinator(
         &self,
         request: Request<api::RemoveCoordinatorRequest>,
@@ -287,8 +321,10 @@ fn check_node_command(caller: &Caller, command: Option<&PbCommand>) -> Result<()
     match command {
         Some(PbCommand::JoinNode(join)) => check_node_self(caller, &join.address),
         Some(PbCommand::ReportNodeStatus(report)) => check_node_self(caller, &report.address),
+        // A node that found one of its copies corrupt gives it up, so repair replaces it.
+        Some(PbCommand::RemoveReplica(remove)) => check_node_self(caller, &remove.node),
         _ => Err(Status::permission_denied(format!(
-            "{} is a storage node; it may only join and report its own status",
+            "{} is a storage node; it may only join, report its own status and give up its own replicas",
             caller.address
         ))),
     }
@@ -352,6 +388,18 @@ fn decode_events(rows: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<pb::EventEnvelope>, 
         .collect()
 }
 
+impl MetaService {
+    /// An entry as clients see it, with the replica health of a file's current version.
+    fn entry_info(&self, entry: &EntryRecord, path: &str) -> Result<api::EntryInfo, Status> {
+        let (replicas_min, replicas_wanted) = data_plan::replica_health(&self.coordinator.store, entry)?;
+        Ok(api::EntryInfo {
+            replicas_min,
+            replicas_wanted,
+            ..entry_info(entry, path)
+        })
+    }
+}
+
 fn entry_info(entry: &EntryRecord, path: &str) -> api::EntryInfo {
     api::EntryInfo {
         inode: entry.inode,
@@ -366,6 +414,8 @@ fn entry_info(entry: &EntryRecord, path: &str) -> api::EntryInfo {
         version: entry.version,
         modified_at_unix_ms: entry.modified_at_unix_ms,
         chunk_count: u32::try_from(entry.chunks.len()).unwrap_or(u32::MAX),
+        replicas_min: 0,
+        replicas_wanted: 0,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod data_plan;
 mod errors;
 pub mod liveness;
 mod membership;

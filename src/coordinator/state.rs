@@ -5,10 +5,11 @@ use crate::coordinator::config::CoordinatorConfig;
 use crate::coordinator::liveness::Liveness;
 use crate::transport::PeerContext;
 use collective_projections::Store;
+use collective_proto::api;
 use collective_raft::{CoordinatorNode, NodeId, Raft};
 use openraft::async_runtime::watch::WatchReceiver;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub struct Coordinator {
@@ -22,6 +23,8 @@ pub struct Coordinator {
     /// `started`; bounds how stale its projections may be for follower reads.
     leader_contact_ms: AtomicU64,
     started: Instant,
+    /// The leader's last repair pass over the chunks (see `repair`).
+    chunk_health: Mutex<Option<api::ChunkHealth>>,
 }
 
 impl Coordinator {
@@ -40,6 +43,7 @@ impl Coordinator {
             liveness,
             leader_contact_ms: AtomicU64::new(u64::MAX),
             started: Instant::now(),
+            chunk_health: Mutex::new(None),
         }
     }
 
@@ -61,6 +65,21 @@ impl Coordinator {
 
     pub fn is_leader(&self) -> bool {
         self.metrics().current_leader == Some(self.id())
+    }
+
+    /// Chunk health from the last repair pass, reported only while this coordinator leads.
+    pub fn chunk_health(&self) -> Option<api::ChunkHealth> {
+        if !self.is_leader() {
+            return None;
+        }
+        self.chunk_health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_chunk_health(&self, health: Option<api::ChunkHealth>) {
+        *self.chunk_health.lock().unwrap_or_else(|p| p.into_inner()) = health;
     }
 
     pub fn note_leader_contact(&self) {

@@ -88,6 +88,7 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
         answering_state: format!("{:?}", metrics.state),
         caller: caller.address.clone(),
         nodes: nodes(coordinator)?,
+        chunk_health: coordinator.chunk_health(),
     })
 }
 

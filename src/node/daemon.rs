@@ -1,9 +1,12 @@
 //! The storage-node daemon: `node.toml` and certificate preparation (admin side, like
-//! `coordinator prepare`), and the running node — its chunk service plus a loop that registers
-//! with the member's coordinators (`JoinNode`) and sends heartbeats with its free space.
+//! `coordinator prepare`), and the running node — its chunk service (with its scrubber), a loop
+//! that registers with the member's coordinators (`JoinNode`) and sends heartbeats with its free
+//! space, and a loop that reports corrupt copies to them (`RemoveReplica`).
 
 use super::chunk_store::{DataDirConfig, StoreConfig};
+use super::corruption;
 use super::run::{NodeConfig, RunningNode, start};
+use super::scrub::{SCRUB_BYTES_PER_SEC_DEFAULT, SCRUB_PASS_INTERVAL_DEFAULT, ScrubConfig};
 use crate::client::{Client, ClientError, RetryPolicy};
 use crate::coordinator::bootstrap::{LEAF_VALIDITY, ROOT_CA_FILE};
 use crate::pki::{CertBundle, Component, MemberCa};
@@ -54,10 +57,35 @@ pub struct NodeFileConfig {
     /// Free-form placement labels (disk type, bandwidth, location).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Most bytes per second the background scrubber reads; 0 disables it.
+    #[serde(default = "scrub_bytes_per_sec_default")]
+    pub scrub_bytes_per_sec: u64,
+    /// Pause between two full scrub passes.
+    #[serde(default = "scrub_pass_interval_ms_default")]
+    pub scrub_pass_interval_ms: u64,
 }
 
 fn heartbeat_interval_ms_default() -> u64 {
     HEARTBEAT_INTERVAL_DEFAULT.as_millis() as u64
+}
+
+fn scrub_bytes_per_sec_default() -> u64 {
+    SCRUB_BYTES_PER_SEC_DEFAULT
+}
+
+fn scrub_pass_interval_ms_default() -> u64 {
+    SCRUB_PASS_INTERVAL_DEFAULT.as_millis() as u64
+}
+
+/// Reads a number from environment variable `name`, if set.
+fn env_u64(name: &str) -> anyhow::Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .map(Some)
+            .with_context(|| format!("{name}={value:?} is not a number")),
+        Err(_) => Ok(None),
+    }
 }
 
 impl NodeFileConfig {
@@ -75,10 +103,14 @@ impl NodeFileConfig {
         let mut config: NodeFileConfig =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         // Tests (and impatient operators) shorten the interval without editing the file.
-        if let Ok(value) = std::env::var("COLLECTIVE_NODE_HEARTBEAT_MS") {
-            config.heartbeat_interval_ms = value
-                .parse()
-                .with_context(|| format!("COLLECTIVE_NODE_HEARTBEAT_MS={value:?} is not a number"))?;
+        if let Some(value) = env_u64("COLLECTIVE_NODE_HEARTBEAT_MS")? {
+            config.heartbeat_interval_ms = value;
+        }
+        if let Some(value) = env_u64("COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC")? {
+            config.scrub_bytes_per_sec = value;
+        }
+        if let Some(value) = env_u64("COLLECTIVE_NODE_SCRUB_INTERVAL_MS")? {
+            config.scrub_pass_interval_ms = value;
         }
         if config.coordinators.is_empty() {
             bail!("{} lists no coordinators", path.display());
@@ -98,6 +130,15 @@ impl NodeFileConfig {
         std::fs::write(&tmp, toml::to_string_pretty(self)?)?;
         std::fs::rename(&tmp, data_dir.join(CONFIG_FILE))?;
         Ok(())
+    }
+
+    fn node_config(&self) -> NodeConfig {
+        let mut config = NodeConfig::new(self.store_config());
+        config.scrub = ScrubConfig {
+            bytes_per_sec: self.scrub_bytes_per_sec,
+            pass_interval: Duration::from_millis(self.scrub_pass_interval_ms),
+        };
+        config
     }
 
     fn store_config(&self) -> StoreConfig {
@@ -181,6 +222,8 @@ pub fn prepare_with_ca(
         coordinators: coordinators.to_vec(),
         heartbeat_interval_ms: heartbeat_interval_ms_default(),
         labels: plan.labels.clone(),
+        scrub_bytes_per_sec: scrub_bytes_per_sec_default(),
+        scrub_pass_interval_ms: scrub_pass_interval_ms_default(),
     };
     let pki = data_dir.join("pki");
     std::fs::create_dir_all(&pki).with_context(|| format!("creating {}", pki.display()))?;
@@ -199,6 +242,7 @@ pub struct NodeDaemon {
     pub config: NodeFileConfig,
     pub node: RunningNode,
     reporter: tokio::task::JoinHandle<()>,
+    corruption_reporter: tokio::task::JoinHandle<()>,
 }
 
 impl NodeDaemon {
@@ -206,6 +250,7 @@ impl NodeDaemon {
     pub async fn finish(self) -> anyhow::Result<()> {
         let served = self.node.finish().await;
         self.reporter.abort();
+        self.corruption_reporter.abort();
         served
     }
 }
@@ -230,32 +275,48 @@ pub async fn launch(
         let _ = stop_sender.send(true);
     };
     let node = start(
-        NodeConfig::new(config.store_config()),
+        config.node_config(),
         &identity,
         &root_der(&root_pem)?,
         listener,
         server_stop,
     )
     .await?;
-    let client = Client::with_identity(
-        ProfileConfig {
-            address: config.address.clone(),
-            member_domain: config.member_domain.clone(),
-            federation_domain: config.federation_domain.clone(),
-            coordinators: config.coordinators.clone(),
-        },
-        identity,
-        root_pem,
-    )
-    .with_retry(RetryPolicy {
-        deadline: REPORT_DEADLINE,
-        ..RetryPolicy::default()
-    });
-    let reporter = tokio::spawn(report_loop(client, config.clone(), Arc::clone(&node.store), stop));
+    let member_client = || {
+        Client::with_identity(
+            ProfileConfig {
+                address: config.address.clone(),
+                member_domain: config.member_domain.clone(),
+                federation_domain: config.federation_domain.clone(),
+                coordinators: config.coordinators.clone(),
+            },
+            identity.clone(),
+            root_pem.clone(),
+        )
+        .with_retry(RetryPolicy {
+            deadline: REPORT_DEADLINE,
+            ..RetryPolicy::default()
+        })
+    };
+    // Two clients: a slow corruption report must not delay a heartbeat (and the node be
+    // declared down), nor the other way round.
+    let corruption_reporter = tokio::spawn(corruption::submit_loop(
+        Arc::clone(&node.corruption),
+        member_client(),
+        config.address.clone(),
+        stop.clone(),
+    ));
+    let reporter = tokio::spawn(report_loop(
+        member_client(),
+        config.clone(),
+        Arc::clone(&node.store),
+        stop,
+    ));
     Ok(NodeDaemon {
         config,
         node,
         reporter,
+        corruption_reporter,
     })
 }
 

@@ -13,6 +13,9 @@ use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 
 use super::chunk_store::{ChunkStore, StoreConfig};
+use super::corruption::CorruptionQueue;
+use super::replicate::NodeIdentity;
+use super::scrub::{self, ScrubConfig};
 use super::service::ChunkService;
 use crate::pki::{CertBundle, Component};
 use crate::ticket::{CLOCK_SKEW_DEFAULT, TicketVerifier};
@@ -24,6 +27,8 @@ pub struct NodeConfig {
     pub store: StoreConfig,
     /// Tolerated clock difference with the member's coordinators, for ticket times.
     pub clock_skew: Duration,
+    /// The background scrubber's rate and pause.
+    pub scrub: ScrubConfig,
 }
 
 impl NodeConfig {
@@ -31,6 +36,7 @@ impl NodeConfig {
         NodeConfig {
             store,
             clock_skew: CLOCK_SKEW_DEFAULT,
+            scrub: ScrubConfig::default(),
         }
     }
 }
@@ -41,16 +47,24 @@ pub struct RunningNode {
     /// The node's federated address, from its certificate.
     pub address: String,
     pub store: Arc<ChunkStore>,
+    /// Corrupt copies found (by reads and the scrubber) that the member has not heard of yet;
+    /// the daemon drains it (`corruption::submit_loop`).
+    pub corruption: Arc<CorruptionQueue>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    scrubber: tokio::task::JoinHandle<()>,
 }
 
 impl RunningNode {
     /// Waits for the server to stop, after the shutdown future given to [`start`] resolved.
     pub async fn finish(self) -> anyhow::Result<()> {
-        self.server
+        let served = self
+            .server
             .await
-            .context("the node's server task panicked")?
-            .context("the node's gRPC server failed")
+            .context("the node's server task panicked")
+            .and_then(|served| served.context("the node's gRPC server failed"));
+        // Stopped by the same shutdown; abort covers a scrubber stuck in a long read.
+        self.scrubber.abort();
+        served
     }
 }
 
@@ -81,12 +95,34 @@ pub async fn start(
         .context("the store task panicked")?
         .context("opening the chunk store")?;
     let store = Arc::new(store);
+    let corruption = Arc::new(CorruptionQueue::new());
+    let node_identity = NodeIdentity {
+        bundle: identity.clone(),
+        root_der: root_der.clone().into_owned(),
+    };
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_sender.send(true);
+    };
     let server_config = tls::server_config(identity, root_der, Policy::any_component())?;
     let local_addr = listener.local_addr()?;
     let incoming = tls::tls_incoming(listener, ServerConfigHandle::new(server_config));
-    let chunks = ChunksServer::new(ChunkService::new(Arc::clone(&store), tickets))
+    let service = ChunkService::new(
+        Arc::clone(&store),
+        tickets,
+        node_identity,
+        Arc::clone(&corruption),
+    );
+    let chunks = ChunksServer::new(service)
         .max_decoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(CHUNK_MESSAGE_BYTES_MAX);
+    let scrubber = tokio::spawn(scrub::scrub_loop(
+        Arc::clone(&store),
+        config.scrub,
+        Arc::clone(&corruption),
+        stop,
+    ));
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(chunks)
@@ -97,6 +133,8 @@ pub async fn start(
         local_addr,
         address,
         store,
+        corruption,
         server,
+        scrubber,
     })
 }

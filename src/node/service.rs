@@ -3,12 +3,13 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use collective_proto::chunk::chunks_server::Chunks;
 use collective_proto::chunk::put_request::Part;
 use collective_proto::chunk::{
     DeleteRequest, DeleteResponse, GetRequest, GetResponse, HasRequest, HasResponse, PutHeader, PutRequest,
-    PutResponse,
+    PutResponse, ReplicateRequest, ReplicateResponse,
 };
 use collective_proto::chunk_limits::{CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX, HASHES_PER_REQUEST_MAX};
 use tokio::sync::{Semaphore, mpsc};
@@ -16,8 +17,12 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::chunk_store::{ChunkStore, PendingChunk, PutStart, StoreError};
+use prost::bytes::Bytes;
+
+use super::chunk_store::{ChunkStore, Deletion, PendingChunk, PutStart, StoreError};
+use super::corruption::{CorruptionQueue, FoundBy};
 use super::errors::{store_status, ticket_status};
+use super::replicate::{NodeIdentity, REPLICATIONS_CONCURRENT_MAX};
 use crate::chunk_hash::ChunkHash;
 use crate::ticket::{Ticket, TicketOp, TicketVerifier};
 
@@ -32,24 +37,40 @@ const READ_BUDGET_UNIT_BYTES: u64 = 1024 * 1024;
 /// The chunk service of one node.
 #[derive(Debug, Clone)]
 pub struct ChunkService {
-    store: Arc<ChunkStore>,
+    pub(super) store: Arc<ChunkStore>,
     tickets: Arc<TicketVerifier>,
     read_budget: Arc<Semaphore>,
+    /// Who this node is when it calls other nodes (replication).
+    pub(super) identity: Arc<NodeIdentity>,
+    /// Corrupt copies found while serving, for the member.
+    reports: Arc<CorruptionQueue>,
+    /// Replications running at once; more wait.
+    pub(super) replications: Arc<Semaphore>,
 }
 
 impl ChunkService {
-    pub fn new(store: Arc<ChunkStore>, tickets: TicketVerifier) -> ChunkService {
+    /// The service over `store`, verifying tickets with `tickets`, calling other nodes as
+    /// `identity`, and queueing corrupt copies it finds on `reports`.
+    pub fn new(
+        store: Arc<ChunkStore>,
+        tickets: TicketVerifier,
+        identity: NodeIdentity,
+        reports: Arc<CorruptionQueue>,
+    ) -> ChunkService {
         ChunkService {
             store,
             tickets: Arc::new(tickets),
             read_budget: Arc::new(Semaphore::new(
                 (READ_BUFFER_BYTES_MAX / READ_BUDGET_UNIT_BYTES) as usize,
             )),
+            identity: Arc::new(identity),
+            reports,
+            replications: Arc::new(Semaphore::new(REPLICATIONS_CONCURRENT_MAX)),
         }
     }
 
     /// Checks `ticket` for `op` on `hashes` by the verified TLS caller of `request`.
-    fn authorize<T>(
+    pub(super) fn authorize<T>(
         &self,
         request: &Request<T>,
         ticket: Option<&Ticket>,
@@ -73,7 +94,7 @@ impl ChunkService {
         }
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&ChunkStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Status> {
@@ -159,7 +180,16 @@ impl Chunks for ChunkService {
             .acquire_many_owned(units)
             .await
             .map_err(|_| Status::unavailable("node is shutting down"))?;
-        let content = self.blocking(move |store| store.read(&hash)).await?;
+        let content = match self.blocking(move |store| store.read(&hash)).await {
+            Ok(content) => content,
+            Err(status) => {
+                if status.code() == tonic::Code::DataLoss {
+                    // Quarantined by the read: the member still records a replica here.
+                    self.reports.push(hash, FoundBy::Read);
+                }
+                return Err(status);
+            }
+        };
         let chunk_length = content.len() as u64;
         let length = length_bytes.unwrap_or(chunk_length.saturating_sub(offset_bytes));
         let end = offset_bytes
@@ -214,10 +244,29 @@ impl Chunks for ChunkService {
             TicketOp::Delete,
             &hashes,
         )?;
-        let removed = self
-            .blocking(move |store| hashes.iter().map(|h| store.delete(h)).collect())
+        // A guarded delete (min_idle_ms > 0) is how garbage collection deletes: it spares a
+        // copy a writer re-put (deduplicated against) after GC found it unreferenced.
+        let min_idle = Duration::from_millis(request.get_ref().min_idle_ms);
+        let outcomes: Vec<Deletion> = self
+            .blocking(move |store| {
+                let now = SystemTime::now();
+                hashes
+                    .iter()
+                    .map(|h| store.delete_if_idle(h, min_idle, now))
+                    .collect()
+            })
             .await?;
-        Ok(Response::new(DeleteResponse { removed }))
+        Ok(Response::new(DeleteResponse {
+            removed: outcomes.iter().map(|o| *o == Deletion::Removed).collect(),
+            kept_recent: outcomes.iter().map(|o| *o == Deletion::KeptRecent).collect(),
+        }))
+    }
+
+    async fn replicate(
+        &self,
+        request: Request<ReplicateRequest>,
+    ) -> Result<Response<ReplicateResponse>, Status> {
+        self.replicate_chunk(request).await.map(Response::new)
     }
 }
 
@@ -230,38 +279,43 @@ async fn receive(stream: &mut Streaming<PutRequest>, pending: &mut PendingGuard)
                 "only data frames may follow the put header",
             ));
         };
-        if data.len() > CHUNK_FRAME_BYTES_MAX {
-            return Err(Status::invalid_argument(format!(
-                "data frame of {} bytes exceeds {CHUNK_FRAME_BYTES_MAX}",
-                data.len()
-            )));
-        }
-        let mut chunk = pending.take()?;
-        let (chunk, written) = tokio::task::spawn_blocking(move || {
-            let written = chunk.write(&data);
-            (chunk, written)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("chunk store task failed: {e}")))?;
-        pending.0 = Some(chunk);
-        written.map_err(|e| store_status(&e))?;
+        pending.write_frame(data).await?;
     }
     Ok(())
 }
 
 /// Holds a put in progress; dropping it (an error, a cancelled stream) discards the temporary
 /// file on a blocking thread rather than on the runtime.
-struct PendingGuard(Option<Box<PendingChunk>>);
+pub(super) struct PendingGuard(pub(super) Option<Box<PendingChunk>>);
 
 impl PendingGuard {
-    fn take(&mut self) -> Result<Box<PendingChunk>, Status> {
+    pub(super) fn take(&mut self) -> Result<Box<PendingChunk>, Status> {
         self.0
             .take()
             .ok_or_else(|| Status::internal("put state lost after a failed write"))
     }
 
+    /// Appends one data frame (at most `CHUNK_FRAME_BYTES_MAX`) on a blocking thread.
+    pub(super) async fn write_frame(&mut self, data: Bytes) -> Result<(), Status> {
+        if data.len() > CHUNK_FRAME_BYTES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "data frame of {} bytes exceeds {CHUNK_FRAME_BYTES_MAX}",
+                data.len()
+            )));
+        }
+        let mut chunk = self.take()?;
+        let (chunk, written) = tokio::task::spawn_blocking(move || {
+            let written = chunk.write(&data);
+            (chunk, written)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("chunk store task failed: {e}")))?;
+        self.0 = Some(chunk);
+        written.map_err(|e| store_status(&e))
+    }
+
     /// Drops the put in progress on a blocking thread and waits until its file is gone.
-    async fn discard(&mut self) {
+    pub(super) async fn discard(&mut self) {
         if let Some(pending) = self.0.take() {
             let _ = tokio::task::spawn_blocking(move || drop(pending)).await;
         }
@@ -281,7 +335,7 @@ impl Drop for PendingGuard {
     }
 }
 
-fn parse_hash(bytes: &[u8]) -> Result<ChunkHash, Status> {
+pub(super) fn parse_hash(bytes: &[u8]) -> Result<ChunkHash, Status> {
     ChunkHash::from_slice(bytes).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 

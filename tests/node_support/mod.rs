@@ -23,6 +23,7 @@ use tonic::transport::Channel;
 pub const DAY: Duration = Duration::from_secs(24 * 3600);
 pub const NODE: &str = "node-1@alice.home.collective";
 pub const CLIENT: &str = "carol@alice.home.collective";
+pub const COORDINATOR: &str = "coord-1@alice.home.collective";
 
 pub struct Federation {
     pub root: FederationCa,
@@ -54,13 +55,18 @@ impl Federation {
 
     /// A ticket from the coordinator for `CLIENT` at `NODE`, valid from now.
     pub fn ticket(&self, op: TicketOp, hashes: &[ChunkHash]) -> Ticket {
+        self.ticket_for(op, hashes, CLIENT, NODE)
+    }
+
+    /// A ticket from the coordinator for `holder` at `node`, valid from now.
+    pub fn ticket_for(&self, op: TicketOp, hashes: &[ChunkHash], holder: &str, node: &str) -> Ticket {
         ticket::issue(
             &self.coordinator,
             &TicketGrant {
                 op,
                 hashes,
-                holder: CLIENT,
-                node: NODE,
+                holder,
+                node,
                 issued_at_unix_ms: node::unix_ms_now(),
                 lifetime: ticket::TICKET_LIFETIME_DEFAULT,
             },
@@ -85,10 +91,22 @@ impl Drop for TestNode {
 
 /// Starts `NODE` on loopback over `data_dirs`, each limited to `capacity_bytes_max`.
 pub async fn start_node(fed: &Federation, data_dirs: &[&Path], capacity_bytes_max: Option<u64>) -> TestNode {
-    let identity = fed.leaf(NODE, Component::Node);
+    start_node_as(fed, NODE, data_dirs, capacity_bytes_max, |_| {}).await
+}
+
+/// Starts node `address` on loopback over `data_dirs`, with `configure` applied to its
+/// configuration (e.g. the scrub rate).
+pub async fn start_node_as(
+    fed: &Federation,
+    address: &str,
+    data_dirs: &[&Path],
+    capacity_bytes_max: Option<u64>,
+    configure: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
+    let identity = fed.leaf(address, Component::Node);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = NodeConfig::new(StoreConfig {
+    let mut config = NodeConfig::new(StoreConfig {
         data_dirs: data_dirs
             .iter()
             .map(|path| DataDirConfig {
@@ -98,6 +116,7 @@ pub async fn start_node(fed: &Federation, data_dirs: &[&Path], capacity_bytes_ma
             .collect(),
         free_bytes_reserved: 0,
     });
+    configure(&mut config);
     let running = node::start(config, &identity, &fed.root_der(), listener, async {
         let _ = rx.await;
     })
@@ -112,7 +131,7 @@ pub async fn start_node(fed: &Federation, data_dirs: &[&Path], capacity_bytes_ma
 
 /// A chunk client connected as `identity` (a client certificate, by default `CLIENT`).
 pub async fn client_as(fed: &Federation, node: &TestNode, identity: &CertBundle) -> ChunksClient<Channel> {
-    let expect = ServerExpectation::address(NODE, Component::Node).unwrap();
+    let expect = ServerExpectation::address(&node.running.address, Component::Node).unwrap();
     let channel = tls::connect(
         &node.running.local_addr.to_string(),
         identity,

@@ -5,6 +5,9 @@
 //! the log allocates exactly the same ids.
 
 use super::resolve::{self, Walk};
+use std::collections::{HashMap, HashSet};
+
+use super::access::REPLICAS_MAX;
 use super::{Context, Rejection, RejectionCode, checks};
 use crate::path::NamespacePath;
 use crate::pb::{self, EntryKind, event_envelope::Event};
@@ -15,8 +18,13 @@ pub const VERSIONS_KEPT_DEFAULT: u32 = 3;
 /// Most versions of one file a commit may ask to keep.
 pub const VERSIONS_KEPT_MAX: u32 = 1024;
 /// Most chunks in one file version: one commit is one Raft entry, which must stay bounded.
-/// At 4 MiB chunks this still allows a 4 TiB file.
-pub const CHUNKS_PER_VERSION_MAX: usize = 1 << 20;
+/// At 4 MiB chunks that is a 256 GiB file, whose commit (chunk map plus two placements per
+/// chunk) stays under 12 MiB, inside the 16 MiB gRPC message limit.
+pub const CHUNKS_PER_VERSION_MAX: usize = 65_536;
+/// Oldest upload plan a commit may rest on, in milliseconds of proposer time. Garbage
+/// collection waits longer than this before removing an unreferenced chunk, so a chunk a writer
+/// planned against cannot vanish before its commit.
+pub const PLAN_AGE_MS_MAX: i64 = 10 * 60 * 1000;
 
 pub fn create_directory<V: View + ?Sized>(
     ctx: &Context<'_, V>,
@@ -89,6 +97,16 @@ pub fn commit_file_version<V: View + ?Sized>(
         ));
     }
     check_chunks(&path, cmd)?;
+    let replicas = match cmd.replicas {
+        0 => 1,
+        n if n > REPLICAS_MAX => {
+            return Err(Rejection::invalid(format!(
+                "'{path}' asks for {n} replicas; allowed are 1 to {REPLICAS_MAX}"
+            )));
+        }
+        n => n,
+    };
+    let placed = check_placements(ctx, &path, cmd)?;
     let keep = match cmd.keep_versions {
         0 => VERSIONS_KEPT_DEFAULT,
         keep if keep > VERSIONS_KEPT_MAX => {
@@ -99,7 +117,8 @@ pub fn commit_file_version<V: View + ?Sized>(
         keep => keep,
     };
     let version = current + 1;
-    let mut events = vec![Event::FileVersionCommitted(pb::FileVersionCommitted {
+    let mut events = placed;
+    events.push(Event::FileVersionCommitted(pb::FileVersionCommitted {
         inode,
         parent,
         name: name.to_owned(),
@@ -107,7 +126,8 @@ pub fn commit_file_version<V: View + ?Sized>(
         version,
         size: cmd.size,
         chunks: cmd.chunks.clone(),
-    })];
+        replicas,
+    }));
     let mut kept = if current == 0 {
         Vec::new()
     } else {
@@ -239,6 +259,73 @@ fn check_chunks(path: &NamespacePath, cmd: &pb::CommitFileVersion) -> Result<(),
         )));
     }
     Ok(())
+}
+
+/// The replicas a commit names become `ChunkPlaced` events of the same entry; afterwards every
+/// chunk of the version must have at least one recorded replica, so a version can never point
+/// at bytes nobody stored (or that garbage collection removed while the writer deduplicated).
+fn check_placements<V: View + ?Sized>(
+    ctx: &Context<'_, V>,
+    path: &NamespacePath,
+    cmd: &pb::CommitFileVersion,
+) -> Result<Vec<Event>, Rejection> {
+    if !cmd.chunks.is_empty() {
+        let age = ctx.now_unix_ms.saturating_sub(cmd.planned_at_unix_ms);
+        if cmd.planned_at_unix_ms <= 0 || age > PLAN_AGE_MS_MAX {
+            return Err(Rejection::new(
+                RejectionCode::Conflict,
+                format!(
+                    "the upload plan of '{path}' is {} old (or missing), more than {PLAN_AGE_MS_MAX} ms; write the file again",
+                    if cmd.planned_at_unix_ms <= 0 {
+                        "infinitely".to_owned()
+                    } else {
+                        format!("{age} ms")
+                    }
+                ),
+            ));
+        }
+    }
+    let limit = cmd.chunks.len().saturating_mul(REPLICAS_MAX as usize);
+    if cmd.placements.len() > limit {
+        return Err(Rejection::invalid(format!(
+            "'{path}' names {} placements, more than {REPLICAS_MAX} per chunk",
+            cmd.placements.len()
+        )));
+    }
+    let sizes: HashMap<&[u8], u64> = cmd.chunks.iter().map(|c| (c.hash.as_slice(), c.size)).collect();
+    let mut placed: HashSet<(&[u8], String)> = HashSet::new();
+    let mut events = Vec::new();
+    for placement in &cmd.placements {
+        let Some(&size) = sizes.get(placement.hash.as_slice()) else {
+            return Err(Rejection::invalid(format!(
+                "'{path}' places chunk {}, which is not one of its chunks",
+                checks::hex(&placement.hash)
+            )));
+        };
+        let node = checks::principal(&placement.node, "node address")?.to_string();
+        if ctx.view.node(&node).is_none() {
+            return Err(Rejection::not_found(format!("node {node} has not joined")));
+        }
+        if ctx.view.replica_exists(&placement.hash, &node) || !placed.insert((&placement.hash, node.clone()))
+        {
+            continue;
+        }
+        events.push(Event::ChunkPlaced(pb::ChunkPlaced {
+            hash: placement.hash.clone(),
+            node,
+            size,
+        }));
+    }
+    for (index, chunk) in cmd.chunks.iter().enumerate() {
+        let newly = placed.iter().any(|(hash, _)| *hash == chunk.hash.as_slice());
+        if !newly && !ctx.view.has_replica(&chunk.hash) {
+            return Err(Rejection::failed_precondition(format!(
+                "chunk {index} ({}) of '{path}' has no stored replica; write the file again",
+                checks::hex(&chunk.hash)
+            )));
+        }
+    }
+    Ok(events)
 }
 
 /// The first free inode. Anything at or below the root's would collide with it: the projection

@@ -18,6 +18,8 @@ pub const MEMBER: &str = "alice.home.collective";
 /// The proposal time every `when` command carries.
 pub const NOW_MS: i64 = 1_700_000_000_000;
 pub const REQUEST_ID: [u8; 16] = [7; 16];
+/// The node [`FakeView::chunks_stored`] puts replicas on.
+pub const STORE_NODE: &str = "node-1@alice.home.collective";
 
 #[derive(Clone, Debug, Default)]
 pub struct FakeView {
@@ -102,6 +104,14 @@ impl FakeView {
             },
         );
         self
+    }
+
+    /// Replicas of the chunks `hash(0)` to `hash(15)` on `node-1`, so commits of up to 16 chunks
+    /// name stored content.
+    pub fn chunks_stored(self) -> Self {
+        (0..16u8).fold(self.node(STORE_NODE), |state, i| {
+            state.replica(hash(i), STORE_NODE)
+        })
     }
 
     pub fn replica(mut self, hash: [u8; 32], node: &str) -> Self {
@@ -266,6 +276,9 @@ impl View for FakeView {
     }
     fn replica_exists(&self, hash: &[u8], node: &str) -> bool {
         self.replicas.iter().any(|(h, n)| h == hash && n == node)
+    }
+    fn has_replica(&self, hash: &[u8]) -> bool {
+        self.replicas.iter().any(|(h, _)| h == hash)
     }
     fn datastore(&self, path: &str) -> Option<pb::DatastoreCreated> {
         self.datastores.get(path).cloned()

@@ -61,10 +61,19 @@ pub fn mkdir(path: &str, parents: bool) -> Command {
     })
 }
 
-/// A file version of `chunks` chunks of 1 MiB each, chunk ids starting at `first_chunk`.
+/// A file version of `chunks` chunks of 1 MiB each, chunk ids starting at `first_chunk`, each
+/// uploaded to node 1 (which must have joined).
 pub fn commit(path: &str, first_chunk: u64, chunks: u64, keep_versions: u32) -> Command {
     let size_bytes = 1 << 20;
     Command::CommitFileVersion(pb::CommitFileVersion {
+        placements: (0..chunks)
+            .map(|i| pb::ChunkPlacement {
+                hash: hash32(first_chunk + i),
+                node: node_name(1),
+            })
+            .collect(),
+        replicas: 2,
+        planned_at_unix_ms: T0_UNIX_MS,
         path: path.into(),
         size: chunks * size_bytes,
         chunks: (0..chunks)

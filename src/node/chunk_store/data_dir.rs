@@ -101,6 +101,10 @@ impl DataDir {
         &self.quarantine
     }
 
+    pub(crate) fn chunks_dir(&self) -> &Path {
+        &self.chunks
+    }
+
     /// What this directory can take now.
     pub(crate) fn capacity(&self) -> Result<DirCapacity, StoreError> {
         let stat = nix::sys::statvfs::statvfs(&self.root)

@@ -14,15 +14,25 @@
 //! A chunk that fails verification is moved to `quarantine/` at once, so `has` stops reporting
 //! it and repair can replace it; the read that found it fails with [`StoreError::Corrupt`].
 //!
+//! **A chunk's file time says when it was last written or re-put.** A put of a chunk already
+//! present refreshes it, and [`ChunkStore::delete_if_idle`] spares a chunk whose time is recent:
+//! garbage collection decides a chunk is unreferenced, then deletes it, and in between a writer
+//! may have deduplicated against this very copy (its put answered "already present") and be
+//! about to record a new reference to it. The refresh and the guarded delete take the same lock,
+//! so either the refresh comes first (and the delete keeps the copy) or the delete does (and the
+//! put, finding no file to refresh, stores the chunk again).
+//!
 //! Every method here blocks on file IO: call it from `spawn_blocking`.
 
 mod data_dir;
 mod error;
+mod listing;
 mod pending;
 
 use std::fs;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use prost::bytes::Bytes;
 
@@ -31,6 +41,7 @@ use collective_proto::chunk_limits::CHUNK_BYTES_MAX;
 use data_dir::{DataDir, sync_dir};
 pub use data_dir::{DataDirConfig, DirCapacity};
 pub use error::StoreError;
+pub use listing::ChunkList;
 pub use pending::PendingChunk;
 
 /// How a chunk store is laid out.
@@ -50,6 +61,17 @@ pub enum PutStart {
     Receiving(Box<PendingChunk>),
 }
 
+/// What a guarded delete did with one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Every copy was removed.
+    Removed,
+    /// No copy was stored.
+    Absent,
+    /// A copy was written or re-put within the idle time asked for; nothing was removed.
+    KeptRecent,
+}
+
 /// The chunks of one node.
 #[derive(Debug)]
 pub struct ChunkStore {
@@ -57,6 +79,9 @@ pub struct ChunkStore {
     /// Serializes choosing a directory and reserving space in it, so concurrent puts cannot
     /// both count on the same free bytes.
     placing: Mutex<()>,
+    /// Serializes a re-put's refresh of a file's time with deletes, so a guarded delete never
+    /// removes a copy between a put seeing it and that put answering "already present".
+    deleting: Mutex<()>,
 }
 
 impl ChunkStore {
@@ -73,6 +98,7 @@ impl ChunkStore {
         Ok(ChunkStore {
             dirs,
             placing: Mutex::new(()),
+            deleting: Mutex::new(()),
         })
     }
 
@@ -84,8 +110,8 @@ impl ChunkStore {
 
     /// Starts a put of `length_bytes` bytes named `hash`, in the directory with the most room.
     ///
-    /// An existing copy is verified first: a good one makes the put a no-op, a corrupt one is
-    /// quarantined and replaced by this put.
+    /// An existing copy is verified first: a good one makes the put a no-op (after refreshing
+    /// its file time, see the module docs), a corrupt one is quarantined and replaced by this put.
     pub fn begin_put(&self, hash: ChunkHash, length_bytes: u64) -> Result<PutStart, StoreError> {
         if length_bytes > CHUNK_BYTES_MAX {
             return Err(StoreError::TooLarge {
@@ -94,7 +120,12 @@ impl ChunkStore {
             });
         }
         match self.read(&hash) {
-            Ok(_) => return Ok(PutStart::AlreadyPresent),
+            Ok(_) => {
+                if self.refresh(&hash)? {
+                    return Ok(PutStart::AlreadyPresent);
+                }
+                // Deleted since the read (garbage collection won the race): store it again.
+            }
             Err(StoreError::NotFound(_) | StoreError::Corrupt { .. }) => {}
             Err(other) => return Err(other),
         }
@@ -157,8 +188,65 @@ impl ChunkStore {
         }
     }
 
+    /// Every chunk on disk, data directory by data directory; see [`ChunkList`].
+    pub fn list(&self) -> ChunkList {
+        ChunkList::new(self.dirs.iter().map(|dir| dir.chunks_dir().to_path_buf()).collect())
+    }
+
+    /// Sets the file time of the stored copy of `hash` to now; false when there is none (it
+    /// was deleted meanwhile).
+    fn refresh(&self, hash: &ChunkHash) -> Result<bool, StoreError> {
+        let _deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok((_, path)) = self.locate(hash) else {
+            return Ok(false);
+        };
+        let file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io("opening", &path, e)),
+        };
+        file.set_modified(SystemTime::now())
+            .map_err(|e| StoreError::io("refreshing the time of", &path, e))?;
+        Ok(true)
+    }
+
+    /// Removes every copy of `hash` unless one was written or re-put less than `min_idle` before
+    /// `now` (a time in the future counts as recent); `min_idle` zero removes unconditionally.
+    pub fn delete_if_idle(
+        &self,
+        hash: &ChunkHash,
+        min_idle: Duration,
+        now: SystemTime,
+    ) -> Result<Deletion, StoreError> {
+        let _deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+        if !min_idle.is_zero() {
+            for dir in &self.dirs {
+                let path = dir.chunk_path(hash);
+                let modified = match fs::metadata(&path).and_then(|meta| meta.modified()) {
+                    Ok(modified) => modified,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StoreError::io("reading the time of", &path, e)),
+                };
+                let idle = now.duration_since(modified).unwrap_or(Duration::ZERO);
+                if idle < min_idle {
+                    return Ok(Deletion::KeptRecent);
+                }
+            }
+        }
+        Ok(if self.delete_locked(hash)? {
+            Deletion::Removed
+        } else {
+            Deletion::Absent
+        })
+    }
+
     /// Removes every copy of `hash`; true when there was one.
     pub fn delete(&self, hash: &ChunkHash) -> Result<bool, StoreError> {
+        let _deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+        self.delete_locked(hash)
+    }
+
+    fn delete_locked(&self, hash: &ChunkHash) -> Result<bool, StoreError> {
         let mut removed = false;
         for dir in &self.dirs {
             let path = dir.chunk_path(hash);

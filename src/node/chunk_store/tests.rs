@@ -239,3 +239,81 @@ fn opening_removes_leftovers_of_interrupted_puts() {
     assert_eq!(store.read(&hash).unwrap().as_ref(), b"kept");
     assert_eq!(store.capacity().unwrap()[0].chunk_count, 1);
 }
+
+#[test]
+fn listing_finds_every_chunk_in_every_directory_and_skips_strays() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(store_in(&[(a.path(), None)]).list().count(), 0, "an empty store lists nothing");
+    let mut expected: Vec<ChunkHash> = {
+        let only_a = store_in(&[(a.path(), None)]);
+        (0..40u8).map(|i| put(&only_a, &[i; 300]).unwrap()).collect()
+    };
+    {
+        let only_b = store_in(&[(b.path(), None)]);
+        expected.extend((0..5u8).map(|i| put(&only_b, &[i; 301]).unwrap()));
+    }
+    let store = store_in(&[(a.path(), None), (b.path(), None)]);
+    // A stray file in a shard and one at the top of chunks/ are not chunks.
+    let shard = store.dirs[1].shard_dir(&expected[40]);
+    fs::write(shard.join("notes.txt"), b"x").unwrap();
+    fs::write(a.path().join("chunks").join("README"), b"x").unwrap();
+    let mut listed: Vec<ChunkHash> = store.list().map(|h| h.unwrap()).collect();
+    expected.sort_by_key(|h| h.to_hex());
+    listed.sort_by_key(|h| h.to_hex());
+    assert_eq!(listed, expected);
+}
+
+#[test]
+fn a_deleted_chunk_is_no_longer_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    let kept = put(&store, b"kept").unwrap();
+    let gone = put(&store, b"gone").unwrap();
+    assert!(store.delete(&gone).unwrap());
+    let listed: Vec<ChunkHash> = store.list().map(|h| h.unwrap()).collect();
+    assert_eq!(listed, vec![kept]);
+}
+
+#[test]
+fn a_guarded_delete_spares_a_recent_chunk_and_removes_an_idle_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    let hash = put(&store, &[3u8; 2000]).unwrap();
+    let minute = Duration::from_secs(60);
+    let now = SystemTime::now();
+    assert_eq!(store.delete_if_idle(&hash, minute, now).unwrap(), Deletion::KeptRecent);
+    assert!(store.contains(&hash));
+    // An hour later the same copy is idle.
+    let later = now + Duration::from_secs(3600);
+    assert_eq!(store.delete_if_idle(&hash, minute, later).unwrap(), Deletion::Removed);
+    assert!(!store.contains(&hash));
+    assert_eq!(store.delete_if_idle(&hash, minute, later).unwrap(), Deletion::Absent);
+}
+
+#[test]
+fn a_re_put_refreshes_the_file_time_so_a_guarded_delete_keeps_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    let content = vec![9u8; 4000];
+    let hash = put(&store, &content).unwrap();
+    let path = store.dirs[0].chunk_path(&hash);
+    let old = SystemTime::now() - Duration::from_secs(7200);
+    fs::File::open(&path).unwrap().set_modified(old).unwrap();
+    let minute = Duration::from_secs(60);
+    // Idle for two hours: a guarded delete now would remove it. A writer re-puts it first.
+    assert!(matches!(
+        store.begin_put(hash, content.len() as u64).unwrap(),
+        PutStart::AlreadyPresent
+    ));
+    let modified = fs::metadata(&path).unwrap().modified().unwrap();
+    assert!(modified > old + Duration::from_secs(3600), "the re-put refreshed the time");
+    assert_eq!(
+        store.delete_if_idle(&hash, minute, SystemTime::now()).unwrap(),
+        Deletion::KeptRecent
+    );
+    assert_eq!(
+        store.delete_if_idle(&hash, Duration::ZERO, SystemTime::now()).unwrap(),
+        Deletion::Removed,
+        "min idle zero deletes unconditionally"
+    );
+}

@@ -1,0 +1,25 @@
+//! The client data path: files cut into content-addressed chunks, uploaded in parallel to the
+//! nodes the leader placed them on and committed in one Raft entry ([`write`]); read back by
+//! fetching chunks from their replicas with read-ahead, verifying every byte ([`read`]).
+//!
+//! Tickets come with each plan, so a node never calls a coordinator on the data path, and the
+//! bytes never pass through a coordinator.
+
+mod error;
+mod nodes;
+mod progress;
+mod read;
+mod write;
+
+pub use error::DataError;
+pub use nodes::NodePool;
+pub use progress::{NoProgress, Progress};
+pub use read::{ReadOptions, ReadSummary, read_file};
+pub use write::{WriteOptions, WriteSummary, write_file};
+
+/// Default chunk size: 4 MiB. Measured with `collective bench io` (docs/benchmarks.md): large
+/// enough that per-chunk costs (a ticket check, an fsync and a rename on the node, a Raft
+/// record of the placement) vanish against the transfer, small enough that a failed upload
+/// costs little to redo, that read-ahead of a few chunks keeps several nodes busy, and that a
+/// node verifying a whole chunk before serving a ranged read wastes little.
+pub const CHUNK_BYTES_DEFAULT: usize = 4 * 1024 * 1024;

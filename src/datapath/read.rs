@@ -1,0 +1,256 @@
+//! Reading a file: the version's chunk map page by page, chunks fetched with read-ahead from
+//! their replicas (the first healthy one, then the others on any error), every chunk verified
+//! against its hash before a byte of it is written out, in order.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use collective_proto::api;
+use collective_proto::ticket::Ticket;
+use futures::stream::{FuturesOrdered, StreamExt};
+use prost::bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::error::DataError;
+use super::nodes::NodePool;
+use super::progress::Progress;
+use crate::chunk_hash::ChunkHash;
+use crate::client::{Client, Consistency};
+
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// First byte to read.
+    pub offset: u64,
+    /// Bytes to read from `offset`; `None` to the end.
+    pub length: Option<u64>,
+    /// A kept version; `None` for the current one.
+    pub version: Option<u64>,
+    /// Chunks fetched ahead of the one being written out.
+    pub read_ahead: usize,
+    pub consistency: Consistency,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            offset: 0,
+            length: None,
+            version: None,
+            read_ahead: 8,
+            consistency: Consistency::Linearizable,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadSummary {
+    pub path: String,
+    pub version: u64,
+    /// Bytes written out.
+    pub bytes: u64,
+    pub chunks: usize,
+    /// Fetches that failed on one replica and were served by another.
+    pub failovers: usize,
+    pub elapsed_ms: u64,
+}
+
+/// A chunk to fetch, with where from.
+struct Fetch {
+    index: usize,
+    hash: ChunkHash,
+    size: u64,
+    /// Part of the chunk wanted: [skip, skip + take).
+    skip: u64,
+    take: u64,
+    /// (node, endpoint, ticket), in the order to try.
+    sources: Vec<(String, String, Ticket)>,
+}
+
+/// Writes the requested range of `path` to `out`.
+pub async fn read_file<W: AsyncWrite + Unpin>(
+    client: &mut Client,
+    pool: &NodePool,
+    path: &str,
+    out: &mut W,
+    options: &ReadOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<ReadSummary, DataError> {
+    let started = Instant::now();
+    let first = page(client, path, options.version, 0, options.consistency).await?;
+    let version = first.version;
+    let size = first.size;
+    if options.offset > size {
+        return Err(DataError::Invalid(format!(
+            "offset {} is past the end of {path} ({size} bytes)",
+            options.offset
+        )));
+    }
+    let end = match options.length {
+        Some(length) => options.offset.saturating_add(length).min(size),
+        None => size,
+    };
+    progress.set_total(end - options.offset);
+    let total_chunks = first.chunk_total as usize;
+    let mut pending: VecDeque<Fetch> = VecDeque::new();
+    let mut next_page = Some(first);
+    let mut next_index = 0usize;
+    let mut in_flight = FuturesOrdered::new();
+    let mut written = 0u64;
+    let mut failovers = 0usize;
+    let mut chunks = 0usize;
+    loop {
+        // Keep the read-ahead window full, fetching plan pages as the window reaches them.
+        while in_flight.len() < options.read_ahead.max(1) {
+            if pending.is_empty() {
+                let response = match next_page.take() {
+                    Some(response) => response,
+                    None if next_index < total_chunks => {
+                        page(client, path, Some(version), next_index, options.consistency).await?
+                    }
+                    None => break,
+                };
+                if response.chunks.is_empty() {
+                    return Err(DataError::Protocol(format!(
+                        "the chunk map of {path} ended at chunk {next_index} of {total_chunks}"
+                    )));
+                }
+                for location in &response.chunks {
+                    let index = next_index;
+                    next_index += 1;
+                    if let Some(fetch) = fetch_of(index, location, &response.nodes, options.offset, end)? {
+                        pending.push_back(fetch);
+                    }
+                }
+                if pending.is_empty() && next_index >= total_chunks {
+                    break;
+                }
+                continue;
+            }
+            let Some(fetch) = pending.pop_front() else { break };
+            let pool = pool.clone();
+            in_flight.push_back(async move { fetch_chunk(&pool, fetch).await });
+        }
+        let Some(result) = in_flight.next().await else {
+            break;
+        };
+        let (data, fetch_failovers) = result?;
+        failovers += fetch_failovers;
+        out.write_all(&data)
+            .await
+            .map_err(|e| DataError::io("writing the output", e))?;
+        written += data.len() as u64;
+        chunks += 1;
+        progress.advance(data.len() as u64);
+    }
+    out.flush()
+        .await
+        .map_err(|e| DataError::io("writing the output", e))?;
+    if written != end - options.offset {
+        return Err(DataError::Protocol(format!(
+            "read {written} bytes of {path}, expected {}",
+            end - options.offset
+        )));
+    }
+    Ok(ReadSummary {
+        path: path.to_string(),
+        version,
+        bytes: written,
+        chunks,
+        failovers,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+async fn page(
+    client: &mut Client,
+    path: &str,
+    version: Option<u64>,
+    first_chunk: usize,
+    consistency: Consistency,
+) -> Result<api::PlanReadResponse, DataError> {
+    Ok(client
+        .plan_read(
+            api::PlanReadRequest {
+                path: path.to_string(),
+                read: None,
+                version,
+                tickets: true,
+                first_chunk: u32::try_from(first_chunk)
+                    .map_err(|_| DataError::Invalid(format!("chunk index {first_chunk} is too large")))?,
+                chunk_limit: 0,
+            },
+            consistency,
+        )
+        .await?)
+}
+
+/// What to fetch of chunk `index` for the byte range [start, end), or `None` if it lies outside.
+fn fetch_of(
+    index: usize,
+    location: &api::ChunkLocation,
+    access: &[api::NodeAccess],
+    start: u64,
+    end: u64,
+) -> Result<Option<Fetch>, DataError> {
+    let chunk = location
+        .chunk
+        .as_ref()
+        .ok_or_else(|| DataError::Protocol(format!("chunk {index} has no reference")))?;
+    let chunk_end = chunk.offset.saturating_add(chunk.size);
+    if chunk_end <= start || chunk.offset >= end {
+        return Ok(None);
+    }
+    let hash =
+        ChunkHash::from_slice(&chunk.hash).map_err(|e| DataError::Protocol(format!("chunk {index}: {e}")))?;
+    let sources = location
+        .replicas
+        .iter()
+        .filter_map(|replica| {
+            let node = access.iter().find(|a| a.address == replica.node)?;
+            Some((node.address.clone(), node.endpoint.clone(), node.ticket.clone()?))
+        })
+        .collect();
+    let skip = start.saturating_sub(chunk.offset);
+    let take = end.min(chunk_end) - chunk.offset - skip;
+    Ok(Some(Fetch {
+        index,
+        hash,
+        size: chunk.size,
+        skip,
+        take,
+        sources,
+    }))
+}
+
+/// The wanted part of one chunk, from the first replica that serves the right bytes; and how
+/// many replicas failed before it.
+async fn fetch_chunk(pool: &NodePool, fetch: Fetch) -> Result<(Bytes, usize), DataError> {
+    let mut errors = Vec::new();
+    for (node, endpoint, ticket) in &fetch.sources {
+        match pool.get(node, endpoint, ticket, &fetch.hash, fetch.size).await {
+            Ok(data) if data.len() as u64 == fetch.size => {
+                let start = fetch.skip as usize;
+                let slice = data.slice(start..start + fetch.take as usize);
+                return Ok((slice, errors.len()));
+            }
+            Ok(data) => errors.push(format!(
+                "{node} sent {} bytes of a {}-byte chunk",
+                data.len(),
+                fetch.size
+            )),
+            Err(error) => {
+                tracing::warn!(chunk = fetch.index, %node, %error, "replica failed; trying the next");
+                errors.push(error);
+            }
+        }
+    }
+    if fetch.sources.is_empty() {
+        errors.push("no replica of it is recorded on a node of the member".into());
+    }
+    Err(DataError::Unreadable {
+        index: fetch.index,
+        hash: fetch.hash.to_hex(),
+        errors,
+    })
+}

@@ -1,0 +1,241 @@
+//! The scrubber and the guarded delete. A byte flipped in a stored chunk is found by the
+//! background scrub within seconds, the copy quarantined and — with a real coordinator — its
+//! replica removed from the member's records with a reason naming the scrub, even when the
+//! coordinator was down at the moment of discovery; good chunks are never reported. A chunk
+//! re-put just now survives a guarded delete that an idle one does not.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
+mod node_support;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use collective::chunk_hash::ChunkHash;
+use collective::client::Client;
+use collective::node::FoundBy;
+use collective::ticket::TicketOp;
+use collective_events::pb::{self, command_envelope::Command, event_envelope::Event};
+use collective_proto::chunk::DeleteRequest;
+use node_support::*;
+
+/// Scrub rate and pause in these tests: a few small chunks are re-read several times a second.
+const SCRUB_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
+const SCRUB_INTERVAL_MS: u64 = 200;
+/// Time the scrubber gets to find a flipped byte, with slack for a loaded machine.
+const FIND_WITHIN: Duration = Duration::from_secs(15);
+
+fn flip_byte(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Polls `check` every 50 ms until it holds or `within` passes.
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrubber_quarantines_a_flipped_byte_and_queues_only_that_chunk() {
+    let fed = Federation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node_as(&fed, NODE, &[dir.path()], None, |config| {
+        config.scrub.bytes_per_sec = SCRUB_BYTES_PER_SEC;
+        config.scrub.pass_interval = Duration::from_millis(SCRUB_INTERVAL_MS);
+    })
+    .await;
+    let mut chunks = client(&fed, &node).await;
+    let good = random_bytes(200_000);
+    let bad = random_bytes(150_000);
+    put(&fed, &mut chunks, &good).await.unwrap();
+    put(&fed, &mut chunks, &bad).await.unwrap();
+    let (good_hash, bad_hash) = (ChunkHash::of(&good), ChunkHash::of(&bad));
+    // Let a pass or two run over the good chunks: nothing is reported.
+    tokio::time::sleep(Duration::from_millis(3 * SCRUB_INTERVAL_MS)).await;
+    assert_eq!(node.running.corruption.pending(), Vec::new());
+
+    let bad_path = chunk_file(dir.path(), &bad_hash);
+    flip_byte(&bad_path, 77_777);
+    // The report is queued just after the copy is moved to quarantine: wait for both.
+    let reports = &node.running.corruption;
+    let found = tokio::task::block_in_place(|| {
+        eventually(FIND_WITHIN, || !bad_path.exists() && !reports.pending().is_empty())
+    });
+    assert!(found, "the scrubber did not quarantine and report the corrupt copy within {FIND_WITHIN:?}");
+    let quarantined = files_under(&dir.path().join("quarantine"));
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert!(quarantined[0].starts_with(&bad_hash.to_hex()), "{quarantined:?}");
+    assert_eq!(node.running.corruption.pending(), vec![(bad_hash, FoundBy::Scrub)]);
+    assert!(chunk_file(dir.path(), &good_hash).exists(), "the good chunk stays");
+    let ticket = fed.ticket(TicketOp::Get, &[good_hash]);
+    assert_eq!(get(&mut chunks, ticket, good_hash, 0, None).await.unwrap(), good);
+}
+
+#[tokio::test]
+async fn a_chunk_re_put_just_now_survives_a_guarded_delete_and_an_idle_one_does_not() {
+    let fed = Federation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&fed, &[dir.path()], None).await;
+    let mut chunks = client(&fed, &node).await;
+    let reput = random_bytes(40_000);
+    let idle = random_bytes(30_000);
+    put(&fed, &mut chunks, &reput).await.unwrap();
+    put(&fed, &mut chunks, &idle).await.unwrap();
+    let (reput_hash, idle_hash) = (ChunkHash::of(&reput), ChunkHash::of(&idle));
+    // Both were written two hours ago, as far as their files tell.
+    let long_ago = SystemTime::now() - Duration::from_secs(7200);
+    for hash in [reput_hash, idle_hash] {
+        let file = std::fs::File::open(chunk_file(dir.path(), &hash)).unwrap();
+        file.set_modified(long_ago).unwrap();
+    }
+    // A writer deduplicates against one of them: its put finds the copy already present.
+    assert!(put(&fed, &mut chunks, &reput).await.unwrap().already_present);
+
+    let delete = |hashes: &[ChunkHash], min_idle_ms: u64| DeleteRequest {
+        ticket: Some(fed.ticket(TicketOp::Delete, hashes)),
+        hashes: hashes.iter().map(|h| h.as_bytes().to_vec()).collect(),
+        min_idle_ms,
+    };
+    let answer = chunks
+        .delete(delete(&[reput_hash, idle_hash], 60_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.removed, vec![false, true]);
+    assert_eq!(answer.kept_recent, vec![true, false]);
+    assert!(chunk_file(dir.path(), &reput_hash).exists(), "the re-put copy is kept");
+    assert!(!chunk_file(dir.path(), &idle_hash).exists(), "the idle copy is gone");
+
+    let answer = chunks
+        .delete(delete(&[reput_hash, idle_hash], 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.removed, vec![true, false], "min_idle_ms 0 deletes unconditionally");
+    assert_eq!(answer.kept_recent, vec![false, false]);
+    assert!(!chunk_file(dir.path(), &reput_hash).exists());
+}
+
+/// The `ReplicaRemoved` events in the member's log, as (hash, node, reason).
+async fn replicas_removed(admin: &mut Client) -> Vec<(Vec<u8>, String, String)> {
+    let mut found = Vec::new();
+    admin
+        .export_events(0, |batch| {
+            for envelope in batch {
+                if let Some(Event::ReplicaRemoved(removed)) = envelope.event {
+                    found.push((removed.hash, removed.node, removed.reason));
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    found
+}
+
+/// Writes `content` as a chunk file in a node's data directory, as a put would have.
+fn store_file(data_dir: &Path, content: &[u8]) -> (ChunkHash, PathBuf) {
+    let hash = ChunkHash::of(content);
+    let path = chunk_file(data_dir, &hash);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, content).unwrap();
+    (hash, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrubbed_corrupt_copy_is_removed_from_the_members_records_even_across_an_outage() {
+    let env = vec![
+        ("COLLECTIVE_NODE_HEARTBEAT_MS".to_string(), "200".to_string()),
+        (
+            "COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC".into(),
+            SCRUB_BYTES_PER_SEC.to_string(),
+        ),
+        ("COLLECTIVE_NODE_SCRUB_INTERVAL_MS".into(), SCRUB_INTERVAL_MS.to_string()),
+    ];
+    let mut cluster = tokio::task::block_in_place(|| support::Cluster::single_with_env(env)).unwrap();
+    tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        cluster.prepare_node("node-01", &[])?;
+        cluster.start_node("node-01")?;
+        cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+        Ok(())
+    })
+    .unwrap();
+    let node = format!("node-01@{}.{}", support::MEMBER, support::FEDERATION);
+    let data_dir = cluster.node("node-01").data_dir.join("data");
+    let (good, _) = store_file(&data_dir, &random_bytes(100_000));
+    let (first, first_path) = store_file(&data_dir, &random_bytes(120_000));
+    let (second, second_path) = store_file(&data_dir, &random_bytes(80_000));
+    let mut admin = Client::new(cluster.profile().unwrap());
+    for (hash, size) in [(good, 100_000), (first, 120_000), (second, 80_000)] {
+        admin
+            .submit(Command::PlaceChunk(pb::PlaceChunk {
+                hash: hash.as_bytes().to_vec(),
+                node: node.clone(),
+                size,
+            }))
+            .await
+            .unwrap();
+    }
+
+    flip_byte(&first_path, 1_000);
+    let deadline = Instant::now() + FIND_WITHIN;
+    let removed = loop {
+        let removed = replicas_removed(&mut admin).await;
+        if !removed.is_empty() || Instant::now() > deadline {
+            break removed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if removed.is_empty() {
+        cluster.dump_logs();
+    }
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0].0, first.as_bytes().to_vec());
+    assert_eq!(removed[0].1, node);
+    assert!(removed[0].2.contains("scrub"), "{removed:?}");
+    // More passes go by over the good chunks: no more removals.
+    tokio::time::sleep(Duration::from_millis(5 * SCRUB_INTERVAL_MS)).await;
+    assert_eq!(replicas_removed(&mut admin).await.len(), 1);
+
+    // The coordinator goes down; the scrubber finds the second rotten copy meanwhile.
+    cluster.kill(1);
+    flip_byte(&second_path, 2_000);
+    let found = tokio::task::block_in_place(|| eventually(FIND_WITHIN, || !second_path.exists()));
+    assert!(found, "the scrubber did not quarantine the copy while the member was down");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        cluster.start(1)?;
+        cluster.wait_for_leader(Duration::from_secs(30))?;
+        Ok(())
+    })
+    .unwrap();
+    // The report waited in the node's queue and is delivered once the member is back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let removed = loop {
+        let removed = replicas_removed(&mut admin).await;
+        if removed.len() >= 2 || Instant::now() > deadline {
+            break removed;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if removed.len() < 2 {
+        cluster.dump_logs();
+    }
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    assert_eq!(removed[1].0, second.as_bytes().to_vec());
+    assert!(removed[1].2.contains("scrub"), "{removed:?}");
+    assert!(
+        removed.iter().all(|(hash, _, _)| *hash != good.as_bytes().to_vec()),
+        "the good chunk is never reported: {removed:?}"
+    );
+    assert!(chunk_file(&data_dir, &good).exists());
+}
