@@ -21,8 +21,14 @@
 #   write_par4      BENCH_STREAMS (default 4) processes at once, each its own file of
 #                   BENCH_SIZE_MIB/BENCH_STREAMS MiB; wall time around the whole group
 #   read_par4_cold  the same files read back at once, caches dropped first
-#   small_creates   BENCH_SMALL_FILES (default 1000) files of 4 KiB, one process per file
-#                   (dd into the mount; `collective write`): process start-up weighs heavily
+#   small_creates   BENCH_SMALL_FILES (default 1000) files of 4 KiB of fresh random bytes, created
+#                   one after another (one worker), each fsynced by the system before the next
+#                   (mfsmount fsyncs on close by default; Collective commits each file). Two
+#                   modes, the same on both sides (BENCH_SMALL_MODE):
+#                   one-process (default when the binary has `bench io`): one `cp` of all files
+#                   into the mount; `collective bench io --streams 1` (its small_files_per_sec)
+#                   per-process: one process per file (dd into the mount; `collective write`);
+#                   process start-up, and for Collective the TLS handshakes, weigh heavily
 # The first repeat's files are read back once more, untimed, and compared byte for byte.
 # CPU seconds per GiB: utime+stime of every process of the system (MooseFS: mfsmaster and its
 # children, both chunkservers, mfsmount; Collective: coordinator and both nodes), taken from
@@ -46,6 +52,7 @@
 #   BENCH_SIZE_MIB=1024          data per large-file test
 #   BENCH_STREAMS=4              parallel streams
 #   BENCH_SMALL_FILES=1000       files per small-file test
+#   BENCH_SMALL_MODE             one-process or per-process (see small_creates above)
 #   BENCH_REPEATS=3              runs per test (median taken)
 #   BENCH_SYSTEMS="ceiling moosefs collective"   what to run (ratios need all three)
 #   BENCH_MFS_FSYNC=1            1: MooseFS chunkservers fsync each chunk before closing it, as
@@ -66,6 +73,7 @@ size_mib=${BENCH_SIZE_MIB:-1024}
 streams=${BENCH_STREAMS:-4}
 small_files=${BENCH_SMALL_FILES:-1000}
 small_size=4096
+small_mode=${BENCH_SMALL_MODE:-}
 repeats=${BENCH_REPEATS:-3}
 systems=${BENCH_SYSTEMS:-ceiling moosefs collective}
 bench_mfs_fsync=${BENCH_MFS_FSYNC:-1}
@@ -165,6 +173,12 @@ if wants collective && ! coll_available; then
     log "this collective has no \`write\`/\`read\` yet: skipping the Collective half"
     systems=${systems//collective/}
 fi
+if [[ -z $small_mode ]]; then
+    small_mode=one-process
+    if wants collective && ! coll_has_bench_io; then small_mode=per-process; fi
+fi
+[[ $small_mode == one-process || $small_mode == per-process ]] \
+    || { log "BENCH_SMALL_MODE must be one-process or per-process"; exit 1; }
 
 # --- helpers ------------------------------------------------------------------------------------
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -358,19 +372,20 @@ run_io() {
         fi
         for ((i = 0; i < streams; i++)); do "${p}_rm" "par-r$repeat-$i.bin"; rm -f "$tmp/src/par$i.bin"; done
 
-        make_random_files "$tmp/src/small" "$small_files" "$small_size"
         local rate=""
-        # >>> SWAP POINT: `collective bench io --json` replaces the process-per-file loop. <<<
-        [[ $p != coll ]] || rate=$(coll_small_files_per_sec)
-        if [[ -n "$rate" ]]; then
+        if [[ $p == coll && $small_mode == one-process ]]; then
+            # `collective bench io` creates its own files of fresh random bytes.
+            rate=$(coll_small_files_per_sec)
+            [[ -n $rate ]] || { had_errors=yes; continue; }
             record "$system" small_creates "$((small_files * small_size))" "$small_files" "$repeat" \
                 "$(jq -n --argjson n "$small_files" --argjson r "$rate" '$n / $r')"
         else
+            make_random_files "$tmp/src/small" "$small_files" "$small_size"
             measure "$system" small_creates "$((small_files * small_size))" "$small_files" "$repeat" -- \
                 "${p}_small_creates" "$tmp/src/small" "small-r$repeat"
             "${p}_rm" "small-r$repeat"
+            rm -rf "$tmp/src/small"
         fi
-        rm -rf "$tmp/src/small"
     done
 }
 # Makes the next read cold: nothing of the data in any cache.
@@ -433,7 +448,7 @@ summary=$(jq -s '
 
 echo
 echo "io benchmark: medians of $repeats run(s); $size_mib MiB per large-file test, $streams streams," \
-    "$small_files small files of $small_size B; MooseFS chunkserver fsync $bench_mfs_fsync;" \
+    "$small_files small files of $small_size B ($small_mode); MooseFS chunkserver fsync $bench_mfs_fsync;" \
     "$((SECONDS - started)) s; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 {
     echo "system test runs MiB/s files/s cpu_s/GiB cpu_ms/file"

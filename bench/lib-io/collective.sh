@@ -78,10 +78,9 @@ coll_write() { # SRC NAME
 coll_read() { # NAME
     coll_client read "/bench/$1" - >/dev/null
 }
-# Small-file creates, one `collective write` process per file: process start-up, the TLS
-# handshakes and finding the leader dominate, so this understates the data path.
-# >>> SWAP POINT: once `collective bench io --json` exists (field `small_files_per_sec`), io.sh
-# uses it instead of this loop (see coll_small_files_per_sec below). <<<
+# Small-file creates, per-process mode: one `collective write` process per file; process
+# start-up, the TLS handshakes and finding the leader dominate, so this understates the data
+# path. The one-process mode uses `collective bench io` instead (coll_small_files_per_sec).
 coll_small_creates() { # DIR_OF_SMALL_FILES DEST_SUBDIR
     local src=$1 dest=/bench/$2 f
     "$collective" mkdir -p "$dest" >/dev/null
@@ -89,12 +88,18 @@ coll_small_creates() { # DIR_OF_SMALL_FILES DEST_SUBDIR
         coll_client write "$dest/${f##*/}" "$f"
     done
 }
-# Prints small_files_per_sec from the built-in benchmark, or nothing if this binary has none.
-# >>> SWAP POINT: adjust the flags here once `collective bench io` lands. <<<
+coll_has_bench_io() { "$collective" bench io --help >/dev/null 2>&1; }
+# Prints small_files_per_sec of the built-in benchmark run with one worker (as `cp` on the
+# MooseFS side) and a token large-file phase (4 MiB: the large files are measured above), or
+# nothing when it fails.
 coll_small_files_per_sec() {
-    "$collective" bench io --help >/dev/null 2>&1 || return 0
-    t "$collective" bench io --json 2>>"$coll_dir/bench-io.err" | grep -m1 '^{' | jq -r '.small_files_per_sec // empty' \
-        || log "collective bench io failed (see $coll_dir/bench-io.err); timing the write loop instead"
+    t "$collective" bench io --json --streams 1 --bytes 4194304 --small-files "$small_files" \
+        --small-bytes "$small_size" 2>>"$coll_dir/bench-io.err" >"$coll_dir/bench-io.json" || {
+        log "collective bench io failed; last lines of $coll_dir/bench-io.err:"
+        tail -n 5 "$coll_dir/bench-io.err" >&2
+        return 0
+    }
+    grep -m1 '^{' "$coll_dir/bench-io.json" | jq -r '.small_files_per_sec // empty'
 }
 coll_rm() {
     local name

@@ -156,11 +156,15 @@ mfs_write() { # SRC NAME
 mfs_read() { # NAME
     t dd if="$mfs_mounted/$1" of=/dev/null bs=4M status=none
 }
+# No conv=fsync: mfsmount fsyncs before every close by default (mfsfsyncmintime=0).
 mfs_small_creates() { # DIR_OF_SMALL_FILES DEST_SUBDIR
     local src=$1 dest=$mfs_mounted/$2 f
     mkdir -p "$dest"
+    if [[ $small_mode == one-process ]]; then
+        t cp -- "$src"/* "$dest/"
+        return
+    fi
     for f in "$src"/*; do
-        # No conv=fsync: mfsmount fsyncs before every close by default (mfsfsyncmintime=0).
         t dd if="$f" of="$dest/${f##*/}" bs=4M status=none
     done
 }
