@@ -284,7 +284,8 @@ record() {
         --argjson repeat "$5" --argjson secs "$6" \
         '{system: $system, test: $test, repeat: $repeat, bytes: $bytes, ops: $ops, secs: $secs,
           cpu_secs: null}' >>"$results"
-    log "$1 $2 #$5: $(tail -n1 "$results" | jq -r '"\(.bytes / 1048576 / .secs | floor) MiB/s"')"
+    log "$1 $2 #$5: $(tail -n1 "$results" | jq -r 'if .ops > 1 then "\(.ops / .secs | floor) files/s"
+        else "\(.bytes / 1048576 / .secs | floor) MiB/s" end')"
 }
 
 # Starts one client operation per stream in parallel and waits for all; fails if any fails.
