@@ -10,16 +10,13 @@
 //! page caches of the nodes are not dropped here (that needs root); `bench/io.sh` does it
 //! between phases for cold reads.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use collective_events::pb::{self, command_envelope::Command};
 use hdrhistogram::Histogram;
 use rand::{RngCore, SeedableRng};
-use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::client::{Client, Consistency};
 use crate::datapath::{self, NoProgress, NodePool, ReadOptions, WriteOptions};
@@ -71,28 +68,20 @@ struct RandomInput {
     left: u64,
 }
 
-impl AsyncRead for RandomInput {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let n = (buf.remaining() as u64).min(self.left) as usize;
-        if n > 0 {
-            let dst = buf.initialize_unfilled_to(n);
-            self.rng.fill_bytes(dst);
-            buf.advance(n);
-            self.left -= n as u64;
-        }
-        Poll::Ready(Ok(()))
+impl std::io::Read for RandomInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        self.rng.fill_bytes(&mut buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
-fn random_input(seed: u64, bytes: u64) -> RandomInput {
-    RandomInput {
+fn random_input(seed: u64, bytes: u64) -> Box<dyn std::io::Read + Send> {
+    Box::new(RandomInput {
         rng: rand::rngs::SmallRng::seed_from_u64(seed),
         left: bytes,
-    }
+    })
 }
 
 pub async fn run(profile: &Profile, config: &BenchIoConfig) -> anyhow::Result<BenchIoReport> {

@@ -40,21 +40,18 @@ pub async fn write(args: WriteArgs, home: PathBuf) -> anyhow::Result<()> {
         chunks_in_flight: args.parallel,
     };
     let bar = Bar::new(args.quiet);
-    let summary = match stdio_path(args.file.as_deref()) {
-        None => {
-            let input = tokio::io::stdin();
-            datapath::write_file(&mut client, &pool, &args.path, input, &options, bar.progress()).await?
-        }
+    let input: Box<dyn std::io::Read + Send> = match stdio_path(args.file.as_deref()) {
+        None => Box::new(std::io::stdin()),
         Some(file) => {
-            let input = tokio::fs::File::open(file)
-                .await
-                .with_context(|| format!("opening {}", file.display()))?;
-            if let Ok(meta) = input.metadata().await {
+            let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+            if let Ok(meta) = input.metadata() {
                 bar.progress().set_total(meta.len());
             }
-            datapath::write_file(&mut client, &pool, &args.path, input, &options, bar.progress()).await?
+            Box::new(input)
         }
     };
+    let summary =
+        datapath::write_file(&mut client, &pool, &args.path, input, &options, bar.progress()).await?;
     bar.finish();
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);

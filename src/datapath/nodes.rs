@@ -11,7 +11,7 @@ use collective_proto::chunk::{
 };
 use collective_proto::chunk_limits::{CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX, CHUNK_MESSAGE_BYTES_MAX};
 use collective_proto::ticket::Ticket;
-use prost::bytes::{Bytes, BytesMut};
+use prost::bytes::Bytes;
 use rustls::pki_types::CertificateDer;
 use tonic::transport::Channel;
 
@@ -100,8 +100,9 @@ impl NodePool {
         }
     }
 
-    /// The whole chunk `hash` from `node`, verified against its name here as well: the node
-    /// verified it before sending, and this catches anything that changed it on the way.
+    /// The whole chunk `hash` from `node` as the frames it arrived in, verified against its
+    /// name here as well: the node verified it before sending, and this catches anything that
+    /// changed it on the way. Frames are kept as received (no copy into one buffer).
     pub async fn get(
         &self,
         node: &str,
@@ -109,7 +110,12 @@ impl NodePool {
         ticket: &Ticket,
         hash: &ChunkHash,
         expected_len: u64,
-    ) -> Result<Bytes, String> {
+    ) -> Result<Vec<Bytes>, String> {
+        if expected_len > CHUNK_BYTES_MAX {
+            return Err(format!(
+                "{node}: a chunk of {expected_len} bytes is above the limit"
+            ));
+        }
         let mut client = self.client(node, endpoint)?;
         let request = GetRequest {
             ticket: Some(ticket.clone()),
@@ -126,37 +132,37 @@ impl NodePool {
                 return Err(describe(node, &status));
             }
         };
-        if expected_len > CHUNK_BYTES_MAX {
-            return Err(format!(
-                "{node}: a chunk of {expected_len} bytes is above the limit"
-            ));
-        }
-        let mut buffer = BytesMut::with_capacity(expected_len as usize);
+        let mut frames = Vec::new();
+        let mut received = 0u64;
         loop {
             match stream.message().await {
                 Ok(Some(frame)) => {
-                    if buffer.len() + frame.data.len() > expected_len as usize {
+                    received += frame.data.len() as u64;
+                    if received > expected_len {
                         return Err(format!("{node} sent more than the chunk's {expected_len} bytes"));
                     }
-                    buffer.extend_from_slice(&frame.data);
+                    frames.push(frame.data);
                 }
                 Ok(None) => break,
                 Err(status) => return Err(describe(node, &status)),
             }
         }
-        let data = buffer.freeze();
-        let hash_check = hash.to_owned();
-        let content = data.clone();
-        let actual = tokio::task::spawn_blocking(move || ChunkHash::of(&content))
-            .await
-            .map_err(|e| format!("hashing failed: {e}"))?;
-        if actual != hash_check {
+        let check = frames.clone();
+        let actual = tokio::task::spawn_blocking(move || {
+            let mut hasher = blake3::Hasher::new();
+            for frame in &check {
+                hasher.update(frame);
+            }
+            ChunkHash::from_blake3(hasher.finalize())
+        })
+        .await
+        .map_err(|e| format!("hashing failed: {e}"))?;
+        if actual != *hash || received != expected_len {
             return Err(format!(
-                "{node} sent {} bytes that do not match the chunk's hash",
-                data.len()
+                "{node} sent {received} bytes that do not match the chunk's hash"
             ));
         }
-        Ok(data)
+        Ok(frames)
     }
 }
 

@@ -137,14 +137,18 @@ pub async fn read_file<W: AsyncWrite + Unpin>(
         let Some(result) = in_flight.next().await else {
             break;
         };
-        let (data, fetch_failovers) = result?;
+        let (frames, fetch_failovers) = result?;
         failovers += fetch_failovers;
-        out.write_all(&data)
-            .await
-            .map_err(|e| DataError::io("writing the output", e))?;
-        written += data.len() as u64;
+        let mut bytes = 0u64;
+        for frame in &frames {
+            out.write_all(frame)
+                .await
+                .map_err(|e| DataError::io("writing the output", e))?;
+            bytes += frame.len() as u64;
+        }
+        written += bytes;
         chunks += 1;
-        progress.advance(data.len() as u64);
+        progress.advance(bytes);
     }
     out.flush()
         .await
@@ -226,22 +230,13 @@ fn fetch_of(
     }))
 }
 
-/// The wanted part of one chunk, from the first replica that serves the right bytes; and how
-/// many replicas failed before it.
-async fn fetch_chunk(pool: &NodePool, fetch: Fetch) -> Result<(Bytes, usize), DataError> {
+/// The wanted part of one chunk (as frames), from the first replica that serves the right bytes;
+/// and how many replicas failed before it.
+async fn fetch_chunk(pool: &NodePool, fetch: Fetch) -> Result<(Vec<Bytes>, usize), DataError> {
     let mut errors = Vec::new();
     for (node, endpoint, ticket) in &fetch.sources {
         match pool.get(node, endpoint, ticket, &fetch.hash, fetch.size).await {
-            Ok(data) if data.len() as u64 == fetch.size => {
-                let start = fetch.skip as usize;
-                let slice = data.slice(start..start + fetch.take as usize);
-                return Ok((slice, errors.len()));
-            }
-            Ok(data) => errors.push(format!(
-                "{node} sent {} bytes of a {}-byte chunk",
-                data.len(),
-                fetch.size
-            )),
+            Ok(frames) => return Ok((window(frames, fetch.skip, fetch.take), errors.len())),
             Err(error) => {
                 tracing::warn!(chunk = fetch.index, %node, %error, "replica failed; trying the next");
                 errors.push(error);
@@ -256,4 +251,44 @@ async fn fetch_chunk(pool: &NodePool, fetch: Fetch) -> Result<(Bytes, usize), Da
         hash: fetch.hash.to_hex(),
         errors,
     })
+}
+
+/// The bytes [skip, skip + take) of a chunk held as consecutive frames, without copying.
+fn window(frames: Vec<Bytes>, skip: u64, take: u64) -> Vec<Bytes> {
+    let (mut skip, mut take) = (skip as usize, take as usize);
+    let mut out = Vec::new();
+    for frame in frames {
+        if take == 0 {
+            break;
+        }
+        if skip >= frame.len() {
+            skip -= frame.len();
+            continue;
+        }
+        let end = frame.len().min(skip + take);
+        out.push(frame.slice(skip..end));
+        take -= end - skip;
+        skip = 0;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_spans_frames_without_copying() {
+        let frames = vec![
+            Bytes::from_static(b"abcd"),
+            Bytes::from_static(b"efgh"),
+            Bytes::from_static(b"ij"),
+        ];
+        let joined = |parts: Vec<Bytes>| parts.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>();
+        assert_eq!(joined(window(frames.clone(), 0, 10)), b"abcdefghij");
+        assert_eq!(joined(window(frames.clone(), 3, 4)), b"defg");
+        assert_eq!(joined(window(frames.clone(), 8, 2)), b"ij");
+        assert_eq!(joined(window(frames.clone(), 4, 4)), b"efgh");
+        assert!(window(frames, 10, 0).is_empty());
+    }
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use collective_events::pb::{self, command_envelope::Command};
 use collective_proto::api;
-use prost::bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use prost::bytes::Bytes;
+use std::io::Read;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -88,11 +88,11 @@ struct Stored {
 }
 
 /// Writes everything `input` yields as the next version of `path`.
-pub async fn write_file<R: AsyncRead + Unpin + Send + 'static>(
+pub async fn write_file(
     client: &mut Client,
     pool: &NodePool,
     path: &str,
-    input: R,
+    input: Box<dyn Read + Send>,
     options: &WriteOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<WriteSummary, DataError> {
@@ -109,7 +109,7 @@ pub async fn write_file<R: AsyncRead + Unpin + Send + 'static>(
     let in_flight = options.chunks_in_flight.max(1);
     let (cuts_tx, mut cuts_rx) = mpsc::channel::<Result<Cut, DataError>>(in_flight);
     let chunk_bytes = options.chunk_bytes;
-    let reader = tokio::spawn(cut(input, chunk_bytes, cuts_tx));
+    let reader = tokio::task::spawn_blocking(move || cut(input, chunk_bytes, cuts_tx));
 
     let permits = Arc::new(Semaphore::new(in_flight));
     let mut uploads: JoinSet<Upload> = JoinSet::new();
@@ -197,7 +197,7 @@ pub async fn write_file<R: AsyncRead + Unpin + Send + 'static>(
     }
     reader
         .await
-        .map_err(|e| E::Protocol(format!("reader task failed: {e}")))??;
+        .map_err(|e| E::Protocol(format!("reader task failed: {e}")))?;
     let deduplicated = stored.iter().filter(|s| s.deduplicated).count();
     let placements = refs
         .iter()
@@ -243,55 +243,42 @@ pub async fn write_file<R: AsyncRead + Unpin + Send + 'static>(
     })
 }
 
-/// Cuts `input` into chunks of `chunk_bytes` (the last may be shorter) and hashes each.
-async fn cut<R: AsyncRead + Unpin>(
-    mut input: R,
-    chunk_bytes: usize,
-    out: mpsc::Sender<Result<Cut, DataError>>,
-) -> Result<(), DataError> {
+/// Cuts `input` into chunks of `chunk_bytes` (the last may be shorter) and hashes each, on a
+/// blocking thread: reading straight into each chunk's buffer (no intermediate copy, no zeroing)
+/// and hashing there keeps both off the async workers.
+fn cut(mut input: Box<dyn Read + Send>, chunk_bytes: usize, out: mpsc::Sender<Result<Cut, DataError>>) {
     let mut offset = 0u64;
     for index in 0.. {
-        let mut buffer = BytesMut::zeroed(chunk_bytes);
-        let mut filled = 0;
-        while filled < chunk_bytes {
-            match input.read(&mut buffer[filled..]).await {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = out.send(Err(DataError::io("reading the input", e))).await;
-                    return Ok(());
-                }
-            }
+        let mut buffer = Vec::with_capacity(chunk_bytes);
+        // `read_to_end` on a `take` fills the spare capacity until the chunk is full or the input
+        // ends, retrying short reads and EINTR.
+        if let Err(e) = (&mut input).take(chunk_bytes as u64).read_to_end(&mut buffer) {
+            let _ = out.blocking_send(Err(DataError::io("reading the input", e)));
+            return;
         }
-        if filled == 0 {
-            return Ok(());
+        if buffer.is_empty() {
+            return;
         }
-        buffer.truncate(filled);
-        let data = buffer.freeze();
-        let content = data.clone();
-        let hash = tokio::task::spawn_blocking(move || ChunkHash::of(&content))
-            .await
-            .map_err(|e| E::Protocol(format!("hashing failed: {e}")))?;
+        let full = buffer.len() == chunk_bytes;
+        let hash = ChunkHash::of(&buffer);
+        let data = Bytes::from(buffer);
         let len = data.len() as u64;
         if out
-            .send(Ok(Cut {
+            .blocking_send(Ok(Cut {
                 index,
                 offset,
                 hash,
                 data,
             }))
-            .await
             .is_err()
         {
-            return Ok(());
+            return;
         }
         offset += len;
-        if filled < chunk_bytes {
-            return Ok(());
+        if !full {
+            return;
         }
     }
-    Ok(())
 }
 
 async fn plan(

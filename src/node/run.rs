@@ -21,6 +21,10 @@ use crate::pki::{CertBundle, Component};
 use crate::ticket::{CLOCK_SKEW_DEFAULT, TicketVerifier};
 use crate::tls::{self, Policy, ServerConfigHandle};
 
+/// Largest HTTP/2 frame the chunk listener accepts: 1 MiB data messages arrive in a few frames
+/// instead of 64 of h2's default 16 KiB.
+const H2_FRAME_BYTES: u32 = 1024 * 1024 - 1;
+
 /// What a node needs besides its certificate and listener.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -125,6 +129,9 @@ pub async fn start(
     ));
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            .initial_stream_window_size(crate::tls::H2_STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(crate::tls::H2_CONNECTION_WINDOW_BYTES)
+            .max_frame_size(H2_FRAME_BYTES)
             .add_service(chunks)
             .serve_with_incoming_shutdown(incoming, shutdown),
     );

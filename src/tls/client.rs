@@ -106,7 +106,9 @@ fn parts(
     }
     let uri_endpoint = Endpoint::from_shared(format!("http://{endpoint}"))
         .map_err(|e| invalid(e.to_string()))?
-        .connect_timeout(CONNECT_TIMEOUT);
+        .connect_timeout(CONNECT_TIMEOUT)
+        .initial_stream_window_size(super::H2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(super::H2_CONNECTION_WINDOW_BYTES);
     let connector = FederationConnector {
         address: Arc::from(endpoint),
         tls: TlsConnector::from(config),
