@@ -137,6 +137,7 @@ fn make_room(buckets: &mut HashMap<IpAddr, Bucket>, now: Instant, burst: f64, pe
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     fn ip(last: u8) -> IpAddr {

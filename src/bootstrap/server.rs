@@ -370,6 +370,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     fn invite(uses: u32, max_uses: u32, expires: i64, revoked: bool) -> InviteView {

@@ -211,9 +211,7 @@ fn finish(
     let cert = params
         .signed_by(public_key, issuer)
         .map_err(|e| SignError::Sign(e.to_string()))?;
-    let not_after_unix_ms = i64::try_from(not_after.unix_timestamp())
-        .unwrap_or(i64::MAX)
-        .saturating_mul(1000);
+    let not_after_unix_ms = not_after.unix_timestamp().saturating_mul(1000);
     Ok(Signed {
         cert_pem: cert.pem(),
         cert_der: cert.der().to_vec(),
@@ -222,8 +220,11 @@ fn finish(
     })
 }
 
+/// A loaded member CA: its issuer, (federation, member) domains and validity.
+type LoadedCa = (Issuer<'static, KeyPair>, (String, String), Validity);
+
 /// The member CA's issuer, its (federation, member) domains and validity.
-fn load_issuer(ca: &CertBundle) -> Result<(Issuer<'static, KeyPair>, (String, String), Validity), SignError> {
+fn load_issuer(ca: &CertBundle) -> Result<LoadedCa, SignError> {
     let key = KeyPair::from_pem(&ca.key_pem).map_err(|e| SignError::Ca(e.to_string()))?;
     let der =
         CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).map_err(|e| SignError::Ca(e.to_string()))?;
