@@ -85,9 +85,20 @@ fn refused_redeem(admin: &Path, dir: &Path, code: &str, expected: &str) {
     );
 }
 
+/// Events about invites, grants and certificates in the member's log. (Not every event: the
+/// embedded node reports its status in the background.)
 fn event_count(admin: &Path) -> u64 {
-    let status: serde_json::Value = serde_json::from_str(&ok(admin, &["status", "--json"])).unwrap();
-    status["events"].as_u64().unwrap()
+    let export = ok(admin, &["audit", "export"]);
+    let kinds = [
+        "\"inviteRedeemed\"",
+        "\"grantIssued\"",
+        "\"certificateIssued\"",
+        "\"inviteRevoked\"",
+    ];
+    export
+        .lines()
+        .filter(|line| kinds.iter().any(|kind| line.contains(kind)))
+        .count() as u64
 }
 
 fn generate(admin: &Path, extra: &[&str]) -> String {
@@ -208,5 +219,78 @@ fn malformed_and_oversized_certificate_requests_are_refused() -> anyhow::Result<
         &home,
         &["invite", "redeem", &body.encode_code(), "--name", "carol"],
     );
+    Ok(())
+}
+
+#[test]
+fn a_member_invite_signs_a_member_ca_for_the_named_member_only() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let admin = dir.path().join("admin");
+    let _up = up(dir.path(), &admin)?;
+    let code = ok(
+        &admin,
+        &["invite", "generate", "--member", "bob", "--validity", "1h"],
+    );
+    let code = code.trim();
+    let bob_home = dir.path().join("bob-home");
+    let bob_data = dir.path().join("bob-data");
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let join = |member: &str, invite: &str| {
+        cli(
+            &bob_home,
+            &[
+                "federation",
+                "join",
+                "--invite",
+                invite,
+                "--member",
+                member,
+                "--data-dir",
+                support::path(&bob_data),
+                "--listen",
+                &listen,
+            ],
+        )
+    };
+    // Another name than the invite's: refused, nothing written.
+    let wrong = join("carol", code);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("is for member \"bob\""));
+    assert!(!bob_data.join("coordinator.toml").exists());
+    // A user invite is not a member invite.
+    let user_code = generate(&admin, &[]);
+    let wrong_kind = join("bob", &user_code);
+    assert!(String::from_utf8_lossy(&wrong_kind.stderr).contains("user invite"));
+    // The named member: a member CA signed by the root, a first coordinator and admin profile.
+    let joined = join("bob", code);
+    assert!(
+        joined.status.success(),
+        "{}",
+        String::from_utf8_lossy(&joined.stderr)
+    );
+    let pki = bob_data.join("pki");
+    let verify = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(pki.join("root-ca.crt"))
+        .arg("-untrusted")
+        .arg(pki.join("member-ca.crt"))
+        .arg(pki.join("coordinator.crt"))
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("OK"),
+        "{verify:?}"
+    );
+    let profile = std::fs::read_to_string(bob_home.join("profile.toml"))?;
+    assert!(profile.contains("admin@bob.home.collective"), "{profile}");
+    // The redemption is in alice's log, and the invite is used up.
+    let list: serde_json::Value = serde_json::from_str(&ok(&admin, &["invite", "list", "--json"]))?;
+    let member = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "member")
+        .unwrap();
+    assert_eq!(member["uses"], 1);
+    assert!(ok(&admin, &["audit", "export"]).contains("admin@bob.home.collective"));
     Ok(())
 }

@@ -188,7 +188,16 @@ impl BootstrapService {
         let config = &self.coordinator.config;
         let label = collective_events::address::parse_label(name)
             .map_err(|e| Status::invalid_argument(format!("member name {name:?}: {e}")))?;
-        if !invite.issued.member.is_empty() && invite.issued.member != label {
+        // An unnamed member invite would let its holder pick any name, including an existing
+        // member's, and get a second CA for it: the federation's member list is not known here,
+        // so only an invite naming the member is honoured (`invite generate --member NAME`).
+        if invite.issued.member.is_empty() {
+            return Err(Status::failed_precondition(
+                "this member invite names no member; the admin must make one for a named member \
+                 (`invite generate --member NAME`)",
+            ));
+        }
+        if invite.issued.member != label {
             return Err(Status::invalid_argument(format!(
                 "this member invite is for member {:?}, not {label:?}",
                 invite.issued.member
