@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "collective/events.proto",
         "collective/chunk.proto",
         "collective/ticket.proto",
+        "collective/bootstrap.proto",
     ] {
         println!("cargo:rerun-if-changed={proto}");
     }
@@ -35,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "collective/api.proto",
                 "collective/raft.proto",
                 "collective/chunk.proto",
+                "collective/bootstrap.proto",
             ],
             &["."],
         )?;

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod bench_io;
 pub mod bench_meta;
+pub mod bootstrap;
 pub mod chunk_hash;
 pub mod cli;
 pub mod client;

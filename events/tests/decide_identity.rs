@@ -53,13 +53,28 @@ fn redeem(redeemer: &str) -> Command {
     })
 }
 
+/// The events of a redemption of the standard invite: the use, then its one grant (read+write on
+/// /shared) issued to the redeemer under an id derived from the invite id, the use and the index.
 fn redeemed(redeemer: &str, uses: u32) -> Result<Vec<Event>, collective_events::Rejection> {
-    Ok(vec![Event::InviteRedeemed(pb::InviteRedeemed {
-        invite_id: INVITE_ID.to_vec(),
-        redeemer: redeemer.into(),
-        certificate_serial: SERIAL.to_vec(),
-        uses,
-    })])
+    Ok(vec![
+        Event::InviteRedeemed(pb::InviteRedeemed {
+            invite_id: INVITE_ID.to_vec(),
+            redeemer: redeemer.into(),
+            certificate_serial: SERIAL.to_vec(),
+            uses,
+        }),
+        Event::GrantIssued(pb::GrantIssued {
+            grant_id: redeemed_grant_id(uses, 0),
+            grant: Some(spec(redeemer, 3)),
+        }),
+    ])
+}
+
+fn redeemed_grant_id(uses: u32, index: u32) -> Vec<u8> {
+    let mut id = INVITE_ID[..8].to_vec();
+    id.extend_from_slice(&uses.to_be_bytes());
+    id.extend_from_slice(&index.to_be_bytes());
+    id
 }
 
 fn certificate() -> pb::IssueCertificate {
@@ -237,6 +252,46 @@ fn redeeming_a_member_invite_from_another_member() {
     assert_eq!(
         code(state.when(redeem("coord@carol.home.collective"))),
         InvalidArgument
+    );
+}
+
+#[test]
+fn redeeming_keeps_a_grant_with_its_own_subject_and_issues_every_grant() {
+    let cmd = pb::IssueInvite {
+        grants: vec![spec("", 1), spec("*@*.home.collective", 1)],
+        ..invite(pb::InviteKind::User)
+    };
+    let state = given().initialized().invite(issued(cmd), 0, false);
+    let events = state.when(redeem("bob@alice.home.collective")).unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(
+        events[1],
+        Event::GrantIssued(pb::GrantIssued {
+            grant_id: redeemed_grant_id(1, 0),
+            grant: Some(spec("bob@alice.home.collective", 1)),
+        })
+    );
+    assert_eq!(
+        events[2],
+        Event::GrantIssued(pb::GrantIssued {
+            grant_id: redeemed_grant_id(1, 1),
+            grant: Some(spec("*@*.home.collective", 1)),
+        })
+    );
+}
+
+#[test]
+fn redeeming_when_the_derived_grant_id_exists_is_already_exists() {
+    let state = given()
+        .initialized()
+        .invite(issued(invite(pb::InviteKind::User)), 0, false)
+        .grant(
+            redeemed_grant_id(1, 0).try_into().unwrap(),
+            spec("x@alice.home.collective", 1),
+        );
+    assert_eq!(
+        code(state.when(redeem("bob@alice.home.collective"))),
+        AlreadyExists
     );
 }
 

@@ -14,6 +14,13 @@ pub mod raft {
     tonic::include_proto!("collective.raft.v1");
 }
 
+/// `collective.bootstrap.v1`: invite redemption on the bootstrap listener, and the caller's
+/// access (identity, grants, invites) on the coordinator's listener.
+#[allow(clippy::all, missing_docs)]
+pub mod bootstrap {
+    tonic::include_proto!("collective.bootstrap.v1");
+}
+
 /// Largest gRPC message a coordinator accepts or sends, in bytes. Raft appends are batched
 /// below it and snapshots are streamed in chunks of `SNAPSHOT_CHUNK_BYTES`.
 pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;

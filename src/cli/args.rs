@@ -69,6 +69,109 @@ pub enum Command {
     /// Built-in load generators.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Invite users (and members): generate, list and revoke codes; redeem one on a new machine.
+    #[command(subcommand)]
+    Invite(InviteCommand),
+    /// Your identity: record the global id you go by, and show who you are and what you may do.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InviteCommand {
+    /// Create an invite and print its code (admin only). The code carries a secret of 160
+    /// random bits, the member's bootstrap endpoint and the federation root's fingerprint.
+    Generate(InviteGenerateArgs),
+    /// List the member's invites: uses, expiry, state (admin only).
+    List(InviteListArgs),
+    /// Revoke an invite by its code or its id (admin only); later redemptions are refused.
+    Revoke(InviteRevokeArgs),
+    /// Redeem a user invite on a new machine: creates a key, obtains a client certificate from
+    /// the inviting member, and writes a profile to $COLLECTIVE_HOME (which must not hold one).
+    Redeem(InviteRedeemArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InviteGenerateArgs {
+    /// PATH:RIGHTS granted to whoever redeems, e.g. "/shared:read+write" (repeatable; rights
+    /// are read, write, delete, share, joined by +). A missing datastore at PATH is created.
+    #[arg(long = "grant", value_name = "PATH:RIGHTS")]
+    pub grants: Vec<String>,
+    /// How many times the code may be redeemed.
+    #[arg(long, default_value_t = 1)]
+    pub max_uses: u32,
+    /// How long the code is valid: e.g. 90s, 30m, 24h, 7d.
+    #[arg(long, default_value = "24h")]
+    pub validity: String,
+    /// Make a member invite for this member name instead of a user invite (redeemed with
+    /// `federation join`; the redeeming coordinator must hold the federation root key).
+    #[arg(long, value_name = "NAME")]
+    pub member: Option<String>,
+    /// Bootstrap endpoint to put in the code (repeatable; default: the coordinator's own).
+    #[arg(long = "bootstrap", value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InviteListArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InviteRevokeArgs {
+    /// The invite code (coll1-...) or the invite id shown by `invite list` (or a unique prefix
+    /// of at least 8 hex digits).
+    pub code_or_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InviteRedeemArgs {
+    /// The invite code (coll1-...).
+    pub code: String,
+    /// Your name in the member (NAME@<member>); default: the local part of your global id
+    /// (`identity init`), else a random one.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Record the global id you go by (NAME@DOMAIN) in $COLLECTIVE_HOME; `invite redeem` then
+    /// asks for NAME in the inviting member.
+    Init(IdentityInitArgs),
+    /// Show who you are (global id, certificate address, role) and what you may do (grants).
+    Show(IdentityShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityInitArgs {
+    #[arg(long)]
+    pub global_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityShowArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FederationJoinArgs {
+    /// A member invite code (coll1-...) from a member of the federation.
+    #[arg(long)]
+    pub invite: String,
+    /// Name of the new member; its domain is NAME.<federation domain>.
+    #[arg(long)]
+    pub member: String,
+    /// The new member's first coordinator's data directory.
+    #[arg(long, default_value = "collective-data")]
+    pub data_dir: PathBuf,
+    /// Address of the new member's first coordinator (mutual TLS).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +192,10 @@ pub struct UpArgs {
     /// plus one), used on first start only.
     #[arg(long)]
     pub node_listen: Option<SocketAddr>,
+    /// Address of the bootstrap (invite redemption) listener, server-authenticated TLS
+    /// (default: the coordinator's port plus two).
+    #[arg(long)]
+    pub bootstrap_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +206,10 @@ pub enum FederationCommand {
     /// Set up the first member of a new federation in one step: root CA, member CA, the first
     /// coordinator's data directory and an admin profile (as `coordinator init`).
     Init(FederationInitArgs),
+    /// Join a federation as a new member with a member invite: creates the member CA's key,
+    /// has the CA signed through the inviting member, then sets up the new member's first
+    /// coordinator and admin profile (start it with `coordinator run`).
+    Join(FederationJoinArgs),
 }
 
 #[derive(Debug, Subcommand)]

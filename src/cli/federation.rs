@@ -41,6 +41,8 @@ pub fn run(command: FederationCommand, home: PathBuf) -> anyhow::Result<()> {
         FederationCommand::Ca(FederationCaCommand::Init(args)) => ca_init(args),
         FederationCommand::Ca(FederationCaCommand::SignMember(args)) => sign_member(args),
         FederationCommand::Init(args) => init(args, &home),
+        // Async (it dials the inviting member): dispatched to `cli::invite` by `cli::dispatch`.
+        FederationCommand::Join(_) => anyhow::bail!("federation join is handled by cli::invite"),
     }
 }
 

@@ -7,6 +7,8 @@ mod bench;
 mod coordinator;
 mod data;
 mod federation;
+mod identity;
+mod invite;
 mod namespace;
 mod node;
 mod output;
@@ -43,6 +45,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let home = cli.home.clone();
     match cli.command {
         Command::Up(args) => up::run(args, home).await,
+        Command::Federation(args::FederationCommand::Join(args)) => invite::federation_join(args, home).await,
         Command::Federation(args) => federation::run(args, home),
         Command::Coordinator(args) => coordinator::run(args, home).await,
         Command::Node(args) => node::run(args, home).await,
@@ -57,5 +60,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Debug(args) => data::debug(args, home).await,
         Command::Audit(args) => audit::run(args, home).await,
         Command::Bench(args) => bench::run(args, home).await,
+        Command::Invite(args) => invite::run(args, home).await,
+        Command::Identity(args) => identity::run(args, home).await,
     }
 }

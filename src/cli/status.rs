@@ -10,6 +10,9 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
     let status = client
         .status(Consistency::from_stale_ms(args.read.stale_ms))
         .await?;
+    // Who the caller is and what it may do; a coordinator without the `Access` service (an
+    // older binary) leaves it out rather than failing the whole status.
+    let access = super::invite::who_am_i_for(client.profile()).await.ok();
     if args.json {
         let coordinators: Vec<_> = status
             .coordinators
@@ -43,6 +46,10 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
             "member": status.member_domain,
             "federation": status.federation_domain,
             "you": status.caller,
+            "access": access.as_ref().map(|who| serde_json::json!({
+                "role": who.role,
+                "grants": super::identity::grants_json(who),
+            })),
             "leader": status.leader_raft_id,
             "leader_endpoint": status.leader_endpoint,
             "term": status.term,
@@ -71,6 +78,27 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
         status.member_domain, status.federation_domain
     );
     println!("you:          {}", status.caller);
+    if let Some(who) = &access {
+        println!("role:         {}", who.role);
+        if who.role == "user" {
+            let grants: Vec<String> = who
+                .grants
+                .iter()
+                .filter_map(|g| g.grant.as_ref())
+                .map(super::invite::grant_text)
+                .collect();
+            println!(
+                "you may:      {}",
+                if grants.is_empty() {
+                    "nothing yet (no grants)".to_string()
+                } else {
+                    grants.join(", ")
+                }
+            );
+        } else if who.role == "admin" {
+            println!("you may:      everything (the member's admin)");
+        }
+    }
     println!("health:       {} {}", status.health, status.health_detail);
     match status.leader_raft_id {
         Some(leader) => println!("leader:       coordinator {leader} at {}", status.leader_endpoint),

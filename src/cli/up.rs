@@ -37,6 +37,7 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
     } else {
         ensure_admin_profile(&coordinator_dir, &home)?;
     }
+    set_bootstrap_listen(&coordinator_dir, args.bootstrap_listen)?;
     let running = coordinator::start(&coordinator_dir, coordinator::run::shutdown_signal()).await?;
     let config = running.coordinator.config.clone();
     let node_dir = args.data_dir.join("node");
@@ -60,6 +61,12 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
         "  storage node {} serving chunks on {} (mutual TLS)",
         node.config.address, node.node.local_addr
     );
+    if let Some(bootstrap) = &running.bootstrap {
+        println!(
+            "  bootstrap endpoint on {} (invite redemption only, server-authenticated TLS)",
+            bootstrap.local_addr
+        );
+    }
     println!("  data in {}", args.data_dir.display());
     println!(
         "  admin profile in {} (set COLLECTIVE_HOME to use another)",
@@ -69,10 +76,33 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
     println!("  collective status");
     println!("  collective mkdir -p /media/movies && collective ls -l /media");
     println!("  collective audit export");
+    println!("  collective invite generate --grant \"/shared:read+write\" --max-uses 1 --validity 24h");
     println!("stop with Ctrl-C; start again with the same command: nothing acknowledged is lost");
     let (coordinator, node) = tokio::join!(running.finish(), node.finish());
     coordinator?;
     node
+}
+
+/// `up` always serves invites: on the given address, else on the coordinator's port plus two
+/// (the node has plus one). Kept in coordinator.toml so a restart uses the same port.
+fn set_bootstrap_listen(coordinator_dir: &Path, given: Option<SocketAddr>) -> anyhow::Result<()> {
+    let mut config = coordinator::CoordinatorConfig::load(coordinator_dir)?;
+    let wanted = match (given, config.bootstrap_listen) {
+        (Some(given), _) => given,
+        (None, Some(_)) => return Ok(()),
+        (None, None) => {
+            let port =
+                config.listen.port().checked_add(2).with_context(|| {
+                    format!("no port two after {}; give --bootstrap-listen", config.listen)
+                })?;
+            SocketAddr::new(config.listen.ip(), port)
+        }
+    };
+    if config.bootstrap_listen != Some(wanted) {
+        config.bootstrap_listen = Some(wanted);
+        config.save(coordinator_dir)?;
+    }
+    Ok(())
 }
 
 /// The embedded node's data directory, signed by the member CA kept with the coordinator.

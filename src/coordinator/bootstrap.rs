@@ -71,28 +71,45 @@ pub fn init_first_with_root(
     if root_key == RootKey::Keep {
         federation.bundle().write_to(&pki, "federation-ca")?;
     }
-    member_ca.bundle().write_to(&pki, "member-ca")?;
-    let config = CoordinatorConfig {
-        id,
-        address: coordinator_address(id, &member_domain),
-        member_domain: member_domain.clone(),
-        federation_domain: federation_domain.to_string(),
-        listen,
-        endpoint: listen.to_string(),
-        bootstrap: true,
-    };
-    write_coordinator(&layout, &config, &member_ca, federation.cert_pem())?;
-    write_admin_profile(
-        home,
-        &member_ca,
-        federation.cert_pem(),
-        std::slice::from_ref(&config.endpoint),
-    )?;
+    let config = init_first_with_member_ca(data_dir, home, &member_ca, federation.cert_pem(), listen, id)?;
     Ok(FirstCoordinator {
         config,
         federation: federation.bundle(),
         member_ca: member_ca.bundle(),
     })
+}
+
+/// The first coordinator of a member whose CA exists already (signed by the root elsewhere,
+/// e.g. obtained with a member invite by `federation join`): its data directory, certificate
+/// and config, and the admin profile in `home`.
+pub fn init_first_with_member_ca(
+    data_dir: &Path,
+    home: &Path,
+    member_ca: &MemberCa,
+    root_pem: &str,
+    listen: SocketAddr,
+    id: u64,
+) -> anyhow::Result<CoordinatorConfig> {
+    check_fresh(data_dir, id)?;
+    let layout = Layout::new(data_dir);
+    let federation_domain = member_ca.federation_domain().to_string();
+    let member_domain = member_ca.member_domain().to_string();
+    let pki = layout.pki();
+    std::fs::create_dir_all(&pki)?;
+    member_ca.bundle().write_to(&pki, "member-ca")?;
+    let config = CoordinatorConfig {
+        id,
+        address: coordinator_address(id, &member_domain),
+        member_domain: member_domain.clone(),
+        federation_domain,
+        listen,
+        endpoint: listen.to_string(),
+        bootstrap: true,
+        bootstrap_listen: None,
+    };
+    write_coordinator(&layout, &config, member_ca, root_pem)?;
+    write_admin_profile(home, member_ca, root_pem, std::slice::from_ref(&config.endpoint))?;
+    Ok(config)
 }
 
 /// Refuses a data directory that already holds a coordinator, and the reserved Raft id 0.
@@ -135,6 +152,7 @@ pub fn prepare(
         listen,
         endpoint: listen.to_string(),
         bootstrap: false,
+        bootstrap_listen: None,
     };
     write_coordinator(&layout, &config, &member_ca, &profile.root_ca_pem)?;
     Ok(config)

@@ -24,6 +24,10 @@ pub struct CoordinatorConfig {
     pub endpoint: String,
     /// Whether this coordinator founds the group on its first start (only the first one does).
     pub bootstrap: bool,
+    /// Where the bootstrap (invite redemption) listener binds: server-authenticated TLS, one
+    /// RPC. Absent: no bootstrap listener. `up` sets it to its port plus two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_listen: Option<SocketAddr>,
 }
 
 impl CoordinatorConfig {
@@ -48,7 +52,28 @@ impl CoordinatorConfig {
         if let Ok(endpoint) = std::env::var("COLLECTIVE_COORDINATOR_ENDPOINT") {
             config.endpoint = endpoint;
         }
+        if let Ok(listen) = std::env::var("COLLECTIVE_BOOTSTRAP_LISTEN") {
+            config.bootstrap_listen = Some(
+                listen
+                    .parse()
+                    .context("COLLECTIVE_BOOTSTRAP_LISTEN is not host:port")?,
+            );
+        }
         Ok(config)
+    }
+
+    /// How joiners reach the bootstrap listener: its port on the host of `endpoint` when it
+    /// binds every address, else its own address.
+    pub fn bootstrap_endpoint(&self) -> Option<String> {
+        let listen = self.bootstrap_listen?;
+        if !listen.ip().is_unspecified() {
+            return Some(listen.to_string());
+        }
+        let host = self
+            .endpoint
+            .rsplit_once(':')
+            .map_or(self.endpoint.as_str(), |(host, _)| host);
+        Some(format!("{host}:{}", listen.port()))
     }
 
     pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {

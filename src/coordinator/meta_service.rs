@@ -4,8 +4,9 @@
 use super::errors::{not_leader, rejection_status, storage};
 use super::reads::prepare_read;
 use super::state::Coordinator;
-use super::{data_plan, liveness, membership, status};
+use super::{data_plan, grants, liveness, membership, status};
 use crate::transport::{Caller, caller};
+use collective_events::decide::{RIGHT_READ, RIGHT_WRITE};
 use collective_events::pb::{self, ComponentType, command_envelope::Command as PbCommand};
 use collective_projections::{EntryRecord, StoreError, Table};
 use collective_proto::api::{self, meta_server::Meta};
@@ -60,6 +61,7 @@ impl MetaService {
                 caller.address
             )));
         }
+        grants::require_admin(&caller, "change the coordinators")?;
         Ok(caller)
     }
 
@@ -90,6 +92,7 @@ impl Meta for MetaService {
             return Err(Status::invalid_argument("request_id must be 16 bytes"));
         }
         check_node_command(&caller, envelope.command.as_ref())?;
+        grants::authorize_command(&self.coordinator, &caller, envelope.command.as_ref())?;
         // The actor comes from the certificate and the time from the proposer, never from the
         // client's own claims.
         envelope.actor = caller.address;
@@ -99,8 +102,9 @@ impl Meta for MetaService {
     }
 
     async fn stat(&self, request: Request<api::StatRequest>) -> Result<Response<api::StatResponse>, Status> {
-        self.authorize(&request)?;
+        let caller = self.authorize(&request)?;
         let request = request.into_inner();
+        grants::authorize_path(&self.coordinator, &caller, &request.path, RIGHT_READ)?;
         let read_index = prepare_read(&self.coordinator, request.read.as_ref()).await?;
         let entry = self.resolve(&request.path)?;
         Ok(Response::new(api::StatResponse {
@@ -110,8 +114,9 @@ impl Meta for MetaService {
     }
 
     async fn list(&self, request: Request<api::ListRequest>) -> Result<Response<api::ListResponse>, Status> {
-        self.authorize(&request)?;
+        let caller = self.authorize(&request)?;
         let request = request.into_inner();
+        grants::authorize_path(&self.coordinator, &caller, &request.path, RIGHT_READ)?;
         let read_index = prepare_read(&self.coordinator, request.read.as_ref()).await?;
         let directory = self.resolve(&request.path)?;
         if directory.kind != pb::EntryKind::Directory as i32 {
@@ -169,7 +174,8 @@ impl Meta for MetaService {
         &self,
         request: Request<api::ExportEventsRequest>,
     ) -> Result<Response<Self::ExportEventsStream>, Status> {
-        self.authorize(&request)?;
+        let caller = self.authorize(&request)?;
+        grants::refuse_users(&caller, "export the event log")?;
         let request = request.into_inner();
         prepare_read(&self.coordinator, request.read.as_ref()).await?;
         let store = self.coordinator.store.clone();
@@ -274,6 +280,7 @@ impl Meta for MetaService {
         let caller = self.authorize(&request)?;
         let coordinator = Arc::clone(&self.coordinator);
         let request = request.into_inner();
+        grants::authorize_path(&coordinator, &caller, &request.path, RIGHT_WRITE)?;
         // Placement reads the projections and signs tickets: keep it off the async workers.
         let plan =
             tokio::task::spawn_blocking(move || data_plan::plan_write(&coordinator, &caller, &request))
@@ -288,6 +295,7 @@ impl Meta for MetaService {
     ) -> Result<Response<api::PlanReadResponse>, Status> {
         let caller = self.authorize(&request)?;
         let request = request.into_inner();
+        grants::authorize_path(&self.coordinator, &caller, &request.path, RIGHT_READ)?;
         let read_index = prepare_read(&self.coordinator, request.read.as_ref()).await?;
         let entry = self.resolve(&request.path)?;
         let info = self.entry_info(&entry, &request.path)?;

@@ -5,6 +5,7 @@ pub mod config;
 pub mod data_plan;
 mod errors;
 pub mod gc;
+pub mod grants;
 pub mod liveness;
 mod membership;
 mod meta_service;
@@ -17,5 +18,6 @@ mod state;
 mod status;
 
 pub use config::{CoordinatorConfig, Layout};
+pub use meta_service::now_unix_ms;
 pub use run::{Running, run, start};
 pub use state::Coordinator;

@@ -33,6 +33,8 @@ pub struct Running {
     pub coordinator: Arc<Coordinator>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     watchdog: tokio::task::JoinHandle<()>,
+    /// The bootstrap (invite) listener, if configured; stopped with the main server.
+    pub bootstrap: Option<crate::bootstrap::BootstrapListener>,
 }
 
 impl Running {
@@ -40,6 +42,9 @@ impl Running {
     pub async fn finish(self) -> anyhow::Result<()> {
         let served = self.server.await.context("the server task panicked")?;
         self.watchdog.abort();
+        if let Some(bootstrap) = &self.bootstrap {
+            bootstrap.task.abort();
+        }
         let _ = self.coordinator.raft.shutdown().await;
         served.context("the gRPC server failed")
     }
@@ -89,10 +94,20 @@ pub async fn start(
     ))
     .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
     .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
+    let access = collective_proto::bootstrap::access_server::AccessServer::new(
+        crate::bootstrap::access::AccessService::new(coordinator.clone()),
+    );
+    let bootstrap = match config.bootstrap_listen {
+        Some(listen) => Some(
+            crate::bootstrap::start(coordinator.clone(), listen, &layout.pki(), &identity, &root_pem).await?,
+        ),
+        None => None,
+    };
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(meta)
             .add_service(raft_rpc)
+            .add_service(access)
             .serve_with_incoming_shutdown(incoming, shutdown),
     );
     tracing::info!(id = config.id, address = %config.address, listen = %config.listen, "coordinator serving");
@@ -122,6 +137,7 @@ pub async fn start(
         coordinator,
         server,
         watchdog,
+        bootstrap,
     })
 }
 

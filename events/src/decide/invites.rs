@@ -142,12 +142,50 @@ pub fn redeem_invite<V: View + ?Sized>(
             }
         }
     }
-    Ok(vec![Event::InviteRedeemed(pb::InviteRedeemed {
+    let uses = invite.uses + 1;
+    let mut events = vec![Event::InviteRedeemed(pb::InviteRedeemed {
         invite_id: issued.invite_id.clone(),
         redeemer: redeemer.to_string(),
         certificate_serial: cmd.certificate_serial.clone(),
-        uses: invite.uses + 1,
-    })])
+        uses,
+    })];
+    // The invite's grants come into force in the same entry as the redemption, so a redeemer
+    // never holds a certificate without the rights it was promised, nor the rights without a
+    // recorded redemption. A grant left without a subject is for whoever redeems.
+    for (index, spec) in issued.grants.iter().enumerate() {
+        let grant_id = redeemed_grant_id(&issued.invite_id, uses, index);
+        if ctx.view.grant(&grant_id).is_some() {
+            return Err(Rejection::already_exists(format!(
+                "grant {} of invite {id} already exists",
+                checks::hex(&grant_id)
+            )));
+        }
+        let subject = if spec.subject.is_empty() {
+            redeemer.to_string()
+        } else {
+            spec.subject.clone()
+        };
+        events.push(Event::GrantIssued(pb::GrantIssued {
+            grant_id,
+            grant: Some(pb::GrantSpec {
+                subject,
+                ..spec.clone()
+            }),
+        }));
+    }
+    Ok(events)
+}
+
+/// The id of the grant number `index` that redemption number `uses` of an invite issues:
+/// derived, not drawn, because `decide` may not use randomness. The first 8 bytes of the
+/// (random) invite id keep ids of different invites apart; use and index fill the rest.
+fn redeemed_grant_id(invite_id: &[u8], uses: u32, index: usize) -> Vec<u8> {
+    let mut id = Vec::with_capacity(checks::ID_BYTES);
+    id.extend(invite_id.iter().take(8));
+    id.resize(8, 0);
+    id.extend_from_slice(&uses.to_be_bytes());
+    id.extend_from_slice(&u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes());
+    id
 }
 
 pub fn revoke_invite<V: View + ?Sized>(
