@@ -21,7 +21,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::policy::describe_handshake_error;
 use super::server_verifier::FederationServerVerifier;
-use super::{ALPN_H2, PROTOCOL_VERSIONS, ServerExpectation, TlsError, provider};
+use super::{ALPN_H2, IdentityHandle, PROTOCOL_VERSIONS, ServerExpectation, TlsError, TrustStore, provider};
 use crate::pki::CertBundle;
 
 /// Longest a TCP connect plus TLS handshake may take.
@@ -42,6 +42,33 @@ pub fn client_config(
         .with_client_auth_cert(identity.presented_chain_der()?, identity.private_key_der()?)?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A client configuration presenting whatever `identity` holds at each handshake (so redials
+/// of long-lived channels present a renewed leaf), verifying the server against `root_der`,
+/// `expect` and, if given, the trust store.
+pub fn client_config_with_identity(
+    identity: &IdentityHandle,
+    root_der: &CertificateDer<'_>,
+    expect: ServerExpectation,
+    trust: Option<&TrustStore>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut builder = FederationServerVerifier::builder(root_der, expect);
+    if let Some(trust) = trust {
+        builder = builder.with_trust_store(trust.clone());
+    }
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(builder.build()?)
+        .with_client_cert_resolver(Arc::new(identity.clone()));
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The server name a client sends for `expect`.
+pub fn expected_server_name(expect: &ServerExpectation) -> Result<ServerName<'static>, TlsError> {
+    server_name(&expect.server_name)
 }
 
 /// Connects to `endpoint` (`127.0.0.1:7001`) now, failing if the server cannot be reached.
