@@ -19,7 +19,7 @@ use super::scrub::{self, ScrubConfig};
 use super::service::ChunkService;
 use crate::pki::{CertBundle, Component};
 use crate::ticket::{CLOCK_SKEW_DEFAULT, TicketVerifier};
-use crate::tls::{self, Policy, ServerConfigHandle};
+use crate::tls::{self, IdentityHandle, Policy, ServerConfigHandle, TrustStore};
 
 /// What a node needs besides its certificate and listener.
 #[derive(Debug, Clone)]
@@ -80,6 +80,23 @@ pub async fn start(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunningNode> {
+    let handle = IdentityHandle::new(identity.clone())?;
+    let trust = TrustStore::new(root_der)?;
+    start_with(config, &handle, &trust, listener, shutdown).await
+}
+
+/// Like [`start`], presenting whatever `handle` holds at each handshake (renewals) and refusing
+/// what `trust` refuses (revocations) at each handshake and each request, both changeable
+/// while the node serves.
+pub async fn start_with(
+    config: NodeConfig,
+    handle: &IdentityHandle,
+    trust: &TrustStore,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningNode> {
+    let identity = &handle.bundle();
+    let root_der = trust.root_der();
     let me = identity.identity().context("reading the node certificate")?;
     anyhow::ensure!(
         me.component == Component::Node,
@@ -105,7 +122,10 @@ pub async fn start(
         shutdown.await;
         let _ = stop_sender.send(true);
     };
-    let server_config = tls::server_config(identity, root_der, Policy::any_component())?;
+    let verifier = tls::FederationClientVerifier::builder(root_der, Policy::any_component())
+        .with_trust_store(trust.clone())
+        .build()?;
+    let server_config = tls::server_config_with_identity(handle, verifier)?;
     let local_addr = listener.local_addr()?;
     let incoming = tls::tls_incoming(listener, ServerConfigHandle::new(server_config));
     let service = ChunkService::new(
@@ -125,6 +145,10 @@ pub async fn start(
     ));
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            // Connections opened before a revocation are cut off at their next request.
+            .layer(tonic::service::InterceptorLayer::new(tls::RevocationGuard::new(
+                trust.clone(),
+            )))
             .add_service(chunks)
             .serve_with_incoming_shutdown(incoming, shutdown),
     );

@@ -4,9 +4,9 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    CertificateParams, CertificateRevocationListParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType,
-    SerialNumber,
+    CertificateParams, CertificateRevocationListParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SanType, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, CertificateSigningRequestDer};
@@ -128,7 +128,9 @@ impl MemberCa {
         let parsed = FederatedAddress::parse(address)?;
         let sans = self.leaf_sans(&parsed, address, extra_sans)?;
         let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
-        let cert = self.leaf_params(&parsed, component, validity, sans)?.signed_by(&key, &self.issuer)?;
+        let cert = self
+            .leaf_params(&parsed, component, validity, sans)?
+            .signed_by(&key, &self.issuer)?;
         Ok(CertBundle {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),

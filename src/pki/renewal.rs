@@ -178,11 +178,18 @@ mod tests {
         let root = FederationCa::init("home.collective").unwrap();
         let alice = root.sign_member("alice.home.collective").unwrap();
         let leaf = alice
-            .issue_leaf("c@alice.home.collective", Component::Client, Duration::from_secs(30))
+            .issue_leaf(
+                "c@alice.home.collective",
+                Component::Client,
+                Duration::from_secs(30),
+            )
             .unwrap()
             .identity()
             .unwrap();
-        let until_renewal = leaf.renew_at().duration_since(SystemTime::now()).unwrap_or_default();
+        let until_renewal = leaf
+            .renew_at()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
         // 20 s after issuance, give or take the second precision of X.509 times.
         assert!(
             until_renewal > Duration::from_secs(17) && until_renewal <= Duration::from_secs(21),

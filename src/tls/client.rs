@@ -28,12 +28,17 @@ use crate::pki::CertBundle;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client configuration presenting `identity` and verifying the server against `root_der`
-/// and `expect`.
+/// and `expect`. If `identity`'s holder registered a live identity in this process
+/// ([`IdentityHandle::register_live`]), the configuration presents that one's current leaf.
 pub fn client_config(
     identity: &CertBundle,
     root_der: &CertificateDer<'_>,
     expect: ServerExpectation,
 ) -> Result<Arc<ClientConfig>, TlsError> {
+    // A bundle whose holder renews itself in this process follows the renewals.
+    if let Some(live) = IdentityHandle::live_for(identity) {
+        return client_config_with_identity(&live, root_der, expect, None);
+    }
     let verifier = FederationServerVerifier::builder(root_der, expect).build()?;
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(PROTOCOL_VERSIONS)?

@@ -9,7 +9,11 @@ use rustls::sign::CertifiedKey;
 use rustls::{SignatureScheme, crypto::ring::sign::any_supported_type};
 
 use super::TlsError;
-use crate::pki::{CertBundle, PeerIdentity, PkiError};
+use crate::pki::{CertBundle, Component, PeerIdentity, PkiError};
+
+/// Live identities of this process, by address and component (see
+/// [`IdentityHandle::register_live`]); a handful at most (a coordinator, a node).
+static LIVE: RwLock<Vec<(String, Component, IdentityHandle)>> = RwLock::new(Vec::new());
 
 /// The current certificate bundle of a process; clones share it.
 #[derive(Clone)]
@@ -72,6 +76,29 @@ impl IdentityHandle {
         Ok(())
     }
 
+    /// Makes this the live identity of its address in this process: client configurations
+    /// later built from any static bundle of the same address and component (by code that
+    /// took a snapshot of the certificate at start, such as a connection pool) present this
+    /// handle's current leaf instead, so their redials survive renewals.
+    pub fn register_live(&self) {
+        let identity = self.identity();
+        let mut live = LIVE.write().unwrap_or_else(|p| p.into_inner());
+        live.retain(|(address, component, _)| {
+            !(*address == identity.address.to_string() && *component == identity.component)
+        });
+        live.push((identity.address.to_string(), identity.component, self.clone()));
+    }
+
+    /// The live identity registered for the holder of `bundle`, if any.
+    pub(crate) fn live_for(bundle: &CertBundle) -> Option<IdentityHandle> {
+        let identity = bundle.identity().ok()?;
+        let address = identity.address.to_string();
+        let live = LIVE.read().unwrap_or_else(|p| p.into_inner());
+        live.iter()
+            .find(|(a, c, _)| *a == address && *c == identity.component)
+            .map(|(_, _, handle)| handle.clone())
+    }
+
     fn certified(&self) -> Arc<CertifiedKey> {
         Arc::clone(&self.read().certified)
     }
@@ -103,7 +130,11 @@ impl ResolvesServerCert for IdentityHandle {
 }
 
 impl ResolvesClientCert for IdentityHandle {
-    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
         Some(self.certified())
     }
 

@@ -27,8 +27,8 @@ mod server_verifier;
 mod trust_store;
 
 pub use client::{
-    CONNECT_TIMEOUT, client_config, client_config_with_identity, connect, connect_lazy, connect_lazy_with_config,
-    connect_with_config, expected_server_name,
+    CONNECT_TIMEOUT, client_config, client_config_with_identity, connect, connect_lazy,
+    connect_lazy_with_config, connect_with_config, expected_server_name,
 };
 pub use client_verifier::{FederationClientVerifier, FederationClientVerifierBuilder};
 pub use error::TlsError;
@@ -40,7 +40,9 @@ pub use incoming::{
 };
 pub use peer::peer_identity;
 pub use policy::{Policy, PolicyViolation, ServerExpectation, check_presented_chain};
-pub use server::{ServerConfigHandle, server_config, server_config_with_identity, server_config_with_verifier};
+pub use server::{
+    ServerConfigHandle, server_config, server_config_with_identity, server_config_with_verifier,
+};
 pub use server_verifier::{FederationServerVerifier, FederationServerVerifierBuilder};
 pub use trust_store::TrustStore;
 

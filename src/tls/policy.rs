@@ -185,7 +185,10 @@ pub(crate) fn check_presented_chain_with_issuer<'a>(
     }
     let (issuing, issuing_der) = match issuers.as_slice() {
         [] => return Err(PolicyViolation::NoIssuingCa),
-        [one] => (CaIdentity::from_der(one).map_err(PolicyViolation::IssuingCa)?, *one),
+        [one] => (
+            CaIdentity::from_der(one).map_err(PolicyViolation::IssuingCa)?,
+            *one,
+        ),
         many => return Err(PolicyViolation::AmbiguousIssuingCa(many.len())),
     };
     let ca_member = issuing.member_domain.ok_or(PolicyViolation::IssuerNotMemberCa)?;

@@ -52,7 +52,10 @@ impl std::fmt::Debug for TrustStore {
             .field("federation_domain", &self.federation_domain)
             .field("known_member_cas", &state.known.len())
             .field("removed_member_cas", &state.removed.len())
-            .field("revoked", &state.revoked.values().map(BTreeSet::len).sum::<usize>())
+            .field(
+                "revoked",
+                &state.revoked.values().map(BTreeSet::len).sum::<usize>(),
+            )
             .finish()
     }
 }
@@ -211,6 +214,8 @@ impl TrustStore {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, TrustState> {
-        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
