@@ -122,9 +122,10 @@ pub async fn start_with(
         shutdown.await;
         let _ = stop_sender.send(true);
     };
-    let verifier = tls::FederationClientVerifier::builder(root_der, Policy::any_component())
-        .with_trust_store(trust.clone())
-        .build()?;
+    // Revocations are enforced by the request guard below rather than in the handshake: under
+    // TLS 1.3 a client refused in the handshake learns no reason, and clients retry transport
+    // failures; the guard refuses every request of a revoked certificate with the reason, at once.
+    let verifier = tls::FederationClientVerifier::builder(root_der, Policy::any_component()).build()?;
     let server_config = tls::server_config_with_identity(handle, verifier)?;
     let local_addr = listener.local_addr()?;
     let incoming = tls::tls_incoming(listener, ServerConfigHandle::new(server_config));
@@ -145,7 +146,7 @@ pub async fn start_with(
     ));
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            // Connections opened before a revocation are cut off at their next request.
+            // Every request, on new connections and on those opened before a revocation.
             .layer(tonic::service::InterceptorLayer::new(tls::RevocationGuard::new(
                 trust.clone(),
             )))

@@ -21,6 +21,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::policy::describe_handshake_error;
 use super::server_verifier::FederationServerVerifier;
+use super::verdict::{Rewound, await_verdict};
 use super::{ALPN_H2, IdentityHandle, PROTOCOL_VERSIONS, ServerExpectation, TlsError, TrustStore, provider};
 use crate::pki::CertBundle;
 
@@ -156,10 +157,10 @@ struct FederationConnector {
 }
 
 type ConnectFuture =
-    Pin<Box<dyn Future<Output = Result<TokioIo<TlsStream<TcpStream>>, std::io::Error>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<TokioIo<Rewound<TlsStream<TcpStream>>>, std::io::Error>> + Send>>;
 
 impl tonic::codegen::Service<Uri> for FederationConnector {
-    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Response = TokioIo<Rewound<TlsStream<TcpStream>>>;
     type Error = std::io::Error;
     type Future = ConnectFuture;
 
@@ -175,6 +176,11 @@ impl tonic::codegen::Service<Uri> for FederationConnector {
             let tls = this.tls.connect(this.server_name, tcp).await.map_err(|e| {
                 // Keep the kind, replace rustls' Debug-formatted reason with a readable one.
                 std::io::Error::new(e.kind(), describe_handshake_error(&e))
+            })?;
+            // The server's verdict on our certificate comes with its first bytes.
+            let tls = await_verdict(tls).await.map_err(|e| {
+                let reason = describe_handshake_error(&e);
+                std::io::Error::new(e.kind(), format!("the server refused this connection: {reason}"))
             })?;
             Ok(TokioIo::new(tls))
         })

@@ -25,6 +25,7 @@ mod policy;
 mod server;
 mod server_verifier;
 mod trust_store;
+mod verdict;
 
 pub use client::{
     CONNECT_TIMEOUT, client_config, client_config_with_identity, connect, connect_lazy,

@@ -247,6 +247,11 @@ pub(crate) fn describe_handshake_error(error: &std::io::Error) -> String {
     let Some(rustls_error) = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
         return error.to_string();
     };
+    describe_rustls_error(rustls_error)
+}
+
+/// A readable rustls error: a policy violation carried in `Other` by its message.
+pub(crate) fn describe_rustls_error(rustls_error: &rustls::Error) -> String {
     match rustls_error {
         rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
             format!("invalid peer certificate: {}", other.0)

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 
-use super::policy::PolicyViolation;
+use super::policy::{PolicyViolation, describe_rustls_error};
 use super::{FederationClientVerifier, Policy, TlsError};
 use crate::pki::{CaIdentity, FINGERPRINT_BYTES, PeerIdentity, PkiError, fingerprint};
 
@@ -203,7 +203,9 @@ impl TrustStore {
         let verifier = FederationClientVerifier::builder(&self.root, Policy::any_component())
             .with_trust_store(self.clone())
             .build()?;
-        verifier.verify_client_cert(leaf, intermediates, now)?;
+        verifier
+            .verify_client_cert(leaf, intermediates, now)
+            .map_err(|error| TlsError::Refused(describe_rustls_error(&error)))?;
         Ok(PeerIdentity::from_der(leaf)?)
     }
 
