@@ -131,7 +131,10 @@ fn certificates_from_unknown_cas_are_refused() {
     // webpki finds no valid path: the rogue CA's name matches, its signature does not.
     assert!(matches!(error, TlsError::Refused(_)), "{error}");
     let text = error.to_string();
-    assert!(text.contains("BadSignature") || text.contains("UnknownIssuer"), "{text}");
+    assert!(
+        text.contains("BadSignature") || text.contains("UnknownIssuer"),
+        "{text}"
+    );
     // A genuine member CA the store was told to know nothing of, in a closed federation.
     let dave = fed.root.sign_member(&format!("dave.{FEDERATION}")).unwrap();
     let dave_leaf = leaf(&dave, "node-01", Component::Node);
