@@ -57,7 +57,8 @@ fn parse_target(target: &str) -> anyhow::Result<(Vec<u8>, Option<String>)> {
 /// Parses a hex serial, with or without `:` separators.
 fn parse_serial(text: &str) -> anyhow::Result<Vec<u8>> {
     let digits: String = text.chars().filter(|c| *c != ':').collect();
-    if digits.is_empty() || !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit())
+    {
         bail!("{text:?} is neither a certificate file nor a serial in hex (an even number of hex digits)");
     }
     (0..digits.len())
