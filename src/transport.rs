@@ -46,22 +46,43 @@ pub fn root_der(root_pem: &str) -> anyhow::Result<CertificateDer<'static>> {
         .context("the federation root certificate is not valid PEM")
 }
 
-/// What a coordinator needs to dial its peers: its own certificate and the federation root.
+/// What a coordinator needs to dial its peers: its own certificate (replaced by renewals) and
+/// the federation root, with the trust store its peers' certificates are checked against.
 pub struct PeerContext {
-    identity: CertBundle,
+    identity: tls::IdentityHandle,
     root: CertificateDer<'static>,
+    trust: Option<tls::TrustStore>,
 }
 
 impl PeerContext {
     pub fn new(identity: CertBundle, root_pem: &str) -> anyhow::Result<PeerContext> {
         Ok(PeerContext {
-            identity,
+            identity: tls::IdentityHandle::new(identity)?,
             root: root_der(root_pem)?,
+            trust: None,
         })
     }
 
-    /// This process's own certificate bundle (a coordinator signs tickets with it).
-    pub fn identity(&self) -> &CertBundle {
+    /// A context whose identity follows `identity` (renewals) and whose dials check `trust`.
+    pub fn with_identity(
+        identity: tls::IdentityHandle,
+        root_pem: &str,
+        trust: tls::TrustStore,
+    ) -> anyhow::Result<PeerContext> {
+        Ok(PeerContext {
+            identity,
+            root: root_der(root_pem)?,
+            trust: Some(trust),
+        })
+    }
+
+    /// This process's certificate bundle in force now (a coordinator signs tickets with it).
+    pub fn identity(&self) -> CertBundle {
+        self.identity.bundle()
+    }
+
+    /// The handle renewals replace the certificate through.
+    pub fn identity_handle(&self) -> &tls::IdentityHandle {
         &self.identity
     }
 
@@ -71,14 +92,16 @@ impl PeerContext {
     }
 
     /// A lazily connected channel to `node`, which must present the certificate of exactly the
-    /// coordinator named in the membership.
+    /// coordinator named in the membership. Every redial presents this process's current leaf.
     pub async fn connect_peer(&self, node: &CoordinatorNode) -> anyhow::Result<Channel> {
         let expect = ServerExpectation::address(&node.address, Component::Coordinator)?;
-        Ok(tls::connect_lazy(
+        let server_name = tls::expected_server_name(&expect)?;
+        let config =
+            tls::client_config_with_identity(&self.identity, &self.root, expect, self.trust.as_ref())?;
+        Ok(tls::connect_lazy_with_config(
             &node.endpoint,
-            &self.identity,
-            &self.root,
-            expect,
+            config,
+            server_name,
         )?)
     }
 }

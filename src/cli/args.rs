@@ -36,6 +36,9 @@ pub enum Command {
     /// Prepare and run storage nodes (the daemons that store chunks).
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Manage the member's certificates: revoke a leaf (admin only).
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Show the member, its coordinators, the leader, term, commit index and health.
     Status(StatusArgs),
     /// Create a directory.
@@ -263,6 +266,24 @@ pub struct FederationInitArgs {
     /// Address of the first coordinator's gRPC listener (mutual TLS).
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Revoke a certificate of this member, given by serial (hex) or certificate file. Every
+    /// coordinator refuses it within a second of applying the revocation, storage nodes within
+    /// one heartbeat interval, without restarting; it can never be used again.
+    Revoke(CertRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertRevokeArgs {
+    /// The certificate: its serial in hex (colons allowed), or a PEM certificate file.
+    #[arg(value_name = "SERIAL-OR-CERT-FILE")]
+    pub target: String,
+    /// Why it is revoked (kept in the member's log).
+    #[arg(long, default_value = "")]
+    pub reason: String,
 }
 
 #[derive(Debug, Subcommand)]

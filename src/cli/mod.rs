@@ -4,6 +4,7 @@
 pub mod args;
 mod audit;
 mod bench;
+mod cert;
 mod coordinator;
 mod data;
 mod federation;
@@ -49,6 +50,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Federation(args) => federation::run(args, home),
         Command::Coordinator(args) => coordinator::run(args, home).await,
         Command::Node(args) => node::run(args, home).await,
+        Command::Cert(args) => cert::run(args, home).await,
         Command::Status(args) => status::run(args, home).await,
         Command::Mkdir(args) => namespace::mkdir(args, home).await,
         Command::Ls(args) => namespace::ls(args, home).await,

@@ -156,12 +156,14 @@ fn ensure_admin_profile(coordinator_dir: &Path, home: &Path) -> anyhow::Result<(
     let member_ca = CertBundle::read_from(&pki, "member-ca")?;
     let member_ca = MemberCa::load(&member_ca.cert_pem, &member_ca.key_pem)?;
     let root_pem = std::fs::read_to_string(pki.join(bootstrap::ROOT_CA_FILE))?;
-    bootstrap::write_admin_profile(
+    let admin = bootstrap::write_admin_profile(
         home,
         &member_ca,
         &root_pem,
         std::slice::from_ref(&config.endpoint),
     )?;
+    // The coordinator records it at start, so it can be revoked by serial.
+    bootstrap::remember_issued(&pki, bootstrap::ADMIN_LOCAL, &admin)?;
     println!("wrote the admin profile to {}", home.display());
     Ok(())
 }

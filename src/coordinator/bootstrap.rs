@@ -11,8 +11,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-/// Leaf certificates live a year; renewal arrives with the federation PKI work.
+/// Leaf certificates live a year unless `rotation::SERVICE_CERT_VALIDITY_ENV` shortens the
+/// coordinators' and nodes'; those renew themselves at two thirds of it (`rotation`).
 pub const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Under `pki/`: certificates this member CA issued outside the log (the admin's, at init),
+/// recorded with `IssueCertificate` by the founding coordinator, then deleted.
+pub const ISSUED_DIR: &str = "issued";
 pub const COORDINATOR_BUNDLE: &str = "coordinator";
 pub const ROOT_CA_FILE: &str = "root-ca.crt";
 /// The admin's local part in the member domain.
@@ -108,7 +112,8 @@ pub fn init_first_with_member_ca(
         bootstrap_listen: None,
     };
     write_coordinator(&layout, &config, member_ca, root_pem)?;
-    write_admin_profile(home, member_ca, root_pem, std::slice::from_ref(&config.endpoint))?;
+    let admin = write_admin_profile(home, member_ca, root_pem, std::slice::from_ref(&config.endpoint))?;
+    remember_issued(&pki, ADMIN_LOCAL, &admin)?;
     Ok(config)
 }
 
@@ -172,7 +177,7 @@ fn write_coordinator(
         .issue_leaf_with_sans(
             &config.address,
             Component::Coordinator,
-            LEAF_VALIDITY,
+            super::rotation::service_leaf_validity()?,
             &[&ip, &shared_name],
         )
         .context("issuing the coordinator certificate")?;
@@ -181,14 +186,23 @@ fn write_coordinator(
     config.save(&layout.root)
 }
 
+/// Keeps a copy of a certificate issued outside the log in `<pki>/issued/<name>.crt`, for the
+/// founding coordinator to record (so it can be revoked by serial).
+pub fn remember_issued(pki: &Path, name: &str, bundle: &CertBundle) -> anyhow::Result<()> {
+    let dir = pki.join(ISSUED_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{name}.crt"));
+    std::fs::write(&path, &bundle.cert_pem).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Writes (or rewrites) the admin profile: a client certificate `admin@<member>` and the member
-/// CA, so the admin can prepare coordinators.
+/// CA, so the admin can prepare coordinators. Returns the admin's certificate.
 pub fn write_admin_profile(
     home: &Path,
     member_ca: &MemberCa,
     root_pem: &str,
     coordinators: &[String],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<CertBundle> {
     let member_domain = member_ca.member_domain().to_string();
     let address = format!("{ADMIN_LOCAL}@{member_domain}");
     let client = member_ca
@@ -200,5 +214,6 @@ pub fn write_admin_profile(
         federation_domain: member_ca.federation_domain().to_string(),
         coordinators: coordinators.to_vec(),
     };
-    Profile::write(home, &config, &client, root_pem, Some(&member_ca.bundle()))
+    Profile::write(home, &config, &client, root_pem, Some(&member_ca.bundle()))?;
+    Ok(client)
 }

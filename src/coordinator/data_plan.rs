@@ -257,7 +257,7 @@ fn node_access(
     issued_at_unix_ms: u64,
 ) -> Result<api::NodeAccess, Status> {
     let ticket = ticket::issue(
-        coordinator.peers.identity(),
+        &coordinator.peers.identity(),
         &TicketGrant {
             op,
             hashes,

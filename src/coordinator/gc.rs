@@ -104,7 +104,7 @@ pub async fn pass(coordinator: &Coordinator, pool: &NodePool, config: GcConfig) 
             ))
         })
         .collect();
-    let identity = coordinator.peers.identity();
+    let identity = &coordinator.peers.identity();
     let me = identity.identity()?.address.to_string();
     let mut removed = 0;
     for (hash_bytes, holders) in due {

@@ -4,7 +4,7 @@
 use super::errors::{not_leader, rejection_status, storage};
 use super::reads::prepare_read;
 use super::state::Coordinator;
-use super::{data_plan, grants, liveness, membership, status};
+use super::{data_plan, grants, liveness, membership, revocation, rotation, status};
 use crate::transport::{Caller, caller};
 use collective_events::decide::{RIGHT_READ, RIGHT_WRITE};
 use collective_events::pb::{self, ComponentType, command_envelope::Command as PbCommand};
@@ -84,6 +84,9 @@ impl Meta for MetaService {
         request: Request<api::SubmitRequest>,
     ) -> Result<Response<api::SubmitResponse>, Status> {
         let caller = self.authorize(&request)?;
+        if let Some(command) = request.get_ref().command.as_ref() {
+            revocation::authorize_certificate_command(&request, &caller, command.command.as_ref())?;
+        }
         let mut envelope = request
             .into_inner()
             .command
@@ -317,6 +320,23 @@ impl Meta for MetaService {
         Ok(Response::new(
             membership::remove(&self.coordinator, &caller, request.into_inner().raft_id).await?,
         ))
+    }
+
+    async fn renew_certificate(
+        &self,
+        request: Request<api::RenewCertificateRequest>,
+    ) -> Result<Response<api::RenewCertificateResponse>, Status> {
+        Ok(Response::new(
+            rotation::renew_for_caller(&self.coordinator, request).await?,
+        ))
+    }
+
+    async fn revocations(
+        &self,
+        request: Request<api::RevocationsRequest>,
+    ) -> Result<Response<api::RevocationsResponse>, Status> {
+        self.authorize(&request)?;
+        Ok(Response::new(revocation::revocations(&self.coordinator)?))
     }
 }
 

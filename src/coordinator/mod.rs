@@ -13,6 +13,8 @@ mod network;
 mod raft_service;
 mod reads;
 pub mod repair;
+pub mod revocation;
+pub mod rotation;
 pub mod run;
 mod state;
 mod status;

@@ -210,7 +210,7 @@ async fn repair_one(
     else {
         anyhow::bail!("chunk {hash}: no node is up with room for another replica");
     };
-    let identity = coordinator.peers.identity();
+    let identity = &coordinator.peers.identity();
     let me = identity.identity()?.address.to_string();
     let issued_at = u64::try_from(now_unix_ms()).unwrap_or(0);
     let grant = |op, holder: &str, node: &str| {

@@ -9,9 +9,11 @@ use super::meta_service::{MetaService, now_unix_ms, propose};
 use super::network::NetworkFactory;
 use super::raft_service::RaftService;
 use super::repair;
+use super::revocation;
+use super::rotation::{self, LivePki};
 use super::state::Coordinator;
-use crate::pki::CertBundle;
-use crate::tls::{self, Policy, ServerConfigHandle};
+use crate::pki::{CertBundle, MemberCa};
+use crate::tls::{self, IdentityHandle, Policy, ServerConfigHandle, TrustStore};
 use crate::transport::{PeerContext, root_der};
 use anyhow::Context;
 use collective_events::pb::{self, command_envelope::Command};
@@ -65,8 +67,16 @@ pub async fn start(
     })?;
     let root_pem = std::fs::read_to_string(layout.pki().join(ROOT_CA_FILE))
         .with_context(|| format!("reading {}", layout.pki().join(ROOT_CA_FILE).display()))?;
-    let peers = Arc::new(PeerContext::new(identity.clone(), &root_pem)?);
+    let root = root_der(&root_pem)?;
+    // What changes while serving: revoked leaves (from the log), this coordinator's own leaf
+    // (renewals). Verifiers and the request guard read both at every use.
+    let trust = TrustStore::new(&root)?;
+    let own = IdentityHandle::new(identity.clone())?;
+    own.register_live();
+    let peers = Arc::new(PeerContext::with_identity(own.clone(), &root_pem, trust.clone())?);
     let store = Store::open(layout.db()).with_context(|| format!("opening {}", layout.db().display()))?;
+    // Revocations already in the log are in force before the first handshake.
+    revocation::load(&store, &trust, &config.member_domain)?;
     let raft = open_raft(
         config.id,
         &layout.root,
@@ -81,10 +91,27 @@ pub async fn start(
         .with_context(|| format!("binding {}", config.listen))?;
     // Any certificate of the federation may connect; each service then checks its own policy
     // (the Raft service admits only this member's coordinators).
-    let server_config = tls::server_config(&identity, &root_der(&root_pem)?, Policy::any_component())?;
+    // Revocations are enforced by the request guard below rather than in the handshake: under
+    // TLS 1.3 a client refused in the handshake learns no reason, and clients retry transport
+    // failures; the guard refuses every request of a revoked certificate with the reason, at once.
+    let verifier = tls::FederationClientVerifier::builder(&root, Policy::any_component()).build()?;
+    let server_config = tls::server_config_with_identity(&own, verifier)?;
     let incoming = tls::tls_incoming(listener, ServerConfigHandle::new(server_config));
     let liveness = Liveness::from_env()?;
-    let coordinator = Arc::new(Coordinator::new(config.clone(), raft, store, peers, liveness));
+    let pki = LivePki {
+        trust: trust.clone(),
+        root_pem: root_pem.clone(),
+        member_ca: load_member_ca(&layout.pki())?,
+        pki_dir: layout.pki(),
+    };
+    let coordinator = Arc::new(Coordinator::new(
+        config.clone(),
+        raft,
+        store,
+        peers,
+        liveness,
+        pki,
+    ));
     let meta = MetaServer::new(MetaService::new(coordinator.clone()))
         .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
         .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
@@ -105,6 +132,10 @@ pub async fn start(
     };
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            // Every request, on new connections and on those opened before a revocation.
+            .layer(tonic::service::InterceptorLayer::new(tls::RevocationGuard::new(
+                trust,
+            )))
             .add_service(meta)
             .add_service(raft_rpc)
             .add_service(access)
@@ -121,7 +152,8 @@ pub async fn start(
             }
         });
     }
-    // The leader's background duties: node liveness and chunk repair (both idle on followers).
+    // The leader's background duties, node liveness and chunk repair (both idle on followers),
+    // and every coordinator's: the revocation list and its own certificate's renewal.
     let repair_interval = repair::interval_from_env()?;
     let gc = super::gc::GcConfig::from_env()?;
     let watchdog = tokio::spawn({
@@ -129,6 +161,8 @@ pub async fn start(
         async move {
             tokio::join!(
                 liveness::watch(coordinator.clone()),
+                revocation::watch(coordinator.clone()),
+                rotation::keep_fresh(coordinator.clone()),
                 repair::run(coordinator, repair_interval, gc)
             );
         }
@@ -139,6 +173,15 @@ pub async fn start(
         watchdog,
         bootstrap,
     })
+}
+
+/// The member CA with its key, if this coordinator's data directory holds it (the founder's).
+fn load_member_ca(pki: &Path) -> anyhow::Result<Option<MemberCa>> {
+    if !pki.join("member-ca.key").exists() {
+        return Ok(None);
+    }
+    let bundle = CertBundle::read_from(pki, "member-ca")?;
+    Ok(Some(MemberCa::load(&bundle.cert_pem, &bundle.key_pem)?))
 }
 
 /// Runs a coordinator until SIGINT or SIGTERM.
@@ -157,9 +200,10 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
 /// skipped when done, and the founding commands carry fixed request ids, so they apply once.
 async fn found_group(coordinator: &Coordinator, data_dir: &Path, root_pem: &str) -> anyhow::Result<()> {
     let config = &coordinator.config;
-    // A restart of a founded group (possibly led by another coordinator now) has nothing to do.
+    // A restart of a founded group (possibly led by another coordinator now) has nothing to
+    // do but record certificates issued while it was down (an admin profile rewritten by `up`).
     if coordinator.store.meta(META_MEMBER)?.is_some() {
-        return Ok(());
+        return rotation::record_pending(coordinator).await;
     }
     if !coordinator.raft.is_initialized().await? {
         let node = CoordinatorNode::new(config.address.clone(), config.endpoint.clone());
@@ -202,7 +246,7 @@ async fn found_group(coordinator: &Coordinator, data_dir: &Path, root_pem: &str)
             .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
     }
     tracing::info!(member = %config.member_domain, "member initialized");
-    Ok(())
+    rotation::record_pending(coordinator).await
 }
 
 /// A request id fixed by the member and the founding step, so a repeated founding is a retry.

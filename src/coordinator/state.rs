@@ -3,6 +3,7 @@
 
 use crate::coordinator::config::CoordinatorConfig;
 use crate::coordinator::liveness::Liveness;
+use crate::coordinator::rotation::LivePki;
 use crate::transport::PeerContext;
 use collective_projections::Store;
 use collective_proto::api;
@@ -19,6 +20,8 @@ pub struct Coordinator {
     pub peers: Arc<PeerContext>,
     /// Storage nodes' last heartbeats (meaningful on the leader).
     pub liveness: Liveness,
+    /// The trust store, the root, and the member CA key where this coordinator holds it.
+    pub pki: LivePki,
     /// When this coordinator last accepted an AppendEntries from a leader, in milliseconds since
     /// `started`; bounds how stale its projections may be for follower reads.
     leader_contact_ms: AtomicU64,
@@ -34,6 +37,7 @@ impl Coordinator {
         store: Store,
         peers: Arc<PeerContext>,
         liveness: Liveness,
+        pki: LivePki,
     ) -> Coordinator {
         Coordinator {
             config,
@@ -41,6 +45,7 @@ impl Coordinator {
             store,
             peers,
             liveness,
+            pki,
             leader_contact_ms: AtomicU64::new(u64::MAX),
             started: Instant::now(),
             chunk_health: Mutex::new(None),

@@ -5,12 +5,14 @@
 
 use super::chunk_store::{DataDirConfig, StoreConfig};
 use super::corruption;
-use super::run::{NodeConfig, RunningNode, start};
+use super::run::{NodeConfig, RunningNode, start_with};
 use super::scrub::{SCRUB_BYTES_PER_SEC_DEFAULT, SCRUB_PASS_INTERVAL_DEFAULT, ScrubConfig};
 use crate::client::{Client, ClientError, RetryPolicy};
-use crate::coordinator::bootstrap::{LEAF_VALIDITY, ROOT_CA_FILE};
+use crate::coordinator::bootstrap::ROOT_CA_FILE;
+use crate::coordinator::rotation::{self, MemberEndpoints};
 use crate::pki::{CertBundle, Component, MemberCa};
 use crate::profile::{Profile, ProfileConfig};
+use crate::tls::{IdentityHandle, TrustStore};
 use crate::transport::root_der;
 use anyhow::{Context, bail};
 use collective_events::pb::{self, command_envelope::Command};
@@ -229,7 +231,12 @@ pub fn prepare_with_ca(
     std::fs::create_dir_all(&pki).with_context(|| format!("creating {}", pki.display()))?;
     let ip = plan.listen.ip().to_string();
     let leaf = member_ca
-        .issue_leaf_with_sans(&address, Component::Node, LEAF_VALIDITY, &[&ip])
+        .issue_leaf_with_sans(
+            &address,
+            Component::Node,
+            crate::coordinator::rotation::service_leaf_validity()?,
+            &[&ip],
+        )
         .context("issuing the node certificate")?;
     leaf.write_to(&pki, NODE_BUNDLE)?;
     std::fs::write(pki.join(ROOT_CA_FILE), root_pem)?;
@@ -243,6 +250,8 @@ pub struct NodeDaemon {
     pub node: RunningNode,
     reporter: tokio::task::JoinHandle<()>,
     corruption_reporter: tokio::task::JoinHandle<()>,
+    /// Revocation list sync and certificate renewal.
+    pki_tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl NodeDaemon {
@@ -251,6 +260,9 @@ impl NodeDaemon {
         let served = self.node.finish().await;
         self.reporter.abort();
         self.corruption_reporter.abort();
+        for task in &self.pki_tasks {
+            task.abort();
+        }
         served
     }
 }
@@ -274,14 +286,34 @@ pub async fn launch(
         shutdown.await;
         let _ = stop_sender.send(true);
     };
-    let node = start(
-        config.node_config(),
-        &identity,
-        &root_der(&root_pem)?,
-        listener,
-        server_stop,
-    )
-    .await?;
+    // The node's own leaf (renewed in place) and its trust store (revocations learned from the
+    // coordinators), both read by the listener at every handshake.
+    let handle = IdentityHandle::new(identity.clone())?;
+    handle.register_live();
+    let trust = TrustStore::new(&root_der(&root_pem)?)?;
+    let node = start_with(config.node_config(), &handle, &trust, listener, server_stop).await?;
+    let member = MemberEndpoints {
+        coordinators: config.coordinators.clone(),
+        member_domain: config.member_domain.clone(),
+        root_pem: root_pem.clone(),
+    };
+    let heartbeat_interval = Duration::from_millis(config.heartbeat_interval_ms);
+    let pki_tasks = [
+        tokio::spawn(rotation::revocation_sync_loop(
+            handle.clone(),
+            trust,
+            member.clone(),
+            heartbeat_interval,
+            stop.clone(),
+        )),
+        tokio::spawn(rotation::renew_loop(
+            handle.clone(),
+            pki.clone(),
+            NODE_BUNDLE.to_string(),
+            member,
+            stop.clone(),
+        )),
+    ];
     let member_client = || {
         Client::with_identity(
             ProfileConfig {
@@ -308,6 +340,7 @@ pub async fn launch(
     ));
     let reporter = tokio::spawn(report_loop(
         member_client(),
+        handle,
         config.clone(),
         Arc::clone(&node.store),
         stop,
@@ -317,6 +350,7 @@ pub async fn launch(
         node,
         reporter,
         corruption_reporter,
+        pki_tasks,
     })
 }
 
@@ -377,15 +411,26 @@ fn parse_loadavg(text: &str) -> Option<u32> {
 /// serving chunks whatever the coordinators' state.
 async fn report_loop(
     mut client: Client,
+    handle: IdentityHandle,
     config: NodeFileConfig,
     store: Arc<super::ChunkStore>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let interval = Duration::from_millis(config.heartbeat_interval_ms);
     let mut joined = false;
+    let mut recorded_serial: Option<Vec<u8>> = None;
     loop {
         if let Err(error) = report_once(&mut client, &config, &store, &mut joined).await {
             tracing::warn!(error = %format!("{error:#}"), "heartbeat failed");
+        }
+        // The node records its own certificate (each renewal is recorded by its signer; this
+        // covers the one `node prepare` issued offline), so it can be revoked by serial.
+        let current = handle.identity();
+        if recorded_serial.as_ref() != Some(&current.serial) {
+            match rotation::record_with(&mut client, &handle.bundle()).await {
+                Ok(_) => recorded_serial = Some(current.serial),
+                Err(error) => tracing::debug!(error = %format!("{error:#}"), "recording own certificate"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

@@ -19,7 +19,7 @@ use super::scrub::{self, ScrubConfig};
 use super::service::ChunkService;
 use crate::pki::{CertBundle, Component};
 use crate::ticket::{CLOCK_SKEW_DEFAULT, TicketVerifier};
-use crate::tls::{self, Policy, ServerConfigHandle};
+use crate::tls::{self, IdentityHandle, Policy, ServerConfigHandle, TrustStore};
 
 /// Largest HTTP/2 frame the chunk listener accepts: 1 MiB data messages arrive in a few frames
 /// instead of 64 of h2's default 16 KiB.
@@ -84,6 +84,23 @@ pub async fn start(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunningNode> {
+    let handle = IdentityHandle::new(identity.clone())?;
+    let trust = TrustStore::new(root_der)?;
+    start_with(config, &handle, &trust, listener, shutdown).await
+}
+
+/// Like [`start`], presenting whatever `handle` holds at each handshake (renewals) and refusing
+/// what `trust` refuses (revocations) at each handshake and each request, both changeable
+/// while the node serves.
+pub async fn start_with(
+    config: NodeConfig,
+    handle: &IdentityHandle,
+    trust: &TrustStore,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningNode> {
+    let identity = &handle.bundle();
+    let root_der = trust.root_der();
     let me = identity.identity().context("reading the node certificate")?;
     anyhow::ensure!(
         me.component == Component::Node,
@@ -109,7 +126,11 @@ pub async fn start(
         shutdown.await;
         let _ = stop_sender.send(true);
     };
-    let server_config = tls::server_config(identity, root_der, Policy::any_component())?;
+    // Revocations are enforced by the request guard below rather than in the handshake: under
+    // TLS 1.3 a client refused in the handshake learns no reason, and clients retry transport
+    // failures; the guard refuses every request of a revoked certificate with the reason, at once.
+    let verifier = tls::FederationClientVerifier::builder(root_der, Policy::any_component()).build()?;
+    let server_config = tls::server_config_with_identity(handle, verifier)?;
     let local_addr = listener.local_addr()?;
     let incoming = tls::tls_incoming(listener, ServerConfigHandle::new(server_config));
     let service = ChunkService::new(
@@ -132,6 +153,10 @@ pub async fn start(
             .initial_stream_window_size(crate::tls::H2_STREAM_WINDOW_BYTES)
             .initial_connection_window_size(crate::tls::H2_CONNECTION_WINDOW_BYTES)
             .max_frame_size(H2_FRAME_BYTES)
+            // Every request, on new connections and on those opened before a revocation.
+            .layer(tonic::service::InterceptorLayer::new(tls::RevocationGuard::new(
+                trust.clone(),
+            )))
             .add_service(chunks)
             .serve_with_incoming_shutdown(incoming, shutdown),
     );

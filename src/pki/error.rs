@@ -29,6 +29,8 @@ pub enum PkiError {
     BadExtension { oid: &'static str },
     #[error("private key does not match certificate")]
     KeyMismatch,
+    #[error("certificate signing request refused: {0}")]
+    BadCsr(String),
     #[error("malformed pem in {what}: {reason}")]
     Pem { what: &'static str, reason: String },
     #[error("io on {path}: {source}")]

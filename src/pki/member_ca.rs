@@ -4,12 +4,12 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType,
-    SerialNumber,
+    CertificateParams, CertificateRevocationListParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SanType, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, CertificateSigningRequestDer};
 use time::OffsetDateTime;
 
 use super::address::is_within;
@@ -29,6 +29,14 @@ pub struct RevokedSerial {
     /// Big-endian serial bytes, as in [`super::PeerIdentity::serial`].
     pub serial: Vec<u8>,
     pub revoked_at: SystemTime,
+}
+
+/// A leaf signed for someone else's key (see [`MemberCa::issue_leaf_for_csr`]): the
+/// certificate and the intermediates to present with it, in PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedLeaf {
+    pub cert_pem: String,
+    pub chain: Vec<String>,
 }
 
 /// A member CA with its signing key.
@@ -118,6 +126,53 @@ impl MemberCa {
         extra_sans: &[&str],
     ) -> Result<CertBundle, PkiError> {
         let parsed = FederatedAddress::parse(address)?;
+        let sans = self.leaf_sans(&parsed, address, extra_sans)?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        let cert = self
+            .leaf_params(&parsed, component, validity, sans)?
+            .signed_by(&key, &self.issuer)?;
+        Ok(CertBundle {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            chain: vec![self.cert_pem.clone()],
+        })
+    }
+
+    /// Signs a leaf for the public key of a certificate signing request (DER), whose signature
+    /// proves the requester holds the private key. Only the key is taken from the request: the
+    /// address, component and names come from the caller (a renewal copies them from the
+    /// certificate being renewed), so a requester cannot ask for more than it already has.
+    pub fn issue_leaf_for_csr(
+        &self,
+        csr_der: &[u8],
+        address: &str,
+        component: Component,
+        validity: Duration,
+        extra_sans: &[&str],
+    ) -> Result<IssuedLeaf, PkiError> {
+        let parsed = FederatedAddress::parse(address)?;
+        let sans = self.leaf_sans(&parsed, address, extra_sans)?;
+        let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+            .map_err(|e| PkiError::BadCsr(e.to_string()))?;
+        if csr.public_key.algorithm() != &rcgen::PKCS_ED25519 {
+            return Err(PkiError::BadCsr("the key must be ed25519".into()));
+        }
+        let cert = self
+            .leaf_params(&parsed, component, validity, sans)?
+            .signed_by(&csr.public_key, &self.issuer)?;
+        Ok(IssuedLeaf {
+            cert_pem: cert.pem(),
+            chain: vec![self.cert_pem.clone()],
+        })
+    }
+
+    /// The subject alternative names of a leaf: its address's DNS name, then `extra_sans`.
+    fn leaf_sans(
+        &self,
+        parsed: &FederatedAddress,
+        address: &str,
+        extra_sans: &[&str],
+    ) -> Result<Vec<SanType>, PkiError> {
         if parsed.domain() != self.member_domain {
             return Err(PkiError::AddressOutsideMember {
                 address: address.to_owned(),
@@ -137,8 +192,18 @@ impl MemberCa {
                 });
             }
         }
+        Ok(sans)
+    }
+
+    /// Everything a leaf carries but its key: names, extensions, a fresh serial, nested validity.
+    fn leaf_params(
+        &self,
+        parsed: &FederatedAddress,
+        component: Component,
+        validity: Duration,
+        sans: Vec<SanType>,
+    ) -> Result<CertificateParams, PkiError> {
         let canonical = parsed.to_string();
-        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.subject_alt_names = sans;
         params.distinguished_name = DistinguishedName::new();
@@ -163,12 +228,7 @@ impl MemberCa {
         params.serial_number = Some(random_serial());
         params.use_authority_key_identifier_extension = true;
         (params.not_before, params.not_after) = nested_validity(self.not_before, self.not_after, validity)?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(CertBundle {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            chain: vec![self.cert_pem.clone()],
-        })
+        Ok(params)
     }
 
     /// Signs a CRL listing `revoked`, valid from now for `validity`. `crl_number` must grow

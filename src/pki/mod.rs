@@ -16,6 +16,7 @@ mod error;
 mod federation_ca;
 mod identity;
 mod member_ca;
+mod renewal;
 
 pub use address::{FederatedAddress, dns_label, is_within as is_within_domain, validate_domain};
 pub use bundle::CertBundle;
@@ -26,4 +27,5 @@ pub use der::{
 pub use error::PkiError;
 pub use federation_ca::{FederationCa, ROOT_CA_VALIDITY};
 pub use identity::{CaIdentity, PeerIdentity};
-pub use member_ca::{MEMBER_CA_VALIDITY, MemberCa, RevokedSerial};
+pub use member_ca::{IssuedLeaf, MEMBER_CA_VALIDITY, MemberCa, RevokedSerial};
+pub use renewal::{FINGERPRINT_BYTES, LeafRequest, RENEW_AT_FRACTION, extra_sans, fingerprint};

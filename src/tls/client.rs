@@ -21,19 +21,25 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::policy::describe_handshake_error;
 use super::server_verifier::FederationServerVerifier;
-use super::{ALPN_H2, PROTOCOL_VERSIONS, ServerExpectation, TlsError, provider};
+use super::verdict::{Rewound, await_verdict};
+use super::{ALPN_H2, IdentityHandle, PROTOCOL_VERSIONS, ServerExpectation, TlsError, TrustStore, provider};
 use crate::pki::CertBundle;
 
 /// Longest a TCP connect plus TLS handshake may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client configuration presenting `identity` and verifying the server against `root_der`
-/// and `expect`.
+/// and `expect`. If `identity`'s holder registered a live identity in this process
+/// ([`IdentityHandle::register_live`]), the configuration presents that one's current leaf.
 pub fn client_config(
     identity: &CertBundle,
     root_der: &CertificateDer<'_>,
     expect: ServerExpectation,
 ) -> Result<Arc<ClientConfig>, TlsError> {
+    // A bundle whose holder renews itself in this process follows the renewals.
+    if let Some(live) = IdentityHandle::live_for(identity) {
+        return client_config_with_identity(&live, root_der, expect, None);
+    }
     let verifier = FederationServerVerifier::builder(root_der, expect).build()?;
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
@@ -42,6 +48,33 @@ pub fn client_config(
         .with_client_auth_cert(identity.presented_chain_der()?, identity.private_key_der()?)?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A client configuration presenting whatever `identity` holds at each handshake (so redials
+/// of long-lived channels present a renewed leaf), verifying the server against `root_der`,
+/// `expect` and, if given, the trust store.
+pub fn client_config_with_identity(
+    identity: &IdentityHandle,
+    root_der: &CertificateDer<'_>,
+    expect: ServerExpectation,
+    trust: Option<&TrustStore>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut builder = FederationServerVerifier::builder(root_der, expect);
+    if let Some(trust) = trust {
+        builder = builder.with_trust_store(trust.clone());
+    }
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(builder.build()?)
+        .with_client_cert_resolver(Arc::new(identity.clone()));
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The server name a client sends for `expect`.
+pub fn expected_server_name(expect: &ServerExpectation) -> Result<ServerName<'static>, TlsError> {
+    server_name(&expect.server_name)
 }
 
 /// Connects to `endpoint` (`127.0.0.1:7001`) now, failing if the server cannot be reached.
@@ -126,10 +159,10 @@ struct FederationConnector {
 }
 
 type ConnectFuture =
-    Pin<Box<dyn Future<Output = Result<TokioIo<TlsStream<TcpStream>>, std::io::Error>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<TokioIo<Rewound<TlsStream<TcpStream>>>, std::io::Error>> + Send>>;
 
 impl tonic::codegen::Service<Uri> for FederationConnector {
-    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Response = TokioIo<Rewound<TlsStream<TcpStream>>>;
     type Error = std::io::Error;
     type Future = ConnectFuture;
 
@@ -145,6 +178,11 @@ impl tonic::codegen::Service<Uri> for FederationConnector {
             let tls = this.tls.connect(this.server_name, tcp).await.map_err(|e| {
                 // Keep the kind, replace rustls' Debug-formatted reason with a readable one.
                 std::io::Error::new(e.kind(), describe_handshake_error(&e))
+            })?;
+            // The server's verdict on our certificate comes with its first bytes.
+            let tls = await_verdict(tls).await.map_err(|e| {
+                let reason = describe_handshake_error(&e);
+                std::io::Error::new(e.kind(), format!("the server refused this connection: {reason}"))
             })?;
             Ok(TokioIo::new(tls))
         })

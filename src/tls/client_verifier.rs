@@ -8,8 +8,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
-use super::policy::{Policy, check_presented_chain, rustls_error};
-use super::{TlsError, provider};
+use super::policy::{Policy, check_presented_chain_with_issuer, revocation_error, rustls_error};
+use super::{TlsError, TrustStore, provider};
 use crate::pki::CaIdentity;
 
 /// webpki's client verifier over the federation root only, followed by [`Policy`].
@@ -18,6 +18,7 @@ pub struct FederationClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     federation_domain: String,
     policy: Policy,
+    trust: Option<TrustStore>,
 }
 
 /// Builds a [`FederationClientVerifier`]; revocation is off until CRLs are given.
@@ -27,6 +28,7 @@ pub struct FederationClientVerifierBuilder {
     policy: Policy,
     crls: Vec<CertificateRevocationListDer<'static>>,
     allow_unknown_revocation_status: bool,
+    trust: Option<TrustStore>,
 }
 
 impl FederationClientVerifier {
@@ -36,6 +38,7 @@ impl FederationClientVerifier {
             policy,
             crls: Vec::new(),
             allow_unknown_revocation_status: false,
+            trust: None,
         }
     }
 
@@ -58,6 +61,13 @@ impl FederationClientVerifierBuilder {
         self
     }
 
+    /// Also checks every chain against `trust` (removed member CAs, revoked leaves) at each
+    /// handshake, so changes to the store apply without rebuilding the verifier.
+    pub fn with_trust_store(mut self, trust: TrustStore) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
     pub fn build(self) -> Result<Arc<FederationClientVerifier>, TlsError> {
         let federation_domain = CaIdentity::from_der(&self.root)?.federation_domain;
         let mut roots = RootCertStore::empty();
@@ -71,6 +81,7 @@ impl FederationClientVerifierBuilder {
             inner: builder.build()?,
             federation_domain,
             policy: self.policy,
+            trust: self.trust,
         }))
     }
 }
@@ -87,8 +98,12 @@ impl ClientCertVerifier for FederationClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
-        let peer = check_presented_chain(end_entity, intermediates, &self.federation_domain)
-            .map_err(rustls_error)?;
+        let (peer, issuing_ca) =
+            check_presented_chain_with_issuer(end_entity, intermediates, &self.federation_domain)
+                .map_err(rustls_error)?;
+        if let Some(trust) = &self.trust {
+            trust.check(&peer, issuing_ca).map_err(revocation_error)?;
+        }
         self.policy.check(&peer).map_err(rustls_error)?;
         Ok(verified)
     }

@@ -15,6 +15,10 @@ pub enum TlsError {
     InvalidEndpoint { endpoint: String, reason: String },
     #[error("invalid server name {0:?}")]
     InvalidServerName(String),
+    #[error("certificate refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Policy(#[from] super::PolicyViolation),
     #[error("connecting: {0}")]
     Transport(#[from] tonic::transport::Error),
 }

@@ -6,6 +6,10 @@
 //! domain match the issuing member CA's, that its DNS SAN lies in that domain, and that its
 //! component (and member) is one the endpoint admits.
 //!
+//! What changes while a process runs — revoked leaves, removed member CAs — lives in a
+//! [`TrustStore`] that verifiers consult at every handshake and [`RevocationGuard`] at every
+//! request; a process's own leaf lives in an [`IdentityHandle`] that renewals replace.
+//!
 //! tonic's built-in TLS has neither CRLs nor custom verifiers, so the server side is our own
 //! acceptor ([`tls_incoming`]) fed to `Server::serve_with_incoming`, and the client side a
 //! custom connector ([`connect`]).
@@ -13,25 +17,35 @@
 mod client;
 mod client_verifier;
 mod error;
+mod guard;
+mod identity;
 mod incoming;
 mod peer;
 mod policy;
 mod server;
 mod server_verifier;
+mod trust_store;
+mod verdict;
 
 pub use client::{
-    CONNECT_TIMEOUT, client_config, connect, connect_lazy, connect_lazy_with_config, connect_with_config,
+    CONNECT_TIMEOUT, client_config, client_config_with_identity, connect, connect_lazy,
+    connect_lazy_with_config, connect_with_config, expected_server_name,
 };
 pub use client_verifier::{FederationClientVerifier, FederationClientVerifierBuilder};
 pub use error::TlsError;
+pub use guard::RevocationGuard;
+pub use identity::IdentityHandle;
 pub use incoming::{
     HANDSHAKE_TIMEOUT, HANDSHAKES_IN_FLIGHT_MAX, HandshakeRefused, IncomingOptions, TlsIncoming,
     tls_incoming, tls_incoming_with,
 };
 pub use peer::peer_identity;
 pub use policy::{Policy, PolicyViolation, ServerExpectation, check_presented_chain};
-pub use server::{ServerConfigHandle, server_config, server_config_with_verifier};
+pub use server::{
+    ServerConfigHandle, server_config, server_config_with_identity, server_config_with_verifier,
+};
 pub use server_verifier::{FederationServerVerifier, FederationServerVerifierBuilder};
+pub use trust_store::TrustStore;
 
 /// The one crypto provider of the process (ring), passed explicitly so nothing depends on a
 /// process-wide default being installed.

@@ -142,6 +142,12 @@ pub enum PolicyViolation {
     OtherMember { address: String, required: String },
     #[error("server is {got}, expected {expected}")]
     UnexpectedAddress { got: String, expected: String },
+    #[error("certificate {serial} of {address} has been revoked")]
+    Revoked { address: String, serial: String },
+    #[error("the member ca of {member} that issued {address} has been removed from the trust store")]
+    MemberCaRemoved { address: String, member: String },
+    #[error("the member ca of {member} that issued {address} is not in the trust store")]
+    UnknownMemberCa { address: String, member: String },
 }
 
 /// Checks a presented chain (already verified to the root by webpki) against the federation
@@ -155,6 +161,16 @@ pub fn check_presented_chain(
     intermediates: &[CertificateDer<'_>],
     federation_domain: &str,
 ) -> Result<PeerIdentity, PolicyViolation> {
+    check_presented_chain_with_issuer(end_entity, intermediates, federation_domain).map(|(peer, _)| peer)
+}
+
+/// [`check_presented_chain`], also returning the DER of the issuing member CA (for the trust
+/// store's removal check).
+pub(crate) fn check_presented_chain_with_issuer<'a>(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &'a [CertificateDer<'a>],
+    federation_domain: &str,
+) -> Result<(PeerIdentity, &'a CertificateDer<'a>), PolicyViolation> {
     let peer = PeerIdentity::from_der(end_entity).map_err(PolicyViolation::Leaf)?;
     let (_, leaf) = x509_parser::parse_x509_certificate(end_entity)
         .map_err(|e| PolicyViolation::Leaf(PkiError::Malformed(e.to_string())))?;
@@ -167,9 +183,12 @@ pub fn check_presented_chain(
             issuers.push(der);
         }
     }
-    let issuing = match issuers.as_slice() {
+    let (issuing, issuing_der) = match issuers.as_slice() {
         [] => return Err(PolicyViolation::NoIssuingCa),
-        [one] => CaIdentity::from_der(one).map_err(PolicyViolation::IssuingCa)?,
+        [one] => (
+            CaIdentity::from_der(one).map_err(PolicyViolation::IssuingCa)?,
+            *one,
+        ),
         many => return Err(PolicyViolation::AmbiguousIssuingCa(many.len())),
     };
     let ca_member = issuing.member_domain.ok_or(PolicyViolation::IssuerNotMemberCa)?;
@@ -199,7 +218,7 @@ pub fn check_presented_chain(
             });
         }
     }
-    Ok(peer)
+    Ok((peer, issuing_der))
 }
 
 /// A rustls error carrying a policy violation, so the reason reaches the handshake's error.
@@ -209,12 +228,30 @@ pub(crate) fn rustls_error(violation: PolicyViolation) -> rustls::Error {
     )))
 }
 
+/// A rustls error for a trust-store refusal. A revoked leaf gets rustls' own `Revoked`, so the
+/// peer receives the `certificate_revoked` alert and can say so; the details (address, serial)
+/// are logged here, on the side that knows them.
+pub(crate) fn revocation_error(violation: PolicyViolation) -> rustls::Error {
+    match violation {
+        PolicyViolation::Revoked { .. } => {
+            tracing::info!(reason = %violation, "refused a revoked certificate");
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)
+        }
+        other => rustls_error(other),
+    }
+}
+
 /// A readable reason for a failed handshake: rustls prints the certificate error with `Debug`,
 /// which would bury a policy violation's message in struct syntax.
 pub(crate) fn describe_handshake_error(error: &std::io::Error) -> String {
     let Some(rustls_error) = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
         return error.to_string();
     };
+    describe_rustls_error(rustls_error)
+}
+
+/// A readable rustls error: a policy violation carried in `Other` by its message.
+pub(crate) fn describe_rustls_error(rustls_error: &rustls::Error) -> String {
     match rustls_error {
         rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
             format!("invalid peer certificate: {}", other.0)

@@ -6,7 +6,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::CertificateDer;
 
 use super::client_verifier::FederationClientVerifier;
-use super::{ALPN_H2, PROTOCOL_VERSIONS, Policy, TlsError, provider};
+use super::{ALPN_H2, IdentityHandle, PROTOCOL_VERSIONS, Policy, TlsError, provider};
 use crate::pki::CertBundle;
 
 /// A server configuration requiring client certificates chained to `root_der` that pass
@@ -29,6 +29,20 @@ pub fn server_config_with_verifier(
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.presented_chain_der()?, identity.private_key_der()?)?;
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A server configuration presenting whatever `identity` holds at each handshake (so a renewed
+/// leaf applies without a restart), verifying clients with `verifier`.
+pub fn server_config_with_identity(
+    identity: &IdentityHandle,
+    verifier: Arc<FederationClientVerifier>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(identity.clone()));
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(Arc::new(config))
 }

@@ -7,8 +7,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::policy::{ServerExpectation, check_presented_chain, rustls_error};
-use super::{TlsError, provider};
+use super::policy::{ServerExpectation, check_presented_chain_with_issuer, revocation_error, rustls_error};
+use super::{TlsError, TrustStore, provider};
 use crate::pki::CaIdentity;
 
 /// webpki's server verifier over the federation root only, followed by a [`ServerExpectation`].
@@ -17,6 +17,7 @@ pub struct FederationServerVerifier {
     inner: Arc<WebPkiServerVerifier>,
     federation_domain: String,
     expect: ServerExpectation,
+    trust: Option<TrustStore>,
 }
 
 /// Builds a [`FederationServerVerifier`]; revocation is off until CRLs are given.
@@ -26,6 +27,7 @@ pub struct FederationServerVerifierBuilder {
     expect: ServerExpectation,
     crls: Vec<CertificateRevocationListDer<'static>>,
     allow_unknown_revocation_status: bool,
+    trust: Option<TrustStore>,
 }
 
 impl FederationServerVerifier {
@@ -38,6 +40,7 @@ impl FederationServerVerifier {
             expect,
             crls: Vec::new(),
             allow_unknown_revocation_status: false,
+            trust: None,
         }
     }
 
@@ -59,6 +62,13 @@ impl FederationServerVerifierBuilder {
         self
     }
 
+    /// Also checks every chain against `trust` (removed member CAs, revoked leaves) at each
+    /// handshake, so changes to the store apply without rebuilding the verifier.
+    pub fn with_trust_store(mut self, trust: TrustStore) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
     pub fn build(self) -> Result<Arc<FederationServerVerifier>, TlsError> {
         let federation_domain = CaIdentity::from_der(&self.root)?.federation_domain;
         let mut roots = RootCertStore::empty();
@@ -72,6 +82,7 @@ impl FederationServerVerifierBuilder {
             inner: builder.build()?,
             federation_domain,
             expect: self.expect,
+            trust: self.trust,
         }))
     }
 }
@@ -88,8 +99,12 @@ impl ServerCertVerifier for FederationServerVerifier {
         let verified =
             self.inner
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
-        let peer = check_presented_chain(end_entity, intermediates, &self.federation_domain)
-            .map_err(rustls_error)?;
+        let (peer, issuing_ca) =
+            check_presented_chain_with_issuer(end_entity, intermediates, &self.federation_domain)
+                .map_err(rustls_error)?;
+        if let Some(trust) = &self.trust {
+            trust.check(&peer, issuing_ca).map_err(revocation_error)?;
+        }
         self.expect.check(&peer).map_err(rustls_error)?;
         Ok(verified)
     }
