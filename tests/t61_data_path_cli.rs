@@ -114,6 +114,25 @@ fn stdin_to_stdout_ranges_versions_and_dedup() -> anyhow::Result<()> {
     let (ok, _, err) = with_stdin(&cluster, &["read", "/f.bin", "--at-version", "1"], b"")?;
     ensure!(!ok && err.contains("no longer kept"), "{err}");
 
+    // Small files are kept inline in the log: no chunk, read back whole or in part.
+    let small = content(3000, 5);
+    let (ok, out, err) = with_stdin(&cluster, &["write", "/small", "--json"], &small)?;
+    ensure!(ok, "{err}");
+    let summary = json(&String::from_utf8_lossy(&out))?;
+    assert_eq!(
+        (summary["chunks"].as_u64(), summary["uploaded"].as_u64()),
+        (Some(0), Some(0)),
+        "{summary}"
+    );
+    let (ok, out, err) = with_stdin(&cluster, &["read", "/small"], b"")?;
+    ensure!(ok && out == small, "{err}");
+    let (ok, out, _) = with_stdin(
+        &cluster,
+        &["read", "/small", "--offset", "100", "--length", "50"],
+        b"",
+    )?;
+    ensure!(ok && out == small[100..150]);
+
     // Empty files.
     let (ok, _, err) = with_stdin(&cluster, &["write", "/empty"], b"")?;
     ensure!(ok, "{err}");
@@ -196,7 +215,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()> {
     let cluster = cluster()?;
     let file = cluster.dir.path().join("x.bin");
-    std::fs::write(&file, content(4096, 9))?;
+    // Larger than a page, so it is stored in chunks, not inline.
+    std::fs::write(&file, content(8192, 9))?;
     let cases: &[(&[&str], &str)] = &[
         (&["write", "/no/such/dir/x", path(&file)], "does not exist"),
         (&["write", "/x", path(&file), "--replicas", "2"], "only 1 node"),
@@ -224,7 +244,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()> {
     ensure!(listing.trim().is_empty(), "nothing was created: {listing}");
     // A read past the end, of a file that exists.
     cluster.cli_ok(&["write", "/x", path(&file)])?;
-    let output = cluster.cli(&["read", "/x", "--offset", "5000"]);
+    let output = cluster.cli(&["read", "/x", "--offset", "9000"]);
     ensure!(!output.status.success());
     ensure!(String::from_utf8_lossy(&output.stderr).contains("past the end"));
     Ok(())

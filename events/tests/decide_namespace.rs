@@ -49,6 +49,7 @@ fn commit(path: &str, sizes: &[u64]) -> pb::CommitFileVersion {
         placements: vec![],
         replicas: 0,
         planned_at_unix_ms: NOW_MS - 1_000,
+        inline_data: Vec::new(),
     }
 }
 
@@ -62,6 +63,7 @@ fn committed(inode: u64, parent: u64, path: &str, version: u64, cmd: &pb::Commit
         size: cmd.size,
         chunks: cmd.chunks.clone(),
         replicas: cmd.replicas.max(1),
+        inline_data: cmd.inline_data.clone(),
     })
 }
 
@@ -672,6 +674,59 @@ fn a_commit_resting_on_a_stale_or_missing_plan_is_a_conflict() {
         state
             .when(Command::CommitFileVersion(empty_needs_no_plan))
             .is_ok()
+    );
+}
+
+// --- Inline content ------------------------------------------------------------------------
+
+fn inline(path: &str, data: &[u8]) -> pb::CommitFileVersion {
+    pb::CommitFileVersion {
+        size: data.len() as u64,
+        inline_data: data.to_vec(),
+        planned_at_unix_ms: 0,
+        ..commit(path, &[])
+    }
+}
+
+#[test]
+fn a_small_file_is_committed_with_its_content_inline_and_no_plan() {
+    let state = given().initialized();
+    let cmd = inline("/small", b"hello");
+    assert_eq!(
+        state.when(Command::CommitFileVersion(cmd.clone())),
+        Ok(vec![committed(2, 1, "/small", 1, &cmd)])
+    );
+}
+
+#[test]
+fn inline_content_must_be_small_alone_and_match_the_size() {
+    let state = given().initialized().chunks_stored();
+    let max = collective_events::decide::INLINE_BYTES_MAX;
+    assert!(
+        state
+            .when(Command::CommitFileVersion(inline("/f", &vec![1; max])))
+            .is_ok()
+    );
+    let too_big = inline("/f", &vec![1; max + 1]);
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(too_big))),
+        InvalidArgument
+    );
+    let wrong_size = pb::CommitFileVersion {
+        size: 4,
+        ..inline("/f", b"hello")
+    };
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(wrong_size))),
+        InvalidArgument
+    );
+    let with_chunks = pb::CommitFileVersion {
+        inline_data: b"x".to_vec(),
+        ..commit("/f", &[1])
+    };
+    assert_eq!(
+        code(state.when(Command::CommitFileVersion(with_chunks))),
+        InvalidArgument
     );
 }
 

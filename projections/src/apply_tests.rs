@@ -59,6 +59,7 @@ fn file(inode: u64, parent: u64, name: &str, version: u64) -> Event {
             size: version * 10,
         }],
         replicas: 2,
+        inline_data: Vec::new(),
     })
 }
 

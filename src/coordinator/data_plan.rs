@@ -332,15 +332,16 @@ pub fn plan_read(
         )));
     }
     let store = &coordinator.store;
-    let (version, size, chunks, replicas_wanted) = match request.version {
+    let (version, size, chunks, replicas_wanted, inline_data) = match request.version {
         None => {
-            let wanted = store
+            let current = store
                 .versions(entry.inode)
                 .map_err(storage)?
                 .into_iter()
-                .find(|v| v.version == entry.version)
-                .map_or(1, |v| v.replicas.max(1));
-            (entry.version, entry.size, entry.chunks.clone(), wanted)
+                .find(|v| v.version == entry.version);
+            let wanted = current.as_ref().map_or(1, |v| v.replicas.max(1));
+            let inline = current.map(|v| v.inline_data).unwrap_or_default();
+            (entry.version, entry.size, entry.chunks.clone(), wanted, inline)
         }
         Some(wanted) => {
             let versions = store.versions(entry.inode).map_err(storage)?;
@@ -351,7 +352,13 @@ pub fn plan_read(
                     request.path, entry.version
                 )));
             };
-            (found.version, found.size, found.chunks, found.replicas.max(1))
+            (
+                found.version,
+                found.size,
+                found.chunks,
+                found.replicas.max(1),
+                found.inline_data,
+            )
         }
     };
     let total = chunks.len();
@@ -405,6 +412,7 @@ pub fn plan_read(
         nodes: access,
         replicas_wanted,
         read_index,
+        inline_data,
     })
 }
 

@@ -91,6 +91,9 @@ pub async fn read_file<W: AsyncWrite + Unpin>(
         None => size,
     };
     progress.set_total(end - options.offset);
+    if !first.inline_data.is_empty() {
+        return write_inline(out, path, &first, options.offset, end, started, &progress).await;
+    }
     let total_chunks = first.chunk_total as usize;
     let mut pending: VecDeque<Fetch> = VecDeque::new();
     let mut next_page = Some(first);
@@ -165,6 +168,37 @@ pub async fn read_file<W: AsyncWrite + Unpin>(
         bytes: written,
         chunks,
         failovers,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// A small file's content came inline with the plan.
+async fn write_inline<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    path: &str,
+    plan: &api::PlanReadResponse,
+    start: u64,
+    end: u64,
+    started: Instant,
+    progress: &Arc<dyn Progress>,
+) -> Result<ReadSummary, DataError> {
+    let data = plan
+        .inline_data
+        .get(start as usize..end as usize)
+        .ok_or_else(|| DataError::Protocol(format!("{path}: inline content shorter than its size")))?;
+    out.write_all(data)
+        .await
+        .map_err(|e| DataError::io("writing the output", e))?;
+    out.flush()
+        .await
+        .map_err(|e| DataError::io("writing the output", e))?;
+    progress.advance(data.len() as u64);
+    Ok(ReadSummary {
+        path: path.to_string(),
+        version: plan.version,
+        bytes: data.len() as u64,
+        chunks: 0,
+        failovers: 0,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }

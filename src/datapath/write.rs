@@ -26,6 +26,7 @@ use super::nodes::NodePool;
 use super::progress::Progress;
 use crate::chunk_hash::ChunkHash;
 use crate::client::Client;
+use collective_events::decide::INLINE_BYTES_MAX;
 use collective_proto::PLAN_CHUNKS_MAX;
 
 /// How many times one chunk is planned again after uploads to some of its targets failed.
@@ -111,6 +112,20 @@ pub async fn write_file(
     let chunk_bytes = options.chunk_bytes;
     let reader = tokio::task::spawn_blocking(move || cut(input, chunk_bytes, cuts_tx));
 
+    // A small file (one short chunk) is committed inline: one Raft entry, no plan, no upload.
+    let first = cuts_rx.recv().await.transpose()?;
+    let second = match &first {
+        Some(_) => cuts_rx.recv().await.transpose()?,
+        None => None,
+    };
+    if let (Some(cut), None) = (&first, &second)
+        && cut.data.len() <= INLINE_BYTES_MAX
+    {
+        progress.advance(cut.data.len() as u64);
+        return commit_inline(client, path, options, cut.data.to_vec(), started).await;
+    }
+    let mut early: std::collections::VecDeque<Cut> = first.into_iter().chain(second).collect();
+
     let permits = Arc::new(Semaphore::new(in_flight));
     let mut uploads: JoinSet<Upload> = JoinSet::new();
     let mut refs: Vec<pb::ChunkRef> = Vec::new();
@@ -134,12 +149,16 @@ pub async fn write_file(
                     uploaded += settle(client, pool, path, &progress, &permits, &mut uploads, &mut stored, &mut avoid, outcome).await?;
                     continue;
                 }
-                next = cuts_rx.recv() => match next {
+                next = next_cut(&mut early, &mut cuts_rx) => match next {
                     Some(cut) => batch.push(cut?),
                     None => done = true,
                 },
             }
             while batch.len() < PLAN_CHUNKS_MAX.min(in_flight) {
+                if let Some(cut) = early.pop_front() {
+                    batch.push(cut);
+                    continue;
+                }
                 match cuts_rx.try_recv() {
                     Ok(cut) => batch.push(cut?),
                     Err(_) => break,
@@ -220,16 +239,10 @@ pub async fn write_file(
             placements,
             replicas: replicas_planned,
             planned_at_unix_ms: earliest_plan,
+            inline_data: Vec::new(),
         }))
         .await?;
-    let version = response
-        .events
-        .iter()
-        .find_map(|e| match &e.event {
-            Some(pb::event_envelope::Event::FileVersionCommitted(c)) => Some(c.version),
-            _ => None,
-        })
-        .ok_or_else(|| E::Protocol("the commit produced no FileVersionCommitted event".into()))?;
+    let version = committed_version(&response)?;
     Ok(WriteSummary {
         path: path.to_string(),
         version,
@@ -241,6 +254,60 @@ pub async fn write_file(
         log_index: response.log_index,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// The next cut: those already taken off the channel first.
+async fn next_cut(
+    early: &mut std::collections::VecDeque<Cut>,
+    cuts: &mut mpsc::Receiver<Result<Cut, DataError>>,
+) -> Option<Result<Cut, DataError>> {
+    match early.pop_front() {
+        Some(cut) => Some(Ok(cut)),
+        None => cuts.recv().await,
+    }
+}
+
+/// Commits a small file's content inline in the log.
+async fn commit_inline(
+    client: &mut Client,
+    path: &str,
+    options: &WriteOptions,
+    data: Vec<u8>,
+    started: Instant,
+) -> Result<WriteSummary, DataError> {
+    let size = data.len() as u64;
+    let response = client
+        .submit(Command::CommitFileVersion(pb::CommitFileVersion {
+            path: path.to_string(),
+            size,
+            expected_version: options.expected_version,
+            keep_versions: options.keep_versions,
+            inline_data: data,
+            ..Default::default()
+        }))
+        .await?;
+    Ok(WriteSummary {
+        path: path.to_string(),
+        version: committed_version(&response)?,
+        size,
+        chunks: 0,
+        uploaded: 0,
+        deduplicated: 0,
+        replicas: 0,
+        log_index: response.log_index,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+fn committed_version(response: &api::SubmitResponse) -> Result<u64, DataError> {
+    response
+        .events
+        .iter()
+        .find_map(|e| match &e.event {
+            Some(pb::event_envelope::Event::FileVersionCommitted(c)) => Some(c.version),
+            _ => None,
+        })
+        .ok_or_else(|| E::Protocol("the commit produced no FileVersionCommitted event".into()))
 }
 
 /// Cuts `input` into chunks of `chunk_bytes` (the last may be shorter) and hashes each, on a

@@ -31,7 +31,9 @@ pub use checks::{
 };
 pub use cluster::{COORDINATORS_MAX, NODE_LABEL_BYTES_MAX, NODE_LABELS_MAX};
 pub use invites::{GRANTS_PER_INVITE_MAX, INVITE_USES_MAX};
-pub use namespace::{CHUNKS_PER_VERSION_MAX, PLAN_AGE_MS_MAX, VERSIONS_KEPT_DEFAULT, VERSIONS_KEPT_MAX};
+pub use namespace::{
+    CHUNKS_PER_VERSION_MAX, INLINE_BYTES_MAX, PLAN_AGE_MS_MAX, VERSIONS_KEPT_DEFAULT, VERSIONS_KEPT_MAX,
+};
 pub use rejection::{Rejection, RejectionCode};
 
 use crate::SCHEMA_VERSION;

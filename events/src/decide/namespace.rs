@@ -21,6 +21,10 @@ pub const VERSIONS_KEPT_MAX: u32 = 1024;
 /// At 4 MiB chunks that is a 256 GiB file, whose commit (chunk map plus two placements per
 /// chunk) stays under 12 MiB, inside the 16 MiB gRPC message limit.
 pub const CHUNKS_PER_VERSION_MAX: usize = 65_536;
+/// Largest file kept inline in the log instead of in chunks, in bytes: one page. A small file then
+/// costs one Raft entry to write and one RPC to read, and is replicated by the coordinators; the
+/// log grows by at most this much per small file written.
+pub const INLINE_BYTES_MAX: usize = 4096;
 /// Oldest upload plan a commit may rest on, in milliseconds of proposer time. Garbage
 /// collection waits longer than this before removing an unreferenced chunk, so a chunk a writer
 /// planned against cannot vanish before its commit.
@@ -97,6 +101,7 @@ pub fn commit_file_version<V: View + ?Sized>(
         ));
     }
     check_chunks(&path, cmd)?;
+    check_inline(&path, cmd)?;
     let replicas = match cmd.replicas {
         0 => 1,
         n if n > REPLICAS_MAX => {
@@ -127,6 +132,7 @@ pub fn commit_file_version<V: View + ?Sized>(
         size: cmd.size,
         chunks: cmd.chunks.clone(),
         replicas,
+        inline_data: cmd.inline_data.clone(),
     }));
     let mut kept = if current == 0 {
         Vec::new()
@@ -252,9 +258,36 @@ fn check_chunks(path: &NamespacePath, cmd: &pb::CommitFileVersion) -> Result<(),
             .checked_add(chunk.size)
             .ok_or_else(|| Rejection::invalid(format!("chunk sizes of '{path}' overflow 64 bits")))?;
     }
-    if covered != cmd.size {
+    // Inline content stands for the chunks; `check_inline` holds it to the size.
+    if covered != cmd.size && cmd.inline_data.is_empty() {
         return Err(Rejection::invalid(format!(
             "chunks of '{path}' cover {covered} bytes but the version's size is {}",
+            cmd.size
+        )));
+    }
+    Ok(())
+}
+
+/// A small file kept inline has no chunks, and its size is its content's.
+fn check_inline(path: &NamespacePath, cmd: &pb::CommitFileVersion) -> Result<(), Rejection> {
+    if cmd.inline_data.is_empty() {
+        return Ok(());
+    }
+    if cmd.inline_data.len() > INLINE_BYTES_MAX {
+        return Err(Rejection::invalid(format!(
+            "'{path}' carries {} bytes inline, more than the limit of {INLINE_BYTES_MAX}; store it in chunks",
+            cmd.inline_data.len()
+        )));
+    }
+    if !cmd.chunks.is_empty() || !cmd.placements.is_empty() {
+        return Err(Rejection::invalid(format!(
+            "'{path}' has both inline content and chunks"
+        )));
+    }
+    if cmd.size != cmd.inline_data.len() as u64 {
+        return Err(Rejection::invalid(format!(
+            "'{path}' has {} bytes inline but its size is {}",
+            cmd.inline_data.len(),
             cmd.size
         )));
     }

@@ -85,6 +85,7 @@ pub fn commit(path: &str, first_chunk: u64, chunks: u64, keep_versions: u32) -> 
             .collect(),
         expected_version: None,
         keep_versions,
+        inline_data: Vec::new(),
     })
 }
 
