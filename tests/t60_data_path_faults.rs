@@ -194,9 +194,51 @@ fn killed_nodes_lose_no_acknowledged_byte_and_repair_restores_two_replicas() -> 
     );
     let _ = took;
 
-    // node-02 returns and is counted again; then node-03 dies after the writes.
+    // While node-02 is down, one of its recorded chunk files disappears (a lost file, a
+    // replaced disk). When it returns it is reconciled: the missing replica is recorded as
+    // removed, the others count again.
+    let chunks = serde_json::from_str::<serde_json::Value>(&cluster.cli_ok(&[
+        "debug",
+        "chunks",
+        "--file",
+        "/data/a.bin",
+        "--json",
+    ])?)?;
+    let on_two = chunks["chunks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c["replicas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["node"] == "node-02@alice.home.collective")
+        })
+        .and_then(|c| c["hash"].as_str().map(str::to_string))
+        .context("a chunk of a.bin recorded on node-02")?;
+    let lost = chunk_files(&cluster.node("node-02").data_dir)
+        .into_iter()
+        .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(on_two.as_str()))
+        .context("its file on node-02")?;
+    std::fs::remove_file(&lost)?;
     cluster.start_node("node-02")?;
     cluster.wait_node_status("node-02", "UP", Duration::from_secs(30))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = cluster.cli_ok(&["audit", "export"])?;
+        if events
+            .lines()
+            .any(|l| l.contains("replicaRemoved") && l.contains("reconciliation") && l.contains("node-02"))
+        {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "node-02 was not reconciled after its return"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     cluster.kill_node("node-03");
     let killed_at = Instant::now();
     for (file, expected) in &acknowledged {

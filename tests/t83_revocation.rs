@@ -16,7 +16,7 @@ use collective::pki::{CertBundle, Component};
 use collective::profile::{Profile, ProfileConfig};
 use collective::tls::{self, ServerExpectation};
 use collective::transport::root_der;
-use collective_events::pb::command_envelope::Command;
+use collective_events::pb::{self, command_envelope::Command};
 use collective_proto::api;
 use collective_proto::chunk::GetRequest;
 use collective_proto::chunk::chunks_client::ChunksClient;
@@ -48,6 +48,29 @@ async fn user_profile(cluster: &Cluster, home: &Path) -> CertBundle {
     let mut carol = Client::from_home(home).unwrap();
     carol
         .submit(Command::IssueCertificate(issue_command_for(&bundle).unwrap()))
+        .await
+        .unwrap();
+    // Carol may read the /shared datastore.
+    let mut admin_client = Client::new(admin.clone());
+    admin_client
+        .submit(Command::CreateDatastore(pb::CreateDatastore {
+            path: "/shared".into(),
+            owner: format!("admin@{}", member_domain()),
+            strategy: pb::PlacementStrategy::Hybrid as i32,
+            replicas: 1,
+        }))
+        .await
+        .unwrap();
+    admin_client
+        .submit(Command::IssueGrant(pb::IssueGrant {
+            grant_id: vec![0xc0; 16],
+            grant: Some(pb::GrantSpec {
+                path: "/shared".into(),
+                subject: format!("carol@{}", member_domain()),
+                rights: collective_events::decide::RIGHT_READ,
+                expires_at_unix_ms: None,
+            }),
+        }))
         .await
         .unwrap();
     bundle
@@ -102,11 +125,14 @@ async fn revoked_client_is_refused_by_coordinator_and_node_within_seconds() {
     // The admin stores a file; carol reads it, before any revocation.
     let content = cluster.dir.path().join("content.bin");
     std::fs::write(&content, vec![7u8; 100_000]).unwrap();
-    cluster.cli_ok(&["write", "/shared.bin", path(&content)]).unwrap();
+    cluster.cli_ok(&["mkdir", "/shared"]).unwrap();
+    cluster
+        .cli_ok(&["write", "/shared/file.bin", path(&content)])
+        .unwrap();
     let carol_home = cluster.dir.path().join("carol");
     let carol_bundle = user_profile(&cluster, &carol_home).await;
     let carol_out = cluster.dir.path().join("carol-read.bin");
-    let read = cluster.cli_with_home(&carol_home, &["read", "/shared.bin", path(&carol_out)]);
+    let read = cluster.cli_with_home(&carol_home, &["read", "/shared/file.bin", path(&carol_out)]);
     assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
 
     // Carol's library client and an open node connection, both used before the revocation.
@@ -114,7 +140,7 @@ async fn revoked_client_is_refused_by_coordinator_and_node_within_seconds() {
     let plan = carol
         .plan_read(
             api::PlanReadRequest {
-                path: "/shared.bin".into(),
+                path: "/shared/file.bin".into(),
                 tickets: true,
                 ..Default::default()
             },
@@ -176,7 +202,7 @@ async fn revoked_client_is_refused_by_coordinator_and_node_within_seconds() {
         .unwrap();
     assert!(out.contains("revoked certificate"), "{out}");
     let coordinator_latency = loop {
-        let ls = cluster.cli_with_home(&carol_home, &["ls", "/"]);
+        let ls = cluster.cli_with_home(&carol_home, &["ls", "/shared"]);
         if !ls.status.success() {
             let stderr = String::from_utf8_lossy(&ls.stderr).to_lowercase();
             assert!(stderr.contains("revoked"), "refused without saying why: {stderr}");
@@ -213,7 +239,7 @@ async fn revoked_client_is_refused_by_coordinator_and_node_within_seconds() {
     let error = on_open.expect_err("the open node connection still serves carol");
     assert!(error.contains("has been revoked"), "{error}");
     let on_client = carol
-        .stat("/shared.bin", Consistency::Linearizable)
+        .stat("/shared/file.bin", Consistency::Linearizable)
         .await
         .expect_err("the open coordinator connection still serves carol");
     assert!(on_client.to_string().contains("revoked"), "{on_client}");
@@ -221,7 +247,7 @@ async fn revoked_client_is_refused_by_coordinator_and_node_within_seconds() {
     // Everyone else keeps working, through the same processes, never restarted.
     let admin_out = cluster.dir.path().join("admin-read.bin");
     cluster
-        .cli_ok(&["read", "/shared.bin", path(&admin_out)])
+        .cli_ok(&["read", "/shared/file.bin", path(&admin_out)])
         .unwrap();
     assert_eq!(
         std::fs::read(&admin_out).unwrap(),

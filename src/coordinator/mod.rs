@@ -12,6 +12,7 @@ mod meta_service;
 mod network;
 mod raft_service;
 mod reads;
+pub mod reconcile;
 pub mod repair;
 pub mod revocation;
 pub mod rotation;

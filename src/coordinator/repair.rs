@@ -11,7 +11,7 @@
 //! A corrupt replica needs nothing special: the node that finds it quarantines it and gives it
 //! up (`RemoveReplica`), which makes the chunk under-replicated, which this pass repairs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use futures::stream::{self, StreamExt};
 use super::data_plan::{self, Candidate};
 use super::gc::{self, GcConfig};
 use super::meta_service::{now_unix_ms, propose};
+use super::reconcile;
 use super::state::Coordinator;
 use crate::chunk_hash::ChunkHash;
 use crate::datapath::NodePool;
@@ -58,6 +59,9 @@ pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig
     let mut repaired_total = 0u64;
     let mut collected_total = 0u64;
     let mut led = false;
+    // Nodes seen up and reconciled in this term; a node that is down drops out, so its return
+    // is reconciled again.
+    let mut reconciled: HashSet<String> = HashSet::new();
     loop {
         tokio::time::sleep(interval).await;
         if !coordinator.is_leader() {
@@ -68,8 +72,10 @@ pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig
             // A new term: the count in `status` is "since this coordinator took office".
             repaired_total = 0;
             collected_total = 0;
+            reconciled.clear();
             led = true;
         }
+        reconcile_returned(&coordinator, &pool, &mut reconciled).await;
         let started = Instant::now();
         match gc::pass(&coordinator, &pool, gc).await {
             Ok(0) => {}
@@ -97,6 +103,39 @@ pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig
                 coordinator.set_chunk_health(Some(health));
             }
             Err(error) => tracing::warn!(%error, "repair pass failed"),
+        }
+    }
+}
+
+/// Reconciles every node that is up and was not (or not yet in this term), before repair counts
+/// its replicas.
+async fn reconcile_returned(coordinator: &Coordinator, pool: &NodePool, reconciled: &mut HashSet<String>) {
+    let nodes = match coordinator.store.nodes() {
+        Ok(nodes) => nodes,
+        Err(error) => {
+            tracing::warn!(%error, "reading the nodes for reconciliation failed");
+            return;
+        }
+    };
+    for record in nodes {
+        let Some(joined) = record.joined else { continue };
+        if record.status != NodeStatus::Up as i32 {
+            reconciled.remove(&joined.address);
+            continue;
+        }
+        if reconciled.contains(&joined.address) {
+            continue;
+        }
+        match reconcile::reconcile(coordinator, pool, &joined.address, &joined.endpoint).await {
+            Ok(missing) => {
+                if missing > 0 {
+                    tracing::warn!(node = %joined.address, missing, "replicas missing on a node; repair will copy them again");
+                }
+                reconciled.insert(joined.address);
+            }
+            Err(error) => {
+                tracing::warn!(node = %joined.address, %error, "reconciliation failed; retrying next pass")
+            }
         }
     }
 }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use collective_proto::chunk::chunks_client::ChunksClient;
 use collective_proto::chunk::put_request::Part;
 use collective_proto::chunk::{
-    DeleteRequest, DeleteResponse, GetRequest, PutHeader, PutRequest, ReplicateRequest, ReplicateResponse,
+    DeleteRequest, DeleteResponse, GetRequest, HasRequest, HasResponse, PutHeader, PutRequest,
+    ReplicateRequest, ReplicateResponse,
 };
 use collective_proto::chunk_limits::{CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX, CHUNK_MESSAGE_BYTES_MAX};
 use collective_proto::ticket::Ticket;
@@ -167,6 +168,16 @@ impl NodePool {
 }
 
 impl NodePool {
+    /// Which of the request's chunks `node` holds (reconciliation).
+    pub async fn has(&self, node: &str, endpoint: &str, request: HasRequest) -> Result<HasResponse, String> {
+        let mut client = self.client(node, endpoint)?;
+        client
+            .has(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| describe(node, &status))
+    }
+
     /// Deletes chunks on `node` (garbage collection).
     pub async fn delete(
         &self,
