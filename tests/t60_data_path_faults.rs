@@ -187,6 +187,7 @@ fn killed_nodes_lose_no_acknowledged_byte_and_repair_restores_two_replicas() -> 
         );
     }
     let files: Vec<&str> = acknowledged.iter().map(|(f, _)| *f).collect();
+    cluster.wait_node_status("node-02", "DOWN", Duration::from_secs(30))?;
     let took = wait_repaired(&cluster, &files, 2, Duration::from_secs(120))?;
     eprintln!(
         "repair after node-02's SIGKILL: two healthy replicas of every chunk {:?} after the kill",

@@ -32,6 +32,8 @@ pub struct Heard {
     pub at: Instant,
     pub load_milli: u32,
     pub chunk_count: u64,
+    /// The node process's start time, as it reports it (a change means a restart).
+    pub started_at_unix_ms: u64,
 }
 
 /// When each node (by federated address) was last heard, on this coordinator.
@@ -64,11 +66,12 @@ impl Liveness {
         Ok(Liveness::new(down_after))
     }
 
-    pub fn seen(&self, address: &str, load_milli: u32, chunk_count: u64) {
+    pub fn seen(&self, address: &str, load_milli: u32, chunk_count: u64, started_at_unix_ms: u64) {
         let heard = Heard {
             at: Instant::now(),
             load_milli,
             chunk_count,
+            started_at_unix_ms,
         };
         self.table().insert(address.to_string(), heard);
     }
@@ -206,7 +209,7 @@ mod tests {
     fn last_seen_is_recorded_per_node() {
         let liveness = Liveness::new(Duration::from_secs(1));
         assert!(liveness.last_seen("node-01@a.b").is_none());
-        liveness.seen("node-01@a.b", 250, 3);
+        liveness.seen("node-01@a.b", 250, 3, 1);
         let heard = liveness.last_heard("node-01@a.b").expect("heard");
         assert_eq!((heard.load_milli, heard.chunk_count), (250, 3));
         assert!(liveness.last_seen("node-02@a.b").is_none());

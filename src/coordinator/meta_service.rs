@@ -247,9 +247,12 @@ impl Meta for MetaService {
                     .as_deref(),
             ));
         }
-        self.coordinator
-            .liveness
-            .seen(&request.address, request.load_milli, request.chunk_count);
+        self.coordinator.liveness.seen(
+            &request.address,
+            request.load_milli,
+            request.chunk_count,
+            request.started_at_unix_ms,
+        );
         let node = self
             .coordinator
             .store

@@ -59,9 +59,9 @@ pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig
     let mut repaired_total = 0u64;
     let mut collected_total = 0u64;
     let mut led = false;
-    // Nodes seen up and reconciled in this term; a node that is down drops out, so its return
-    // is reconciled again.
-    let mut reconciled: HashSet<String> = HashSet::new();
+    // Node processes (address, start time) reconciled in this term: a node declared down drops
+    // out, and a restarted one reports a new start time, so either is reconciled again.
+    let mut reconciled: HashSet<(String, u64)> = HashSet::new();
     loop {
         tokio::time::sleep(interval).await;
         if !coordinator.is_leader() {
@@ -109,7 +109,11 @@ pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig
 
 /// Reconciles every node that is up and was not (or not yet in this term), before repair counts
 /// its replicas.
-async fn reconcile_returned(coordinator: &Coordinator, pool: &NodePool, reconciled: &mut HashSet<String>) {
+async fn reconcile_returned(
+    coordinator: &Coordinator,
+    pool: &NodePool,
+    reconciled: &mut HashSet<(String, u64)>,
+) {
     let nodes = match coordinator.store.nodes() {
         Ok(nodes) => nodes,
         Err(error) => {
@@ -120,10 +124,15 @@ async fn reconcile_returned(coordinator: &Coordinator, pool: &NodePool, reconcil
     for record in nodes {
         let Some(joined) = record.joined else { continue };
         if record.status != NodeStatus::Up as i32 {
-            reconciled.remove(&joined.address);
+            reconciled.retain(|(address, _)| *address != joined.address);
             continue;
         }
-        if reconciled.contains(&joined.address) {
+        // Reconciled once the leader heard the process (its start time is in the heartbeat).
+        let Some(heard) = coordinator.liveness.last_heard(&joined.address) else {
+            continue;
+        };
+        let process = (joined.address.clone(), heard.started_at_unix_ms);
+        if reconciled.contains(&process) {
             continue;
         }
         match reconcile::reconcile(coordinator, pool, &joined.address, &joined.endpoint).await {
@@ -131,7 +140,7 @@ async fn reconcile_returned(coordinator: &Coordinator, pool: &NodePool, reconcil
                 if missing > 0 {
                     tracing::warn!(node = %joined.address, missing, "replicas missing on a node; repair will copy them again");
                 }
-                reconciled.insert(joined.address);
+                reconciled.insert(process);
             }
             Err(error) => {
                 tracing::warn!(node = %joined.address, %error, "reconciliation failed; retrying next pass")

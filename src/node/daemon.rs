@@ -479,6 +479,7 @@ async fn report_once(
             free_bytes: report.free_bytes,
             load_milli: report.load_milli,
             chunk_count: report.chunk_count,
+            started_at_unix_ms: process_started_unix_ms(),
         })
         .await
         .context("sending a heartbeat")?;
@@ -558,4 +559,10 @@ mod tests {
         assert_eq!(parse_loadavg("-1 0 0"), None);
         assert_eq!(parse_loadavg("nan 0 0"), None);
     }
+}
+
+/// When this process first asked (its heartbeats' restart marker).
+fn process_started_unix_ms() -> u64 {
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(|| u64::try_from(super::unix_ms_now()).unwrap_or(0))
 }
