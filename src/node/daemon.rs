@@ -501,6 +501,12 @@ pub fn parse_labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>
         .collect()
 }
 
+/// When this process first asked (its heartbeats' restart marker).
+fn process_started_unix_ms() -> u64 {
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(super::unix_ms_now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,10 +565,4 @@ mod tests {
         assert_eq!(parse_loadavg("-1 0 0"), None);
         assert_eq!(parse_loadavg("nan 0 0"), None);
     }
-}
-
-/// When this process first asked (its heartbeats' restart marker).
-fn process_started_unix_ms() -> u64 {
-    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *STARTED.get_or_init(|| u64::try_from(super::unix_ms_now()).unwrap_or(0))
 }
