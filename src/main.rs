@@ -1,5 +1,10 @@
 //! The `collective` binary: a thin shell over the library's command line.
 
+/// mimalloc rather than glibc's malloc: see the dependency's note in Cargo.toml, and the A/B in
+/// docs/benchmarks.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     collective::cli::main()
 }
