@@ -80,7 +80,7 @@ fn namespace_events(export: &[u8]) -> Vec<String> {
 fn up_makes_a_member_and_survives_sigkill() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let home = dir.path().join("home");
-    let port = support::free_port();
+    let port = support::free_port_run(3);
     let first = up(dir.path(), &home, port)?;
     wait_ready(&home)?;
     let printed = std::fs::read_to_string(dir.path().join("up.log"))?;

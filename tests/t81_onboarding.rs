@@ -25,7 +25,7 @@ impl Drop for Up {
 }
 
 fn up(dir: &Path, home: &Path, env: &[(&str, &str)]) -> anyhow::Result<Up> {
-    let port = support::free_port();
+    let port = support::free_port_run(3);
     let log = std::fs::File::create(dir.join("up.log"))?;
     let child = Command::new(support::binary())
         .args([

@@ -22,7 +22,7 @@ impl Drop for Up {
 }
 
 fn up(dir: &Path, home: &Path) -> anyhow::Result<Up> {
-    let port = support::free_port();
+    let port = support::free_port_run(3);
     let log = std::fs::File::create(dir.join("up.log"))?;
     let child = Command::new(support::binary())
         .args([

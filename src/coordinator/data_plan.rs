@@ -221,30 +221,36 @@ pub fn plan_write(
         });
     }
     let planned_at = now_unix_ms();
-    let issued_at = u64::try_from(planned_at).unwrap_or(0);
-    let mut access = Vec::with_capacity(per_node.len());
-    for (node, hashes) in per_node {
-        let endpoint = all
-            .iter()
-            .find(|c| c.address == node)
-            .map(|c| c.endpoint)
-            .unwrap_or("");
-        access.push(node_access(
-            coordinator,
-            caller,
-            TicketOp::Put,
-            node,
-            endpoint,
-            &hashes,
-            issued_at,
-        )?);
-    }
+    let access = tickets(coordinator, caller, TicketOp::Put, &all, &per_node, planned_at)?;
     Ok(api::PlanWriteResponse {
         chunks: plans,
         nodes: access,
         replicas,
         planned_at_unix_ms: planned_at,
     })
+}
+
+/// One ticket for `op` per node of `per_node` (covering its chunks), with the node's endpoint.
+fn tickets<K: AsRef<str>>(
+    coordinator: &Coordinator,
+    caller: &Caller,
+    op: TicketOp,
+    nodes: &[Candidate<'_>],
+    per_node: &BTreeMap<K, Vec<ChunkHash>>,
+    now_unix_ms: i64,
+) -> Result<Vec<api::NodeAccess>, Status> {
+    let issued_at = u64::try_from(now_unix_ms).unwrap_or(0);
+    per_node
+        .iter()
+        .map(|(node, hashes)| {
+            let node = node.as_ref();
+            let endpoint = nodes
+                .iter()
+                .find(|c| c.address == node)
+                .map_or("", |c| c.endpoint);
+            node_access(coordinator, caller, op, node, endpoint, hashes, issued_at)
+        })
+        .collect()
 }
 
 fn node_access(
@@ -385,24 +391,7 @@ pub fn plan_read(
             replicas,
         });
     }
-    let issued_at = u64::try_from(now_unix_ms()).unwrap_or(0);
-    let mut access = Vec::with_capacity(per_node.len());
-    for (node, hashes) in &per_node {
-        let endpoint = all
-            .iter()
-            .find(|c| c.address == node)
-            .map(|c| c.endpoint)
-            .unwrap_or("");
-        access.push(node_access(
-            coordinator,
-            caller,
-            TicketOp::Get,
-            node,
-            endpoint,
-            hashes,
-            issued_at,
-        )?);
-    }
+    let access = tickets(coordinator, caller, TicketOp::Get, &all, &per_node, now_unix_ms())?;
     Ok(api::PlanReadResponse {
         entry: None,
         version,

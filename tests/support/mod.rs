@@ -24,6 +24,22 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// A port `p` such that `p` to `p + count - 1` are all free now, for `collective up`, which binds
+/// its coordinator, node and bootstrap listeners at `p`, `p + 1` and `p + 2`. Chosen below the
+/// kernel's ephemeral range (32768 and up), where outgoing connections of concurrent tests could
+/// otherwise take `p + 1` or `p + 2` between this check and the bind.
+pub fn free_port_run(count: u16) -> u16 {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    loop {
+        let first: u16 = rng.random_range(10_000..32_000);
+        let all_free = (first..first + count).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return first;
+        }
+    }
+}
+
 pub struct Coordinator {
     pub id: u64,
     pub data_dir: PathBuf,
