@@ -6,7 +6,7 @@
 //! fetches, verifies against the hash, stores durably), then records the new replica through
 //! Raft (`PlaceChunk`). The record follows the copy, so the log never names a replica that is
 //! not there. A replica on a node that is down is not removed: when the node returns it counts
-//! again (the chunk is then over-replicated until garbage collection trims it, see ARCHITECTURE).
+//! again (the chunk is then over-replicated; nothing trims extra replicas yet, see ARCHITECTURE).
 //!
 //! A corrupt replica needs nothing special: the node that finds it quarantines it and gives it
 //! up (`RemoveReplica`), which makes the chunk under-replicated, which this pass repairs.

@@ -1,9 +1,10 @@
 //! Writing a file: cut, hash, plan, upload in parallel, commit once.
 //!
-//! A reader task cuts the input into fixed-size chunks and hashes them; the writer asks the
-//! leader where each batch goes (`PlanWrite`) and uploads every chunk to its targets at once,
-//! with a bounded number of chunks in flight (which also bounds memory and holds the reader
-//! back). A chunk whose upload to some node fails is planned again without that node. Once every
+//! A blocking reader thread cuts the input into fixed-size chunks and hashes them; the writer
+//! asks the leader where each batch goes (`PlanWrite`) and uploads every chunk to its targets at
+//! once, with a bounded number of chunks in flight (which also bounds memory and holds the reader
+//! back). An input of one chunk of at most `INLINE_BYTES_MAX` is committed inline instead, with
+//! no plan and no upload. A chunk whose upload to some node fails is planned again without that node. Once every
 //! chunk is stored, one `CommitFileVersion` names the chunk map and every replica stored: the
 //! version and its placements become visible together, or not at all. Nothing is visible before
 //! the commit, so a write that fails midway leaves no partial file (only unreferenced chunks,
