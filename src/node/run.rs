@@ -109,7 +109,7 @@ pub async fn start_with(
         me.component
     );
     let address = me.address.to_string();
-    let tickets = TicketVerifier::new(root_der, &address)?.with_clock_skew(config.clock_skew);
+    let tickets = TicketVerifier::with_trust_store(trust, &address)?.with_clock_skew(config.clock_skew);
     let store_config = config.store.clone();
     let store = tokio::task::spawn_blocking(move || ChunkStore::open(&store_config))
         .await

@@ -78,6 +78,26 @@ fn an_issued_ticket_verifies_for_its_holder_op_and_hashes() {
 }
 
 #[test]
+fn a_ticket_signed_by_a_revoked_coordinator_is_refused_once_the_store_knows() {
+    let f = fixture();
+    let trust = crate::tls::TrustStore::new(f.root.cert_der()).unwrap();
+    let verifier = TicketVerifier::with_trust_store(&trust, NODE).unwrap();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap();
+    let serial = f.coordinator.identity().unwrap().serial;
+    trust.revoke("alice.home.collective", &serial);
+    let refused = verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
+    assert!(matches!(refused, TicketError::ChainRefused(_)), "{refused:?}");
+    assert!(refused.to_string().to_lowercase().contains("revoked"), "{refused}");
+}
+
+#[test]
 fn a_has_ticket_without_hashes_covers_any_chunk_but_other_ops_need_hashes() {
     let f = fixture();
     let now = now_ms();

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::chunk_hash::ChunkHash;
 use crate::pki::Component;
-use crate::tls::{FederationClientVerifier, Policy, TlsError};
+use crate::tls::{FederationClientVerifier, Policy, TlsError, TrustStore};
 use collective_proto::chunk_limits::HASHES_PER_REQUEST_MAX;
 
 /// A node's ticket verifier: the federation root, and who this node is.
@@ -50,6 +50,18 @@ impl TicketVerifier {
             member_domain,
             clock_skew: CLOCK_SKEW_DEFAULT,
         })
+    }
+
+    /// Like [`TicketVerifier::new`], with signers also checked against the process's trust store:
+    /// a ticket signed by a revoked coordinator certificate (or under a removed member CA) is
+    /// refused from the moment the store learns of it, not when the ticket expires.
+    pub fn with_trust_store(trust: &TrustStore, node: &str) -> Result<TicketVerifier, TlsError> {
+        let mut verifier = TicketVerifier::new(trust.root_der(), node)?;
+        let policy = Policy::components(&[Component::Coordinator]).same_member(&verifier.member_domain);
+        verifier.signers = FederationClientVerifier::builder(trust.root_der(), policy)
+            .with_trust_store(trust.clone())
+            .build()?;
+        Ok(verifier)
     }
 
     /// Replaces the tolerated clock difference between coordinators and this node.
