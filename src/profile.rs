@@ -74,6 +74,13 @@ impl Profile {
 
     /// Writes a profile atomically enough for its purpose: files first, `profile.toml` last, so
     /// a profile that has a `profile.toml` is complete.
+    /// Replaces the profile's client certificate and key (a renewal), each file atomically.
+    pub fn save_identity(&self, identity: &CertBundle) -> anyhow::Result<()> {
+        identity
+            .write_to(&self.dir, CLIENT_BUNDLE)
+            .with_context(|| format!("saving the renewed certificate in {}", self.dir.display()))
+    }
+
     pub fn write(
         dir: &Path,
         config: &ProfileConfig,

@@ -207,3 +207,60 @@ async fn a_client_keeps_working_across_rotations_of_coordinator_and_node_leaves(
     // And nothing was restarted.
     assert!(cluster.coordinators.iter().all(|c| c.child.is_some()));
 }
+
+/// A user's profile certificate renews itself: after two thirds of its 6-second lifetime the
+/// next command renews it (a new serial in the profile), and the profile keeps working after the
+/// original certificate has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_profile_certificate_renews_itself_on_use() {
+    use collective::pki::Component;
+    use collective::profile::Profile;
+    use collective_events::pb::command_envelope::Command as PbCommand;
+
+    let cluster = Cluster::single().unwrap();
+    let admin = cluster.profile().unwrap();
+    let address = format!("admin@{MEMBER}.{FEDERATION}");
+    // A second admin profile (the same address, a short-lived certificate of its own).
+    let short = admin
+        .member_ca()
+        .unwrap()
+        .issue_leaf(&address, Component::Client, Duration::from_secs(6))
+        .unwrap();
+    let home = cluster.dir.path().join("short-lived");
+    Profile::write(&home, &admin.config, &short, &admin.root_ca_pem, None).unwrap();
+    let mut client = Client::from_home(&home).unwrap();
+    client
+        .submit(PbCommand::IssueCertificate(
+            collective::coordinator::revocation::issue_command_for(&short).unwrap(),
+        ))
+        .await
+        .unwrap();
+    let serial = |home: &Path| {
+        CertBundle::read_from(home, "client")
+            .unwrap()
+            .identity()
+            .unwrap()
+            .serial_hex()
+    };
+    let original = serial(&home);
+    std::thread::sleep(Duration::from_millis(4_500));
+    let ls = |home: &Path| {
+        std::process::Command::new(binary())
+            .args(["ls", "/"])
+            .env("COLLECTIVE_HOME", home)
+            .output()
+            .unwrap()
+    };
+    let out = ls(&home);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let renewed = serial(&home);
+    assert_ne!(original, renewed, "the profile holds a renewed certificate");
+    // Past the original's expiry, the profile still works.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let out = ls(&home);
+    assert!(
+        out.status.success(),
+        "after the original expired: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -344,6 +344,7 @@ impl Client {
                             detail: format!("{error:#}"),
                         })?;
                     self.identity_checked = true;
+                    self.renew_if_due().await;
                 }
                 let channel = crate::transport::connect_coordinator(
                     &endpoint,
@@ -363,6 +364,51 @@ impl Client {
         Ok(MetaClient::new(channel)
             .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
             .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX))
+    }
+}
+
+impl Client {
+    /// A profile's client certificate renews itself once two thirds of its lifetime are gone:
+    /// the first connection of a client made from a profile directory asks the member to sign a
+    /// new key, and saves the result in the profile. A failed renewal is logged and the current
+    /// certificate, still valid, stays in use.
+    async fn renew_if_due(&mut self) {
+        if self.profile.dir.as_os_str().is_empty() {
+            return;
+        }
+        let Ok(identity) = self.profile.identity.identity() else {
+            return;
+        };
+        if identity.component != crate::pki::Component::Client
+            || std::time::SystemTime::now() < identity.renew_at()
+        {
+            return;
+        }
+        match self.renew().await {
+            Ok(serial) => tracing::info!(address = %identity.address, %serial, "profile certificate renewed"),
+            Err(error) => tracing::warn!(
+                error = %format!("{error:#}"),
+                "the profile's certificate is due for renewal and renewing failed; it stays in use until it expires"
+            ),
+        }
+    }
+
+    async fn renew(&mut self) -> anyhow::Result<String> {
+        let request = crate::pki::LeafRequest::new()?;
+        let issued = crate::coordinator::rotation::request_renewal(
+            &self.endpoints,
+            &self.profile.identity,
+            &self.profile.root_ca_pem,
+            &self.profile.config.member_domain,
+            request.csr_der(),
+        )
+        .await?;
+        let renewed = request.into_bundle(issued)?;
+        self.profile.save_identity(&renewed)?;
+        let serial = renewed.identity()?.serial_hex();
+        self.profile.identity = renewed;
+        self.channels.clear();
+        Ok(serial)
     }
 }
 

@@ -94,7 +94,10 @@ fn a_ticket_signed_by_a_revoked_coordinator_is_refused_once_the_store_knows() {
         .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
         .unwrap_err();
     assert!(matches!(refused, TicketError::ChainRefused(_)), "{refused:?}");
-    assert!(refused.to_string().to_lowercase().contains("revoked"), "{refused}");
+    assert!(
+        refused.to_string().to_lowercase().contains("revoked"),
+        "{refused}"
+    );
 }
 
 #[test]
