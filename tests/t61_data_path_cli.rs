@@ -17,6 +17,9 @@ fn cluster() -> anyhow::Result<Cluster> {
         ("COLLECTIVE_GC_GRACE_MS".into(), "500".into()),
         ("COLLECTIVE_GC_MIN_IDLE_MS".into(), "0".into()),
         ("COLLECTIVE_NODE_HEARTBEAT_MS".into(), "200".into()),
+        ("COLLECTIVE_NODE_ORPHAN_SWEEP_MS".into(), "300".into()),
+        // Longer than any write here takes from upload to commit, so no sweep races a write.
+        ("COLLECTIVE_NODE_ORPHAN_IDLE_MS".into(), "3000".into()),
     ])?;
     cluster.prepare_node("node-01", &[])?;
     cluster.start_node("node-01")?;
@@ -192,6 +195,78 @@ fn chunks_no_version_references_are_collected_after_the_grace_period() -> anyhow
     ensure!(ok && out == keep, "a referenced file is untouched: {err}");
     let status = cluster.status_json()?;
     assert_eq!(status["chunks"]["collected"], 3, "{status}");
+    Ok(())
+}
+
+/// A write that uploads and then dies before its commit leaves a copy no version references and
+/// the log never recorded; the node removes it after the grace period, and keeps recorded ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_of_a_write_that_never_committed_are_swept_from_the_node() -> anyhow::Result<()> {
+    use collective::chunk_hash::ChunkHash;
+    use collective::client::Client;
+    use collective::datapath::NodePool;
+    use collective_proto::api;
+
+    let cluster = cluster()?;
+    let (ok, _, err) = with_stdin(
+        &cluster,
+        &["write", "/kept", "--chunk-bytes", "1048576"],
+        &content(2 << 20, 3),
+    )?;
+    ensure!(ok, "{err}");
+    let profile = cluster.profile()?;
+    let mut client = Client::new(profile.clone());
+    let data = content(100_000, 4);
+    let hash = ChunkHash::of(&data);
+    let plan = client
+        .plan_write(api::PlanWriteRequest {
+            path: "/never".into(),
+            chunks: vec![api::ChunkSpec {
+                hash: hash.as_bytes().to_vec(),
+                size: data.len() as u64,
+            }],
+            replicas: 1,
+            exclude_nodes: vec![],
+        })
+        .await?;
+    let access = plan.nodes.first().context("a target node")?;
+    let pool = NodePool::new(
+        profile.identity.clone(),
+        collective::transport::root_der(&profile.root_ca_pem)?,
+    );
+    pool.put(
+        &access.address,
+        &access.endpoint,
+        access.ticket.as_ref().context("a ticket")?,
+        &hash,
+        data.into(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    // ... and the writer dies here: no commit.
+    let node_dir = cluster.node("node-01").data_dir.clone();
+    let on_node = |name: &str| {
+        walk(&node_dir)
+            .iter()
+            .any(|p| p.file_name().and_then(|n| n.to_str()) == Some(name))
+    };
+    ensure!(on_node(&hash.to_hex()), "the upload reached the node");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on_node(&hash.to_hex()) {
+        ensure!(Instant::now() < deadline, "the orphan copy was not swept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let chunk_files = walk(&node_dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 64)
+        })
+        .count();
+    assert_eq!(chunk_files, 2, "the committed file's two chunks stay");
+    let (ok, out, err) = with_stdin(&cluster, &["read", "/kept"], b"")?;
+    ensure!(ok && out == content(2 << 20, 3), "{err}");
     Ok(())
 }
 

@@ -270,6 +270,18 @@ impl Client {
         .await
     }
 
+    /// For a storage node: which of `hashes` the log records on it (linearizable).
+    pub async fn recorded_chunks(
+        &mut self,
+        request: api::RecordedChunksRequest,
+    ) -> Result<api::RecordedChunksResponse, ClientError> {
+        self.call(true, move |mut meta| {
+            let request = request.clone();
+            async move { meta.recorded_chunks(request).await }
+        })
+        .await
+    }
+
     /// Runs one RPC with leader discovery and retries. `needs_leader` says whether a follower's
     /// redirect should be followed (writes and linearizable reads).
     async fn call<T, F, Fut>(&mut self, needs_leader: bool, mut rpc: F) -> Result<T, ClientError>

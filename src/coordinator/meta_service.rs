@@ -299,6 +299,37 @@ impl Meta for MetaService {
         Ok(Response::new(plan))
     }
 
+    async fn recorded_chunks(
+        &self,
+        request: Request<api::RecordedChunksRequest>,
+    ) -> Result<Response<api::RecordedChunksResponse>, Status> {
+        let caller = self.authorize(&request)?;
+        let request = request.into_inner();
+        check_node_self(&caller, &request.node)?;
+        if request.hashes.len() > collective_proto::chunk_limits::HASHES_PER_REQUEST_MAX {
+            return Err(Status::invalid_argument(format!(
+                "at most {} hashes per request, {} were sent",
+                collective_proto::chunk_limits::HASHES_PER_REQUEST_MAX,
+                request.hashes.len()
+            )));
+        }
+        // Linearizable: a replica recorded by a commit the node has not heard of must count.
+        prepare_read(&self.coordinator, None).await?;
+        let store = self.coordinator.store.clone();
+        let recorded = tokio::task::spawn_blocking(move || {
+            let node = request.node.to_ascii_lowercase();
+            request
+                .hashes
+                .iter()
+                .map(|hash| store.replicas(hash).map(|r| r.iter().any(|r| r.node == node)))
+                .collect::<Result<Vec<bool>, _>>()
+        })
+        .await
+        .map_err(|error| Status::internal(format!("reading replicas failed: {error}")))?
+        .map_err(storage)?;
+        Ok(Response::new(api::RecordedChunksResponse { recorded }))
+    }
+
     async fn plan_read(
         &self,
         request: Request<api::PlanReadRequest>,

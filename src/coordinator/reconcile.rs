@@ -4,8 +4,7 @@
 //! or lost files while it was down, is thereby counted for what it has, not for what it had.
 //!
 //! The other direction, copies on a node that the log does not record (uploads of writes that
-//! never committed), is garbage nothing collects yet (noted in ARCHITECTURE); the log never
-//! counts them, so they cost disk space only.
+//! never committed), the node sweeps itself (`node/orphans.rs`).
 
 use collective_events::pb::{self, command_envelope::Command as PbCommand};
 use collective_proto::chunk::HasRequest;

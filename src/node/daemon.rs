@@ -250,8 +250,8 @@ pub struct NodeDaemon {
     pub node: RunningNode,
     reporter: tokio::task::JoinHandle<()>,
     corruption_reporter: tokio::task::JoinHandle<()>,
-    /// Revocation list sync and certificate renewal.
-    pki_tasks: [tokio::task::JoinHandle<()>; 2],
+    /// Revocation list sync, certificate renewal and the orphan sweep.
+    background_tasks: [tokio::task::JoinHandle<()>; 3],
 }
 
 impl NodeDaemon {
@@ -260,7 +260,7 @@ impl NodeDaemon {
         let served = self.node.finish().await;
         self.reporter.abort();
         self.corruption_reporter.abort();
-        for task in &self.pki_tasks {
+        for task in &self.background_tasks {
             task.abort();
         }
         served
@@ -298,7 +298,7 @@ pub async fn launch(
         root_pem: root_pem.clone(),
     };
     let heartbeat_interval = Duration::from_millis(config.heartbeat_interval_ms);
-    let pki_tasks = [
+    let [pki_a, pki_b] = [
         tokio::spawn(rotation::revocation_sync_loop(
             handle.clone(),
             trust,
@@ -338,6 +338,13 @@ pub async fn launch(
         config.address.clone(),
         stop.clone(),
     ));
+    let sweeper = tokio::spawn(super::orphans::sweep_loop(
+        Arc::clone(&node.store),
+        member_client(),
+        config.address.clone(),
+        super::orphans::SweepConfig::from_env()?,
+        stop.clone(),
+    ));
     let reporter = tokio::spawn(report_loop(
         member_client(),
         handle,
@@ -350,7 +357,7 @@ pub async fn launch(
         node,
         reporter,
         corruption_reporter,
-        pki_tasks,
+        background_tasks: [pki_a, pki_b, sweeper],
     })
 }
 

@@ -11,6 +11,7 @@ pub mod chunk_store;
 pub mod corruption;
 pub mod daemon;
 mod errors;
+pub mod orphans;
 mod replicate;
 pub mod run;
 pub mod scrub;
