@@ -240,6 +240,24 @@ fn killed_nodes_lose_no_acknowledged_byte_and_repair_restores_two_replicas() -> 
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // node-02's copies count again, so the chunks repair copied elsewhere have three healthy
+    // replicas: the leader trims each back to two.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut exact = true;
+        for file in &files {
+            exact &= healthy_replicas(&cluster, file)?.iter().all(|r| r.len() == 2);
+        }
+        if exact {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "extra replicas were not trimmed after node-02 returned"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("extra replicas trimmed after node-02's return");
     cluster.kill_node("node-03");
     let killed_at = Instant::now();
     for (file, expected) in &acknowledged {

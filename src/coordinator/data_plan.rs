@@ -61,7 +61,7 @@ pub(crate) fn candidates(nodes: &[NodeRecord]) -> Vec<Candidate<'_>> {
 }
 
 /// The rendezvous score of `node` for `hash`.
-fn score(hash: &[u8], node: &str) -> u64 {
+pub(crate) fn score(hash: &[u8], node: &str) -> u64 {
     let mut hasher = blake3::Hasher::new();
     hasher.update(hash);
     hasher.update(node.as_bytes());

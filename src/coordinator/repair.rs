@@ -6,7 +6,7 @@
 //! fetches, verifies against the hash, stores durably), then records the new replica through
 //! Raft (`PlaceChunk`). The record follows the copy, so the log never names a replica that is
 //! not there. A replica on a node that is down is not removed: when the node returns it counts
-//! again (the chunk is then over-replicated; nothing trims extra replicas yet, see ARCHITECTURE).
+//! again, and the chunk, now over-replicated, is trimmed back to the count wanted.
 //!
 //! A corrupt replica needs nothing special: the node that finds it quarantines it and gives it
 //! up (`RemoveReplica`), which makes the chunk under-replicated, which this pass repairs.
@@ -30,6 +30,8 @@ use crate::chunk_hash::ChunkHash;
 use crate::datapath::NodePool;
 use crate::ticket::{self, TICKET_LIFETIME_DEFAULT, TicketGrant, TicketOp};
 
+/// The reason recorded when an extra replica is dropped.
+pub const OVER_REPLICATED_REASON: &str = "over-replicated: more healthy replicas than wanted";
 /// Pause between repair passes unless `COLLECTIVE_REPAIR_INTERVAL_MS` says otherwise.
 pub const REPAIR_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
 /// Chunk records read per page of a pass.
@@ -48,6 +50,12 @@ struct Repair {
     size: u64,
     healthy: Vec<String>,
     holders: Vec<String>,
+}
+
+/// One replica too many (a node came back after repair copied its chunks elsewhere).
+struct Trim {
+    hash: Vec<u8>,
+    node: String,
 }
 
 /// Runs repair passes while the process lives; only the leader acts.
@@ -85,7 +93,7 @@ pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig
             }
             Err(error) => tracing::warn!(%error, "garbage collection pass failed"),
         }
-        match pass(&coordinator, &pool).await {
+        match pass(&coordinator, &pool, gc.min_idle).await {
             Ok((mut health, repaired)) => {
                 repaired_total += repaired;
                 health.repaired = repaired_total;
@@ -161,9 +169,13 @@ pub fn interval_from_env() -> anyhow::Result<Duration> {
 
 /// One pass: counts, then repairs up to `REPAIRS_PER_PASS_MAX` chunks. Returns the health
 /// counted before repairing and the number of replicas added.
-async fn pass(coordinator: &Arc<Coordinator>, pool: &NodePool) -> anyhow::Result<(api::ChunkHealth, u64)> {
+async fn pass(
+    coordinator: &Arc<Coordinator>,
+    pool: &NodePool,
+    min_idle: Duration,
+) -> anyhow::Result<(api::ChunkHealth, u64)> {
     let store = coordinator.store.clone();
-    let (health, queue, nodes) = tokio::task::spawn_blocking(move || scan(&store)).await??;
+    let (health, queue, trims, nodes) = tokio::task::spawn_blocking(move || scan(&store)).await??;
     let candidates = data_plan::candidates(&nodes);
     let repaired = stream::iter(queue)
         .map(|job| repair_one(coordinator, pool, &candidates, job))
@@ -178,12 +190,78 @@ async fn pass(coordinator: &Arc<Coordinator>, pool: &NodePool) -> anyhow::Result
             }
         })
         .await;
+    for trim in trims {
+        if let Err(error) = trim_one(coordinator, pool, &candidates, &trim, min_idle).await {
+            tracing::warn!(%error, "trimming an extra replica failed; the next pass tries again");
+        }
+    }
     Ok((health, repaired))
+}
+
+/// Drops one extra replica: the record first (readers stop being sent there), then the copy,
+/// with the guarded delete (a copy a writer just re-put is kept; if it is committed again it is
+/// recorded again, and if not the node's orphan sweep removes it later).
+async fn trim_one(
+    coordinator: &Coordinator,
+    pool: &NodePool,
+    candidates: &[Candidate<'_>],
+    trim: &Trim,
+    min_idle: Duration,
+) -> anyhow::Result<()> {
+    let hash = ChunkHash::from_slice(&trim.hash)?;
+    let identity = coordinator.peers.identity();
+    let me = identity.identity()?.address.to_string();
+    let envelope = pb::CommandEnvelope {
+        schema_version: collective_events::SCHEMA_VERSION,
+        actor: me.clone(),
+        request_id: crate::client::new_request_id(),
+        proposed_at_unix_ms: now_unix_ms(),
+        command: Some(PbCommand::RemoveReplica(pb::RemoveReplica {
+            hash: trim.hash.clone(),
+            node: trim.node.clone(),
+            reason: OVER_REPLICATED_REASON.into(),
+        })),
+    };
+    propose(coordinator, envelope).await.map_err(|status| {
+        anyhow::anyhow!(
+            "recording the removal of chunk {hash} on {}: {}",
+            trim.node,
+            status.message()
+        )
+    })?;
+    let Some(node) = candidates.iter().find(|c| c.address == trim.node) else {
+        return Ok(());
+    };
+    let ticket = ticket::issue(
+        &identity,
+        &TicketGrant {
+            op: TicketOp::Delete,
+            hashes: std::slice::from_ref(&hash),
+            holder: &me,
+            node: &trim.node,
+            issued_at_unix_ms: u64::try_from(now_unix_ms()).unwrap_or(0),
+            lifetime: TICKET_LIFETIME_DEFAULT,
+        },
+    )?;
+    pool.delete(
+        &trim.node,
+        node.endpoint,
+        collective_proto::chunk::DeleteRequest {
+            ticket: Some(ticket),
+            hashes: vec![trim.hash.clone()],
+            min_idle_ms: u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX),
+        },
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("deleting the extra copy of {hash} on {}: {error}", trim.node))?;
+    tracing::info!(chunk = %hash, node = %trim.node, "extra replica trimmed");
+    Ok(())
 }
 
 type Scan = (
     api::ChunkHealth,
     Vec<Repair>,
+    Vec<Trim>,
     Vec<collective_projections::NodeRecord>,
 );
 
@@ -201,6 +279,7 @@ fn scan(store: &collective_projections::Store) -> anyhow::Result<Scan> {
         ..Default::default()
     };
     let mut queue = Vec::new();
+    let mut trims = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = store.chunks_after(after.as_deref(), PASS_PAGE_CHUNKS)?;
@@ -222,9 +301,19 @@ fn scan(store: &collective_projections::Store) -> anyhow::Result<Scan> {
                 .filter(|n| up.get(n.as_str()).copied().unwrap_or(false))
                 .cloned()
                 .collect();
+            let wanted = replicas_wanted.max(1) as usize;
+            if healthy.len() > wanted && trims.len() < REPAIRS_PER_PASS_MAX {
+                // Keep the replicas rendezvous placement would choose; drop the rest.
+                let mut ranked = healthy.clone();
+                ranked.sort_by_key(|node| std::cmp::Reverse(data_plan::score(hash, node)));
+                trims.extend(ranked.into_iter().skip(wanted).map(|node| Trim {
+                    hash: hash.clone(),
+                    node,
+                }));
+            }
             if healthy.is_empty() {
                 health.lost += 1;
-            } else if (healthy.len() as u64) < u64::from(replicas_wanted.max(1)) {
+            } else if healthy.len() < wanted {
                 health.under_replicated += 1;
                 if queue.len() < REPAIRS_PER_PASS_MAX {
                     queue.push(Repair {
@@ -241,7 +330,7 @@ fn scan(store: &collective_projections::Store) -> anyhow::Result<Scan> {
             _ => break,
         }
     }
-    Ok((health, queue, nodes))
+    Ok((health, queue, trims, nodes))
 }
 
 /// Copies one chunk to one more node and records it.
