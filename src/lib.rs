@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod coordinator;
 pub mod datapath;
+pub mod env;
 pub mod error;
 pub mod node;
 pub mod pki;

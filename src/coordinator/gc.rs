@@ -21,7 +21,7 @@ use collective_events::decide::PLAN_AGE_MS_MAX;
 use collective_events::pb::{self, NodeStatus, command_envelope::Command as PbCommand};
 use collective_proto::chunk::DeleteRequest;
 
-use super::meta_service::{now_unix_ms, propose};
+use super::meta_service::{now_unix_ms, propose_own};
 use super::state::Coordinator;
 use crate::chunk_hash::ChunkHash;
 use crate::datapath::NodePool;
@@ -48,17 +48,9 @@ impl GcConfig {
     /// The defaults, shortened by the environment (tests do; the safety argument above then
     /// holds only for writes shorter than the values given).
     pub fn from_env() -> anyhow::Result<GcConfig> {
-        let millis = |name: &str, default: Duration| -> anyhow::Result<Duration> {
-            match std::env::var(name) {
-                Ok(value) => Ok(Duration::from_millis(value.parse().map_err(|e| {
-                    anyhow::anyhow!("{name}={value:?} is not a number of milliseconds: {e}")
-                })?)),
-                Err(_) => Ok(default),
-            }
-        };
         Ok(GcConfig {
-            grace: millis("COLLECTIVE_GC_GRACE_MS", GRACE_DEFAULT)?,
-            min_idle: millis("COLLECTIVE_GC_MIN_IDLE_MS", MIN_IDLE_DEFAULT)?,
+            grace: crate::env::millis("COLLECTIVE_GC_GRACE_MS", GRACE_DEFAULT)?,
+            min_idle: crate::env::millis("COLLECTIVE_GC_MIN_IDLE_MS", MIN_IDLE_DEFAULT)?,
         })
     }
 }
@@ -116,7 +108,7 @@ pub async fn pass(coordinator: &Coordinator, pool: &NodePool, config: GcConfig) 
             }
             let Some((endpoint, up)) = nodes.get(&node) else {
                 // The node left the member: only the record is left to remove.
-                record_removed(coordinator, &me, &hash_bytes, &node).await?;
+                record_removed(coordinator, &hash_bytes, &node).await?;
                 removed += 1;
                 continue;
             };
@@ -144,7 +136,7 @@ pub async fn pass(coordinator: &Coordinator, pool: &NodePool, config: GcConfig) 
                     tracing::info!(chunk = %hash, %node, "not collected: a writer put it again recently");
                 }
                 Ok(_) => {
-                    record_removed(coordinator, &me, &hash_bytes, &node).await?;
+                    record_removed(coordinator, &hash_bytes, &node).await?;
                     removed += 1;
                 }
                 Err(error) => {
@@ -156,19 +148,13 @@ pub async fn pass(coordinator: &Coordinator, pool: &NodePool, config: GcConfig) 
     Ok(removed)
 }
 
-async fn record_removed(coordinator: &Coordinator, me: &str, hash: &[u8], node: &str) -> anyhow::Result<()> {
-    let envelope = pb::CommandEnvelope {
-        schema_version: collective_events::SCHEMA_VERSION,
-        actor: me.to_string(),
-        request_id: crate::client::new_request_id(),
-        proposed_at_unix_ms: now_unix_ms(),
-        command: Some(PbCommand::RemoveReplica(pb::RemoveReplica {
-            hash: hash.to_vec(),
-            node: node.to_string(),
-            reason: "garbage collected: no kept version references it".into(),
-        })),
-    };
-    match propose(coordinator, envelope).await {
+async fn record_removed(coordinator: &Coordinator, hash: &[u8], node: &str) -> anyhow::Result<()> {
+    let command = PbCommand::RemoveReplica(pb::RemoveReplica {
+        hash: hash.to_vec(),
+        node: node.to_string(),
+        reason: "garbage collected: no kept version references it".into(),
+    });
+    match propose_own(coordinator, command).await {
         Ok(_) => Ok(()),
         // Already removed (a node gave it up, or an earlier pass recorded it): nothing to do.
         Err(status) if status.code() == tonic::Code::NotFound => Ok(()),

@@ -413,6 +413,22 @@ fn check_node_self(caller: &Caller, address: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// Proposes a command the coordinator makes on its own behalf (repair, garbage collection,
+/// reconciliation): its own address as the actor, a fresh request id, its clock.
+pub async fn propose_own(
+    coordinator: &Coordinator,
+    command: PbCommand,
+) -> Result<(u64, Vec<pb::EventEnvelope>), Status> {
+    let envelope = pb::CommandEnvelope {
+        schema_version: collective_events::SCHEMA_VERSION,
+        actor: coordinator.config.address.clone(),
+        request_id: crate::client::new_request_id(),
+        proposed_at_unix_ms: now_unix_ms(),
+        command: Some(command),
+    };
+    propose(coordinator, envelope).await
+}
+
 /// Proposes one command and waits for its outcome.
 pub async fn propose(
     coordinator: &Coordinator,

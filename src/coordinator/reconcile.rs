@@ -10,7 +10,7 @@ use collective_events::pb::{self, command_envelope::Command as PbCommand};
 use collective_proto::chunk::HasRequest;
 use collective_proto::chunk_limits::HASHES_PER_REQUEST_MAX;
 
-use super::meta_service::{now_unix_ms, propose};
+use super::meta_service::{now_unix_ms, propose_own};
 use super::state::Coordinator;
 use crate::chunk_hash::ChunkHash;
 use crate::datapath::NodePool;
@@ -73,18 +73,12 @@ pub async fn reconcile(
             if *here {
                 continue;
             }
-            let envelope = pb::CommandEnvelope {
-                schema_version: collective_events::SCHEMA_VERSION,
-                actor: me.clone(),
-                request_id: crate::client::new_request_id(),
-                proposed_at_unix_ms: now_unix_ms(),
-                command: Some(PbCommand::RemoveReplica(pb::RemoveReplica {
-                    hash: hash.clone(),
-                    node: node.to_string(),
-                    reason: MISSING_REASON.into(),
-                })),
-            };
-            match propose(coordinator, envelope).await {
+            let command = PbCommand::RemoveReplica(pb::RemoveReplica {
+                hash: hash.clone(),
+                node: node.to_string(),
+                reason: MISSING_REASON.into(),
+            });
+            match propose_own(coordinator, command).await {
                 Ok(_) => missing += 1,
                 Err(status) if status.code() == tonic::Code::NotFound => {}
                 Err(status) => anyhow::bail!("recording a missing replica on {node}: {}", status.message()),

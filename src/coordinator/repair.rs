@@ -23,7 +23,7 @@ use futures::stream::{self, StreamExt};
 
 use super::data_plan::{self, Candidate};
 use super::gc::{self, GcConfig};
-use super::meta_service::{now_unix_ms, propose};
+use super::meta_service::{now_unix_ms, propose_own};
 use super::reconcile;
 use super::state::Coordinator;
 use crate::chunk_hash::ChunkHash;
@@ -159,12 +159,7 @@ async fn reconcile_returned(
 
 /// The repair interval from the environment, or the default.
 pub fn interval_from_env() -> anyhow::Result<Duration> {
-    match std::env::var("COLLECTIVE_REPAIR_INTERVAL_MS") {
-        Ok(value) => Ok(Duration::from_millis(value.parse().map_err(|e| {
-            anyhow::anyhow!("COLLECTIVE_REPAIR_INTERVAL_MS={value:?} is not a number of milliseconds: {e}")
-        })?)),
-        Err(_) => Ok(REPAIR_INTERVAL_DEFAULT),
-    }
+    crate::env::millis("COLLECTIVE_REPAIR_INTERVAL_MS", REPAIR_INTERVAL_DEFAULT)
 }
 
 /// One pass: counts, then repairs up to `REPAIRS_PER_PASS_MAX` chunks. Returns the health
@@ -211,18 +206,12 @@ async fn trim_one(
     let hash = ChunkHash::from_slice(&trim.hash)?;
     let identity = coordinator.peers.identity();
     let me = identity.identity()?.address.to_string();
-    let envelope = pb::CommandEnvelope {
-        schema_version: collective_events::SCHEMA_VERSION,
-        actor: me.clone(),
-        request_id: crate::client::new_request_id(),
-        proposed_at_unix_ms: now_unix_ms(),
-        command: Some(PbCommand::RemoveReplica(pb::RemoveReplica {
-            hash: trim.hash.clone(),
-            node: trim.node.clone(),
-            reason: OVER_REPLICATED_REASON.into(),
-        })),
-    };
-    propose(coordinator, envelope).await.map_err(|status| {
+    let command = PbCommand::RemoveReplica(pb::RemoveReplica {
+        hash: trim.hash.clone(),
+        node: trim.node.clone(),
+        reason: OVER_REPLICATED_REASON.into(),
+    });
+    propose_own(coordinator, command).await.map_err(|status| {
         anyhow::anyhow!(
             "recording the removal of chunk {hash} on {}: {}",
             trim.node,
@@ -384,18 +373,12 @@ async fn repair_one(
         .replicate(target.address, target.endpoint, request)
         .await
         .map_err(|error| anyhow::anyhow!("chunk {hash} to {}: {error}", target.address))?;
-    let envelope = pb::CommandEnvelope {
-        schema_version: collective_events::SCHEMA_VERSION,
-        actor: me,
-        request_id: crate::client::new_request_id(),
-        proposed_at_unix_ms: now_unix_ms(),
-        command: Some(PbCommand::PlaceChunk(pb::PlaceChunk {
-            hash: job.hash,
-            node: target.address.to_string(),
-            size: job.size,
-        })),
-    };
-    propose(coordinator, envelope).await.map_err(|status| {
+    let command = PbCommand::PlaceChunk(pb::PlaceChunk {
+        hash: job.hash,
+        node: target.address.to_string(),
+        size: job.size,
+    });
+    propose_own(coordinator, command).await.map_err(|status| {
         anyhow::anyhow!(
             "recording chunk {hash} on {}: {}",
             target.address,

@@ -36,14 +36,7 @@ impl SweepConfig {
     /// (default: `COLLECTIVE_GC_GRACE_MS`, the coordinators' grace period, so both sides of
     /// garbage collection agree unless a test separates them).
     pub fn from_env() -> anyhow::Result<SweepConfig> {
-        let millis = |name: &str, default: Duration| -> anyhow::Result<Duration> {
-            match std::env::var(name) {
-                Ok(value) => Ok(Duration::from_millis(value.parse().map_err(|e| {
-                    anyhow::anyhow!("{name}={value:?} is not a number of milliseconds: {e}")
-                })?)),
-                Err(_) => Ok(default),
-            }
-        };
+        use crate::env::millis;
         Ok(SweepConfig {
             interval: millis("COLLECTIVE_NODE_ORPHAN_SWEEP_MS", SWEEP_INTERVAL_DEFAULT)?,
             min_idle: millis(
