@@ -11,83 +11,13 @@ use collective::bootstrap::InviteCodeBody;
 use collective::bootstrap::client::redeem_at;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills the `up` process when the test ends, whether it passed or not.
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn up(dir: &Path, home: &Path, env: &[(&str, &str)]) -> anyhow::Result<Up> {
-    let port = support::free_port_run(3);
-    let log = std::fs::File::create(dir.join("up.log"))?;
-    let child = Command::new(support::binary())
-        .args([
-            "up",
-            "--data-dir",
-            support::path(&dir.join("data")),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("COLLECTIVE_HOME", home)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    let child = Up(child);
-    support::wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(20))?;
-    support::wait_for_port(&format!("127.0.0.1:{}", port + 2), Duration::from_secs(20))?;
-    wait_ready(home)?;
-    Ok(child)
-}
-
-fn cli(home: &Path, args: &[&str]) -> Output {
-    Command::new(support::binary())
-        .args(args)
-        .env("COLLECTIVE_HOME", home)
-        .output()
-        .expect("run collective")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = cli(home, args);
-    assert!(
-        out.status.success(),
-        "collective {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use support::{cli_as as cli, ok_as as ok, up};
 
 fn refused(home: &Path, args: &[&str]) -> String {
     let out = cli(home, args);
     assert!(!out.status.success(), "collective {args:?} should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn wait_ready(home: &Path) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = cli(home, &["status", "--json"]);
-        if status.status.success() {
-            let json: serde_json::Value = serde_json::from_slice(&status.stdout)?;
-            let node_up = json["nodes"]
-                .as_array()
-                .is_some_and(|nodes| nodes.iter().any(|n| n["status"] == "UP"));
-            if json["leader"].is_u64() && node_up {
-                return Ok(());
-            }
-        }
-        anyhow::ensure!(Instant::now() < deadline, "up did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -9,61 +9,9 @@ mod support;
 use collective::bootstrap::InviteCodeBody;
 use collective::bootstrap::client::{RedeemError, redeem_at};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn up(dir: &Path, home: &Path) -> anyhow::Result<Up> {
-    let port = support::free_port_run(3);
-    let log = std::fs::File::create(dir.join("up.log"))?;
-    let child = Command::new(support::binary())
-        .args([
-            "up",
-            "--data-dir",
-            support::path(&dir.join("data")),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("COLLECTIVE_HOME", home)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    let child = Up(child);
-    support::wait_for_port(&format!("127.0.0.1:{}", port + 2), Duration::from_secs(20))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cli(home, &["status"]).status.success() {
-        anyhow::ensure!(Instant::now() < deadline, "up did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(child)
-}
-
-fn cli(home: &Path, args: &[&str]) -> Output {
-    Command::new(support::binary())
-        .args(args)
-        .env("COLLECTIVE_HOME", home)
-        .output()
-        .expect("run collective")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = cli(home, args);
-    assert!(
-        out.status.success(),
-        "collective {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use std::process::Command;
+use std::time::Duration;
+use support::{cli_as as cli, ok_as as ok, up};
 
 /// A redemption into a fresh home that must fail with `expected` in its message and leave no
 /// profile behind, and no new event in the member's log.
@@ -111,7 +59,7 @@ fn generate(admin: &Path, extra: &[&str]) -> String {
 fn bad_codes_are_refused_clearly_and_change_nothing() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let admin = dir.path().join("admin");
-    let _up = up(dir.path(), &admin)?;
+    let _up = up(dir.path(), &admin, &[])?;
 
     // Expired.
     let expiring = generate(&admin, &["--validity", "1s"]);
@@ -193,7 +141,7 @@ fn bad_codes_are_refused_clearly_and_change_nothing() -> anyhow::Result<()> {
 fn malformed_and_oversized_certificate_requests_are_refused() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let admin = dir.path().join("admin");
-    let _up = up(dir.path(), &admin)?;
+    let _up = up(dir.path(), &admin, &[])?;
     let body = InviteCodeBody::decode_code(&generate(&admin, &[]))?;
     let endpoint = body.endpoints[0].clone();
     let runtime = tokio::runtime::Runtime::new()?;
@@ -226,7 +174,7 @@ fn malformed_and_oversized_certificate_requests_are_refused() -> anyhow::Result<
 fn a_member_invite_signs_a_member_ca_for_the_named_member_only() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let admin = dir.path().join("admin");
-    let _up = up(dir.path(), &admin)?;
+    let _up = up(dir.path(), &admin, &[])?;
     let code = ok(
         &admin,
         &["invite", "generate", "--member", "bob", "--validity", "1h"],

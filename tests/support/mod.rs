@@ -462,3 +462,77 @@ pub fn wait_for_port(endpoint: &str, timeout: Duration) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Kills the `up` process when the test ends, whether it passed or not.
+pub struct Up(pub Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `collective up` in `dir` with the admin profile in `home`, ready (a leader and an UP node)
+/// when this returns; the process is killed when the value is dropped.
+pub fn up(dir: &Path, home: &Path, env: &[(&str, &str)]) -> anyhow::Result<Up> {
+    let port = free_port_run(3);
+    let log = std::fs::File::create(dir.join("up.log"))?;
+    let child = Command::new(binary())
+        .args([
+            "up",
+            "--data-dir",
+            path(&dir.join("data")),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("COLLECTIVE_HOME", home)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let child = Up(child);
+    wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(20))?;
+    wait_for_port(&format!("127.0.0.1:{}", port + 2), Duration::from_secs(20))?;
+    wait_ready(home)?;
+    Ok(child)
+}
+
+/// The CLI with `home` as its profile.
+pub fn cli_as(home: &Path, args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .env("COLLECTIVE_HOME", home)
+        .output()
+        .expect("run collective")
+}
+
+/// [`cli_as`] that must succeed; its standard output.
+pub fn ok_as(home: &Path, args: &[&str]) -> String {
+    let out = cli_as(home, args);
+    assert!(
+        out.status.success(),
+        "collective {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_ready(home: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = cli_as(home, &["status", "--json"]);
+        if status.status.success() {
+            let json: serde_json::Value = serde_json::from_slice(&status.stdout)?;
+            let node_up = json["nodes"]
+                .as_array()
+                .is_some_and(|nodes| nodes.iter().any(|n| n["status"] == "UP"));
+            if json["leader"].is_u64() && node_up {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "up did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
