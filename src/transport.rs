@@ -18,6 +18,15 @@ pub fn coordinators_dns_name(member_domain: &str) -> String {
     format!("coordinators.{member_domain}")
 }
 
+/// What a dial to a coordinator of `member_domain` whose address is not known in advance
+/// accepts: a coordinator certificate of that member, answering to `coordinators.<member>`.
+fn any_coordinator_of(member_domain: &str) -> ServerExpectation {
+    ServerExpectation::named(
+        &coordinators_dns_name(member_domain),
+        Policy::components(&[Component::Coordinator]).same_member(member_domain),
+    )
+}
+
 /// The verified identity of the caller of an RPC.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -104,6 +113,16 @@ impl PeerContext {
             server_name,
         )?)
     }
+
+    /// A lazily connected channel to `endpoint`, which must present the certificate of a
+    /// coordinator of `member_domain` (any member of the federation, this one included).
+    pub fn connect_member_coordinator(&self, endpoint: &str, member_domain: &str) -> anyhow::Result<Channel> {
+        let expect = any_coordinator_of(member_domain);
+        let server_name = tls::expected_server_name(&expect)?;
+        let config =
+            tls::client_config_with_identity(&self.identity, &self.root, expect, self.trust.as_ref())?;
+        Ok(tls::connect_lazy_with_config(endpoint, config, server_name)?)
+    }
 }
 
 /// Checks that `identity` chains to the federation root `root_pem`, with the verifier every
@@ -133,9 +152,6 @@ pub async fn connect_coordinator(
     root_pem: &str,
     member_domain: &str,
 ) -> anyhow::Result<Channel> {
-    let expect = ServerExpectation::named(
-        &coordinators_dns_name(member_domain),
-        Policy::components(&[Component::Coordinator]).same_member(member_domain),
-    );
+    let expect = any_coordinator_of(member_domain);
     Ok(tls::connect(endpoint, identity, &root_der(root_pem)?, expect).await?)
 }

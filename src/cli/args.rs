@@ -223,6 +223,11 @@ pub enum FederationCaCommand {
     /// Sign a member CA (an intermediate name-constrained to MEMBER.<federation domain>):
     /// member-ca.crt and member-ca.key (0600).
     SignMember(FederationSignMemberArgs),
+    /// Remove a member from the federation: signs the removal with the root key and hands it to
+    /// a coordinator of your profile's member, from which it reaches every member's coordinators
+    /// and storage nodes within seconds. They refuse every certificate of the removed member
+    /// from then on (its own processes are not stopped). There is no undo.
+    RemoveMember(FederationRemoveMemberArgs),
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +251,21 @@ pub struct FederationSignMemberArgs {
     /// Directory to write the member CA into (created if missing; must not hold one yet).
     #[arg(long, default_value = "member-ca")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FederationRemoveMemberArgs {
+    /// Member name (e.g. bob), or its full domain below the federation domain.
+    #[arg(long)]
+    pub member: String,
+    /// Why; kept with the removal and logged wherever it is enforced.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Directory holding the root CA: root-ca.crt and root-ca.key (`federation ca init`), or the
+    /// pki/ directory of the coordinator that made the federation (federation-ca.crt and
+    /// federation-ca.key, made by `up` and `federation init`).
+    #[arg(long, default_value = "federation-ca")]
+    pub ca_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

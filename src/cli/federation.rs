@@ -1,4 +1,5 @@
-//! `federation ca init | ca sign-member` and `federation init`: the federation's CAs on disk.
+//! `federation ca init | ca sign-member | ca remove-member` and `federation init`: the
+//! federation's CAs on disk, and removing a member with the root key.
 //!
 //! The root CA's key is meant to live offline (a USB stick, a vault); these commands are the
 //! only ones that touch it, and they never overwrite an existing CA: losing a root key by a
@@ -6,7 +7,7 @@
 
 use super::args::{
     FederationCaCommand, FederationCaInitArgs, FederationCommand, FederationInitArgs,
-    FederationSignMemberArgs,
+    FederationRemoveMemberArgs, FederationSignMemberArgs,
 };
 use super::output::format_time;
 use crate::coordinator::bootstrap;
@@ -43,6 +44,9 @@ pub fn run(command: FederationCommand, home: PathBuf) -> anyhow::Result<()> {
         FederationCommand::Init(args) => init(args, &home),
         // Async (it dials the inviting member): dispatched to `cli::invite` by `cli::dispatch`.
         FederationCommand::Join(_) => anyhow::bail!("federation join is handled by cli::invite"),
+        FederationCommand::Ca(FederationCaCommand::RemoveMember(_)) => {
+            anyhow::bail!("federation ca remove-member is handled by cli::federation::remove_member")
+        }
     }
 }
 
@@ -93,6 +97,77 @@ fn sign_member(args: FederationSignMemberArgs) -> anyhow::Result<()> {
         format_system_time(member.not_after())
     );
     Ok(())
+}
+
+/// `federation ca remove-member`: signs the removal, then publishes it through the profile's
+/// member (any of its coordinators; the others and other members get it by exchange).
+pub async fn remove_member(args: FederationRemoveMemberArgs, home: &Path) -> anyhow::Result<()> {
+    let root = load_root_bundle(&args.ca_dir)?;
+    let root_identity = crate::pki::CaIdentity::from_der(&root.cert_der()?)?;
+    let member_domain = member_domain(&args.member, &root_identity.federation_domain)?;
+    let profile = crate::profile::Profile::load(home)?;
+    if profile.root_ca_pem.trim() != root.cert_pem.trim() {
+        bail!(
+            "the root CA in {} is not the root of this profile's federation ({})",
+            args.ca_dir.display(),
+            profile.config.federation_domain
+        );
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let removal = crate::pki::sign_removal(&root, &member_domain, &args.reason, now.as_millis() as u64)
+        .context("signing the removal")?;
+    let mut failures = Vec::new();
+    for endpoint in &profile.config.coordinators {
+        let published = async {
+            let channel = crate::transport::connect_coordinator(
+                endpoint,
+                &profile.identity,
+                &profile.root_ca_pem,
+                &profile.config.member_domain,
+            )
+            .await?;
+            let answer = collective_proto::api::federation_client::FederationClient::new(channel)
+                .publish_removal(removal.clone())
+                .await
+                .map_err(|status| anyhow!("{}", status.message()))?;
+            anyhow::Ok(answer.into_inner().new)
+        };
+        match published.await {
+            Ok(new) => {
+                println!(
+                    "member {member_domain} removed from federation {}{}",
+                    root_identity.federation_domain,
+                    if new { "" } else { " (it already was)" }
+                );
+                println!(
+                    "  published through {endpoint}; every member's coordinators and storage nodes refuse its \
+                     certificates within seconds"
+                );
+                return Ok(());
+            }
+            Err(error) => failures.push(format!("{endpoint}: {error:#}")),
+        }
+    }
+    bail!(
+        "the removal is signed but no coordinator of {} took it: {}",
+        profile.config.member_domain,
+        failures.join("; ")
+    )
+}
+
+/// The root CA with its key from `dir`: `root-ca.*` (`federation ca init`) or `federation-ca.*`
+/// (a founding coordinator's `pki/`).
+fn load_root_bundle(dir: &Path) -> anyhow::Result<crate::pki::CertBundle> {
+    // A coordinator's pki/ holds root-ca.crt (its trust anchor) but keeps the key as federation-ca.
+    if dir.join(ROOT_CA_KEY).exists() || !dir.join("federation-ca.crt").exists() {
+        return Ok(load_root(dir)?.bundle());
+    }
+    crate::pki::CertBundle::read_from(dir, "federation-ca").map_err(|error| {
+        anyhow!(
+            "no federation root CA with its key in {} (neither {ROOT_CA_CERT} nor federation-ca.crt): {error}",
+            dir.display()
+        )
+    })
 }
 
 fn init(args: FederationInitArgs, home: &Path) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use crate::bootstrap::code::{InviteCodeBody, code_hash, fingerprint};
 use crate::bootstrap::server::hex;
 use crate::bootstrap::sign;
 use crate::client::{self, Client};
+use crate::coordinator::config::PeerMember;
 use crate::coordinator::grants::{parse_rights, rights_text};
 use crate::pki::{CertBundle, MemberCa};
 use crate::profile::{Profile, ProfileConfig};
@@ -294,7 +295,7 @@ pub async fn federation_join(args: FederationJoinArgs, home: PathBuf) -> anyhow:
     check_root(&body, &response.root_ca_pem)?;
     let member_ca = MemberCa::load(&response.certificate_pem, &key.serialize_pem())
         .context("the member CA the inviting member signed does not match this key")?;
-    let config = crate::coordinator::bootstrap::init_first_with_member_ca(
+    let mut config = crate::coordinator::bootstrap::init_first_with_member_ca(
         &args.data_dir,
         &home,
         &member_ca,
@@ -302,6 +303,13 @@ pub async fn federation_join(args: FederationJoinArgs, home: PathBuf) -> anyhow:
         args.listen,
         1,
     )?;
+    // The inviting member is the first the new one exchanges revocations with; the others are
+    // learned from it (`coordinator::federation`).
+    config.federation_peers = vec![PeerMember {
+        member_domain: response.member_domain.clone(),
+        coordinators: response.coordinators.clone(),
+    }];
+    config.save(&args.data_dir)?;
     println!(
         "joined federation {} as member {} (member CA signed through {})",
         response.federation_domain, response.address, response.member_domain

@@ -47,6 +47,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args, home).await,
         Command::Federation(args::FederationCommand::Join(args)) => invite::federation_join(args, home).await,
+        Command::Federation(args::FederationCommand::Ca(args::FederationCaCommand::RemoveMember(args))) => {
+            federation::remove_member(args, &home).await
+        }
         Command::Federation(args) => federation::run(args, home),
         Command::Coordinator(args) => coordinator::run(args, home).await,
         Command::Node(args) => node::run(args, home).await,

@@ -110,6 +110,7 @@ pub fn init_first_with_member_ca(
         endpoint: listen.to_string(),
         bootstrap: true,
         bootstrap_listen: None,
+        federation_peers: Vec::new(),
     };
     write_coordinator(&layout, &config, member_ca, root_pem)?;
     let admin = write_admin_profile(home, member_ca, root_pem, std::slice::from_ref(&config.endpoint))?;
@@ -158,6 +159,7 @@ pub fn prepare(
         endpoint: listen.to_string(),
         bootstrap: false,
         bootstrap_listen: None,
+        federation_peers: Vec::new(),
     };
     write_coordinator(&layout, &config, &member_ca, &profile.root_ca_pem)?;
     Ok(config)

@@ -28,6 +28,17 @@ pub struct CoordinatorConfig {
     /// RPC. Absent: no bootstrap listener. `up` sets it to its port plus two.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap_listen: Option<SocketAddr>,
+    /// Coordinators of other members to exchange revocations with (see `coordinator::federation`);
+    /// `federation join` records the inviting member's. Others are learned while running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federation_peers: Vec<PeerMember>,
+}
+
+/// Another member of the federation and where its coordinators listen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerMember {
+    pub member_domain: String,
+    pub coordinators: Vec<String>,
 }
 
 impl CoordinatorConfig {

@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod data_plan;
 mod errors;
+pub mod federation;
 pub mod gc;
 pub mod grants;
 pub mod liveness;

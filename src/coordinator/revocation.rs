@@ -72,12 +72,16 @@ pub async fn watch(coordinator: Arc<Coordinator>) {
     }
 }
 
-/// `Revocations`: the member's revoked serials, as this coordinator's projections know them.
+/// `Revocations`: the member's revoked serials, as this coordinator's projections know them,
+/// with what it learned from other members (`coordinator::federation`).
 pub fn revocations(coordinator: &Coordinator) -> Result<api::RevocationsResponse, Status> {
     let serials = revoked_serials(&coordinator.store).map_err(storage)?;
+    let (members, removals) = coordinator.pki.federation.for_nodes();
     Ok(api::RevocationsResponse {
         member_domain: coordinator.config.member_domain.clone(),
         serials: serials.into_iter().collect(),
+        members,
+        removals,
     })
 }
 

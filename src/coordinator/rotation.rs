@@ -68,6 +68,8 @@ pub struct LivePki {
     pub member_ca: Option<MemberCa>,
     /// Where this coordinator's own bundle is rewritten after each renewal.
     pub pki_dir: PathBuf,
+    /// Other members' revocations and member removals (see `coordinator::federation`).
+    pub federation: super::federation::Federation,
 }
 
 /// `RenewCertificate`: signs a new leaf for the caller's own identity and records it.
@@ -462,6 +464,39 @@ async fn renew_through(
     install(dir, name, handle, request.into_bundle(issued)?).await
 }
 
+/// Puts a coordinator's `Revocations` answer into a storage node's `trust`: the member's own
+/// list, the lists the coordinator learned from other members, and the member removals whose
+/// root signature verifies (a node's own member is never removed from under it).
+fn apply_revocations(trust: &TrustStore, own_member: &str, answer: api::RevocationsResponse) {
+    let mut lists = vec![(own_member.to_string(), answer.serials)];
+    lists.extend(
+        answer
+            .members
+            .into_iter()
+            .filter(|list| !list.member_domain.eq_ignore_ascii_case(own_member))
+            .map(|list| (list.member_domain, list.serials)),
+    );
+    for (member, serials) in lists {
+        if trust.set_revoked(&member, serials.into_iter().collect()) {
+            let count = trust.revoked(&member).len();
+            tracing::info!(%member, revoked = count, "revocation list updated");
+        }
+    }
+    for removal in answer.removals {
+        if removal.member_domain.eq_ignore_ascii_case(own_member) {
+            continue;
+        }
+        match crate::pki::verify_removal(trust.root_der(), &removal) {
+            Ok(()) => {
+                if trust.remove_member(&removal.member_domain) {
+                    tracing::warn!(member = %removal.member_domain, "member removed from the federation");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "ignoring a member removal that does not verify"),
+        }
+    }
+}
+
 /// Polls the member's coordinators every `interval` for the revoked serials and puts them in
 /// `trust`, until `stop` turns true: how storage nodes learn revocations.
 pub async fn revocation_sync_loop(
@@ -480,13 +515,7 @@ pub async fn revocation_sync_loop(
         )
         .await;
         match fetched {
-            Ok(list) => {
-                let serials = list.serials.into_iter().collect();
-                if trust.set_revoked(&member.member_domain, serials) {
-                    let count = trust.revoked(&member.member_domain).len();
-                    tracing::info!(revoked = count, "revocation list updated");
-                }
-            }
+            Ok(list) => apply_revocations(&trust, &member.member_domain, list),
             Err(error) => {
                 tracing::warn!(error = %format!("{error:#}"), "fetching the revocation list failed")
             }

@@ -4,6 +4,7 @@
 
 use super::bootstrap::{COORDINATOR_BUNDLE, ROOT_CA_FILE};
 use super::config::{CoordinatorConfig, Layout};
+use super::federation::{self, Federation, FederationService};
 use super::liveness::{self, Liveness};
 use super::meta_service::{MetaService, now_unix_ms, propose};
 use super::network::NetworkFactory;
@@ -18,7 +19,8 @@ use crate::transport::{PeerContext, root_der};
 use anyhow::Context;
 use collective_events::pb::{self, command_envelope::Command};
 use collective_projections::{META_MEMBER, Store};
-use collective_proto::{api::meta_server::MetaServer, raft::raft_server::RaftServer};
+use collective_proto::api::{federation_server::FederationServer, meta_server::MetaServer};
+use collective_proto::raft::raft_server::RaftServer;
 use collective_raft::{CoordinatorNode, SnapshotDir, open_raft};
 use openraft::ServerState;
 use std::collections::BTreeMap;
@@ -77,6 +79,13 @@ pub async fn start(
     let store = Store::open(layout.db()).with_context(|| format!("opening {}", layout.db().display()))?;
     // Revocations already in the log are in force before the first handshake.
     revocation::load(&store, &trust, &config.member_domain)?;
+    // So are the member removals this coordinator kept.
+    let federation = Federation::open(
+        &config.member_domain,
+        &trust,
+        &layout.pki(),
+        &config.federation_peers,
+    )?;
     let raft = open_raft(
         config.id,
         &layout.root,
@@ -103,6 +112,7 @@ pub async fn start(
         root_pem: root_pem.clone(),
         member_ca: load_member_ca(&layout.pki())?,
         pki_dir: layout.pki(),
+        federation,
     };
     let coordinator = Arc::new(Coordinator::new(
         config.clone(),
@@ -121,6 +131,9 @@ pub async fn start(
     ))
     .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
     .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
+    let federation_rpc = FederationServer::new(FederationService::new(coordinator.clone()))
+        .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
     let access = collective_proto::bootstrap::access_server::AccessServer::new(
         crate::bootstrap::access::AccessService::new(coordinator.clone()),
     );
@@ -138,6 +151,7 @@ pub async fn start(
             )))
             .add_service(meta)
             .add_service(raft_rpc)
+            .add_service(federation_rpc)
             .add_service(access)
             .serve_with_incoming_shutdown(incoming, shutdown),
     );
@@ -153,7 +167,8 @@ pub async fn start(
         });
     }
     // The leader's background duties, node liveness and chunk repair (both idle on followers),
-    // and every coordinator's: the revocation list and its own certificate's renewal.
+    // and every coordinator's: the revocation list, the exchange with other members, and its own
+    // certificate's renewal.
     let repair_interval = repair::interval_from_env()?;
     let gc = super::gc::GcConfig::from_env()?;
     let watchdog = tokio::spawn({
@@ -162,6 +177,7 @@ pub async fn start(
             tokio::join!(
                 liveness::watch(coordinator.clone()),
                 revocation::watch(coordinator.clone()),
+                federation::exchange_loop(coordinator.clone()),
                 rotation::keep_fresh(coordinator.clone()),
                 repair::run(coordinator, repair_interval, gc)
             );

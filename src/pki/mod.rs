@@ -16,6 +16,7 @@ mod error;
 mod federation_ca;
 mod identity;
 mod member_ca;
+mod removal;
 mod renewal;
 
 pub use address::{FederatedAddress, dns_label, is_within as is_within_domain, validate_domain};
@@ -28,4 +29,5 @@ pub use error::PkiError;
 pub use federation_ca::{FederationCa, ROOT_CA_VALIDITY};
 pub use identity::{CaIdentity, PeerIdentity};
 pub use member_ca::{IssuedLeaf, MEMBER_CA_VALIDITY, MemberCa, RevokedSerial};
+pub use removal::{REMOVAL_REASON_BYTES_MAX, sign_removal, verify_removal};
 pub use renewal::{FINGERPRINT_BYTES, LeafRequest, RENEW_AT_FRACTION, extra_sans, fingerprint};

@@ -38,6 +38,8 @@ struct TrustState {
     known: BTreeMap<Fingerprint, CaIdentity>,
     /// Member CAs removed: their leaves are refused even though the root signed them.
     removed: BTreeMap<Fingerprint, String>,
+    /// Members removed from the federation (signed removals): every CA of theirs is refused.
+    removed_members: BTreeSet<String>,
     /// Refuse member CAs that were never added (closed federation); off by default, where any
     /// member CA the root signed is accepted unless removed.
     require_known: bool,
@@ -122,6 +124,22 @@ impl TrustStore {
         state.removed.values().filter(|m| **m == member).count()
     }
 
+    /// Removes the member `member_domain` from the federation: leaves of any CA of that member
+    /// domain, known or not, are refused from the next handshake and request on. Returns
+    /// whether the member was not removed already.
+    pub fn remove_member(&self, member_domain: &str) -> bool {
+        self.write()
+            .removed_members
+            .insert(member_domain.to_ascii_lowercase())
+    }
+
+    /// Whether `member_domain` was removed with [`TrustStore::remove_member`].
+    pub fn member_removed(&self, member_domain: &str) -> bool {
+        self.read()
+            .removed_members
+            .contains(&member_domain.to_ascii_lowercase())
+    }
+
     /// Admits only member CAs added with [`TrustStore::add_member_ca`] (`true`), or every member
     /// CA the root signed unless removed (`false`, the default).
     pub fn require_known_member_cas(&self, required: bool) {
@@ -169,7 +187,11 @@ impl TrustStore {
     pub fn check(&self, leaf: &PeerIdentity, issuing_ca_der: &[u8]) -> Result<(), PolicyViolation> {
         let state = self.read();
         let print = fingerprint(issuing_ca_der);
-        if let Some(member) = state.removed.get(&print) {
+        let removed = state
+            .removed
+            .get(&print)
+            .or_else(|| state.removed_members.get(&leaf.member_domain));
+        if let Some(member) = removed {
             return Err(PolicyViolation::MemberCaRemoved {
                 address: leaf.address.to_string(),
                 member: member.clone(),
