@@ -11,8 +11,12 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
 pub const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
 /// Upper end of the election timeout range, in milliseconds.
 pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
-/// Entries applied since the last snapshot that trigger a new one.
-pub const SNAPSHOT_EVERY_ENTRIES: u64 = 5_000;
+/// Entries applied since the last snapshot that trigger a new one. A snapshot writes, hashes
+/// and fsyncs the whole state, event log included, so its cost grows with the member's history;
+/// at 5,000 it took 10-15% of the coordinators' CPU under a sustained commit load (A/B in
+/// docs/benchmarks.md). 100,000 is etcd's default `--snapshot-count`. Restarts do not replay
+/// more for it: applied state is stored, only entries after it are applied again.
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;
 /// Entries kept in the log behind the newest snapshot, so that a follower slightly behind (or
 /// one being sent a snapshot while writes continue) catches up from the log rather than needing
 /// yet another snapshot. openraft issue #1706: the leader keeps purging while a slow snapshot
