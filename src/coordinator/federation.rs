@@ -207,23 +207,25 @@ impl Federation {
     /// coordinators keep and pass on its removal but do not refuse themselves.
     pub fn accept_removal(&self, removal: &MemberRemoval) -> Result<bool, Status> {
         verify_removal(&self.root, removal).map_err(|error| Status::invalid_argument(error.to_string()))?;
-        if self.lock().removals.contains_key(&removal.member_domain) {
+        // One critical section from the check to the file: two removals arriving together
+        // can neither both count as new nor overwrite each other's file with an older set.
+        // Removals are rare; the wait for the fsync is short.
+        let mut state = self.lock();
+        if state.removals.contains_key(&removal.member_domain) {
             return Ok(false);
         }
         self.enforce_removal(removal);
-        let encoded = {
-            let mut state = self.lock();
-            state
-                .removals
-                .insert(removal.member_domain.clone(), removal.clone());
-            FederationExchange {
-                removals: state.removals.values().cloned().collect(),
-                ..Default::default()
-            }
-            .encode_to_vec()
-        };
+        state
+            .removals
+            .insert(removal.member_domain.clone(), removal.clone());
+        let encoded = FederationExchange {
+            removals: state.removals.values().cloned().collect(),
+            ..Default::default()
+        }
+        .encode_to_vec();
         write_atomically(&self.removals_path, &encoded)
             .map_err(|error| Status::internal(format!("keeping the removal: {error:#}")))?;
+        drop(state);
         tracing::warn!(
             member = %removal.member_domain,
             reason = %removal.reason,

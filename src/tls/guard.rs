@@ -49,9 +49,17 @@ impl RevocationGuard {
     fn parse(&self, certs: &[CertificateDer<'static>]) -> Result<Parsed, tonic::Status> {
         let key: Vec<u8> = certs
             .iter()
-            .flat_map(|cert| (cert.len() as u32).to_be_bytes().into_iter().chain(cert.iter().copied()))
+            .flat_map(|cert| {
+                (cert.len() as u32)
+                    .to_be_bytes()
+                    .into_iter()
+                    .chain(cert.iter().copied())
+            })
             .collect();
-        let mut cache = self.parsed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = self
+            .parsed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(parsed) = cache.get(&key) {
             return Ok(parsed.clone());
         }
