@@ -107,6 +107,21 @@ fn serial_hex(bundle: &CertBundle) -> String {
     bundle.identity().unwrap().serial_hex()
 }
 
+/// `federation ca remove-member --member carol` with the root CA in `ca_dir`, as `home`.
+fn remove_carol(home: &Path, ca_dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "federation",
+        "ca",
+        "remove-member",
+        "--member",
+        "carol",
+        "--ca-dir",
+        path(ca_dir),
+    ];
+    args.extend_from_slice(extra);
+    cli_as(home, &args)
+}
+
 /// `Status` at a coordinator of `member` as `who`: the refusal's text, or "answered".
 async fn coordinator_says(endpoint: &str, member: &str, who: &Profile) -> String {
     let channel = match connect_coordinator(endpoint, &who.identity, &who.root_ca_pem, &domain(member)).await
@@ -259,18 +274,7 @@ async fn revocations_and_removals_reach_every_member_within_seconds() {
     let impostor_dir = dir.path().join("impostor-ca");
     std::fs::create_dir_all(&impostor_dir).unwrap();
     impostor.bundle().write_to(&impostor_dir, "root-ca").unwrap();
-    let wrong_root = cli_as(
-        &alice_home,
-        &[
-            "federation",
-            "ca",
-            "remove-member",
-            "--member",
-            "carol",
-            "--ca-dir",
-            path(&impostor_dir),
-        ],
-    );
+    let wrong_root = remove_carol(&alice_home, &impostor_dir, &[]);
     assert!(!wrong_root.status.success());
     assert!(
         String::from_utf8_lossy(&wrong_root.stderr).contains("is not the root of this profile's federation"),
@@ -285,20 +289,9 @@ async fn revocations_and_removals_reach_every_member_within_seconds() {
 
     // 4. Alice's founding coordinator keeps the root key: remove carol from the federation.
     let root_dir = dir.path().join("data").join("coordinator").join("pki");
-    let removed = ok_as(
-        &alice_home,
-        &[
-            "federation",
-            "ca",
-            "remove-member",
-            "--member",
-            "carol",
-            "--reason",
-            "left the federation",
-            "--ca-dir",
-            path(&root_dir),
-        ],
-    );
+    let removed = remove_carol(&alice_home, &root_dir, &["--reason", "left the federation"]);
+    assert!(removed.status.success(), "{removed:?}");
+    let removed = String::from_utf8_lossy(&removed.stdout);
     assert!(
         removed.contains("member carol.home.collective removed"),
         "{removed}"
@@ -325,17 +318,9 @@ async fn revocations_and_removals_reach_every_member_within_seconds() {
     bob.start();
     let answer = coordinator_says(&bob.endpoint, "bob", &carol_admin).await;
     assert!(answer.contains("removed"), "{answer}");
-    let again = ok_as(
-        &alice_home,
-        &[
-            "federation",
-            "ca",
-            "remove-member",
-            "--member",
-            "carol",
-            "--ca-dir",
-            path(&root_dir),
-        ],
+    let again = remove_carol(&alice_home, &root_dir, &[]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already was"),
+        "{again:?}"
     );
-    assert!(again.contains("already was"), "{again}");
 }
