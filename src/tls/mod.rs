@@ -26,6 +26,7 @@ mod server;
 mod server_verifier;
 mod trust_store;
 mod verdict;
+mod verifier_builder;
 
 pub use client::{
     CONNECT_TIMEOUT, client_config, client_config_with_identity, connect, connect_lazy,
@@ -46,6 +47,7 @@ pub use server::{
 };
 pub use server_verifier::{FederationServerVerifier, FederationServerVerifierBuilder};
 pub use trust_store::TrustStore;
+pub use verifier_builder::VerifierBuilder;
 
 /// The one crypto provider of the process (ring), passed explicitly so nothing depends on a
 /// process-wide default being installed.
