@@ -1,32 +1,19 @@
 //! Signing for a joiner: a certificate for the public key of its CSR, which proves it holds the
 //! private key (the key never leaves the joiner's machine).
 //!
-//! `pki::MemberCa::issue_leaf` and `FederationCa::sign_member` generate the key themselves, so
-//! the certificate profile is repeated here for a key given from outside; each result is read
-//! back and checked against the federation's own verifier before it is handed out, so a drift
-//! between the two profiles fails here, not in the joiner's first handshake.
-//! (Moving `issue_leaf_for_key` into `pki` would remove the repetition; that crate is not ours.)
+//! The certificate profiles are `pki`'s own (`MemberCa::issue_leaf_for_key`,
+//! `FederationCa::sign_member_for_key`); here the CSR is bounded and checked first, and each
+//! client leaf is read back and checked against the federation's own verifier before it is
+//! handed out, so a bad certificate fails here, not in the joiner's first handshake.
 
-use crate::pki::{
-    CertBundle, Component, FederatedAddress, OID_COMPONENT, OID_FEDERATED_ADDRESS, OID_FEDERATION_DOMAIN,
-    OID_MEMBER_DOMAIN, PeerIdentity, SERIAL_LEN_BYTES,
-};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, CustomExtension, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints,
-    PublicKey, SanType, SerialNumber,
-};
+use crate::pki::{CertBundle, Component, FederatedAddress, FederationCa, MemberCa, PeerIdentity, PkiError};
+use rcgen::{CertificateParams, CertificateSigningRequestParams, KeyPair, PublicKey};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateSigningRequestDer};
 use std::time::{Duration, SystemTime};
-use time::OffsetDateTime;
 
 /// Largest CSR accepted, in bytes (an Ed25519 CSR is about 200).
 pub const CSR_BYTES_MAX: usize = 4096;
-/// Certificates start this long before now, to tolerate clock skew (as in `pki`).
-const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(300);
-/// DER tag of UTF8String.
-const TAG_UTF8_STRING: u8 = 0x0c;
 
 /// Why a joiner's request could not be signed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +32,15 @@ pub enum SignError {
     Sign(String),
 }
 
+impl From<PkiError> for SignError {
+    fn from(error: PkiError) -> SignError {
+        match error {
+            PkiError::IssuerExpired => SignError::CaExpired,
+            other => SignError::Sign(other.to_string()),
+        }
+    }
+}
+
 /// A signed certificate with what the log records about it.
 #[derive(Debug, Clone)]
 pub struct Signed {
@@ -52,6 +48,23 @@ pub struct Signed {
     pub cert_der: Vec<u8>,
     pub serial: Vec<u8>,
     pub not_after_unix_ms: i64,
+}
+
+impl Signed {
+    fn from_pem(cert_pem: String) -> Result<Signed, SignError> {
+        let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| SignError::Sign(e.to_string()))?;
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(&der).map_err(|e| SignError::Sign(e.to_string()))?;
+        let serial = cert.raw_serial().to_vec();
+        let not_after_unix_ms = cert.validity().not_after.timestamp().saturating_mul(1000);
+        Ok(Signed {
+            cert_der: der.to_vec(),
+            cert_pem,
+            serial,
+            not_after_unix_ms,
+        })
+    }
 }
 
 /// Parses a CSR and checks its signature; returns the public key it proves possession of.
@@ -86,40 +99,12 @@ pub fn sign_client(
     public_key: &PublicKey,
     validity: Duration,
 ) -> Result<Signed, SignError> {
-    let (issuer, ca_extensions, ca_validity) = load_issuer(ca)?;
-    let (federation_domain, member_domain) = ca_extensions;
-    let parsed = FederatedAddress::parse(address).map_err(|e| SignError::Sign(e.to_string()))?;
-    if parsed.domain() != member_domain {
-        return Err(SignError::Sign(format!(
-            "{address} is not in the member domain {member_domain}"
-        )));
-    }
-    let canonical = parsed.to_string();
-    let dns = parsed.dns_name().map_err(|e| SignError::Sign(e.to_string()))?;
-    let mut params = base_params()?;
-    params.subject_alt_names = vec![SanType::DnsName(
-        dns.try_into()
-            .map_err(|e: rcgen::Error| SignError::Sign(e.to_string()))?,
-    )];
-    params
-        .distinguished_name
-        .push(DnType::CommonName, canonical.clone());
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, member_domain.clone());
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    params.custom_extensions = vec![
-        utf8_extension(OID_FEDERATION_DOMAIN, &federation_domain),
-        utf8_extension(OID_MEMBER_DOMAIN, &member_domain),
-        utf8_extension(OID_COMPONENT, Component::Client.as_str()),
-        utf8_extension(OID_FEDERATED_ADDRESS, &canonical),
-    ];
-    let signed = finish(params, public_key, &issuer, ca_validity, validity)?;
+    let member_ca = MemberCa::load(&ca.cert_pem, &ca.key_pem).map_err(|e| SignError::Ca(e.to_string()))?;
+    let canonical = FederatedAddress::parse(address)
+        .map_err(|e| SignError::Sign(e.to_string()))?
+        .to_string();
+    let issued = member_ca.issue_leaf_for_key(public_key, &canonical, Component::Client, validity)?;
+    let signed = Signed::from_pem(issued.cert_pem)?;
     // Read it back as every verifier will: identity from the extensions, chain to the root.
     let identity =
         PeerIdentity::from_der(&signed.cert_der).map_err(|e| SignError::Sign(format!("signed leaf: {e}")))?;
@@ -142,162 +127,8 @@ pub fn sign_member_ca(
     public_key: &PublicKey,
     validity: Duration,
 ) -> Result<Signed, SignError> {
-    let key = KeyPair::from_pem(&root.key_pem).map_err(|e| SignError::Ca(e.to_string()))?;
-    let root_der =
-        CertificateDer::from_pem_slice(root.cert_pem.as_bytes()).map_err(|e| SignError::Ca(e.to_string()))?;
-    let (federation_domain, root_validity) = read_ca(&root_der, false)?;
-    let member = member_domain.to_ascii_lowercase();
-    if !crate::pki::is_within_domain(&member, &federation_domain) || member == federation_domain {
-        return Err(SignError::Sign(format!(
-            "{member} is not a member domain of {federation_domain}"
-        )));
-    }
-    let issuer = Issuer::from_ca_cert_der(&root_der, key).map_err(|e| SignError::Ca(e.to_string()))?;
-    let mut params = base_params()?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("{member} member ca"));
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, member.clone());
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.name_constraints = Some(NameConstraints {
-        permitted_subtrees: vec![GeneralSubtree::DnsName(member.clone())],
-        excluded_subtrees: vec![],
-    });
-    params.custom_extensions = vec![
-        utf8_extension(OID_FEDERATION_DOMAIN, &federation_domain),
-        utf8_extension(OID_MEMBER_DOMAIN, &member),
-    ];
-    finish(params, public_key, &issuer, root_validity, validity)
-}
-
-type Validity = (OffsetDateTime, OffsetDateTime);
-
-fn base_params() -> Result<CertificateParams, SignError> {
-    let mut params =
-        CertificateParams::new(Vec::<String>::new()).map_err(|e| SignError::Sign(e.to_string()))?;
-    params.distinguished_name = DistinguishedName::new();
-    params.use_authority_key_identifier_extension = true;
-    let mut serial: [u8; SERIAL_LEN_BYTES] = rand::random();
-    // Positive and full length, as `pki` makes them.
-    serial[0] = (serial[0] & 0x7f) | 0x01;
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
-    Ok(params)
-}
-
-fn finish(
-    mut params: CertificateParams,
-    public_key: &PublicKey,
-    issuer: &Issuer<'_, KeyPair>,
-    (ca_not_before, ca_not_after): Validity,
-    validity: Duration,
-) -> Result<Signed, SignError> {
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    let not_before = (now - CLOCK_SKEW_ALLOWANCE).max(ca_not_before);
-    let not_after = (now + validity).min(ca_not_after);
-    if not_after <= not_before || now >= ca_not_after {
-        return Err(SignError::CaExpired);
-    }
-    params.not_before = not_before;
-    params.not_after = not_after;
-    let serial = params
-        .serial_number
-        .as_ref()
-        .map(|s| s.as_ref().to_vec())
-        .unwrap_or_default();
-    let cert = params
-        .signed_by(public_key, issuer)
-        .map_err(|e| SignError::Sign(e.to_string()))?;
-    let not_after_unix_ms = not_after.unix_timestamp().saturating_mul(1000);
-    Ok(Signed {
-        cert_pem: cert.pem(),
-        cert_der: cert.der().to_vec(),
-        serial,
-        not_after_unix_ms,
-    })
-}
-
-/// A loaded member CA: its issuer, (federation, member) domains and validity.
-type LoadedCa = (Issuer<'static, KeyPair>, (String, String), Validity);
-
-/// The member CA's issuer, its (federation, member) domains and validity.
-fn load_issuer(ca: &CertBundle) -> Result<LoadedCa, SignError> {
-    let key = KeyPair::from_pem(&ca.key_pem).map_err(|e| SignError::Ca(e.to_string()))?;
-    let der =
-        CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).map_err(|e| SignError::Ca(e.to_string()))?;
-    let (federation_domain, validity) = read_ca(&der, true)?;
-    let cert = parse(&der)?;
-    let member_domain =
-        utf8_value(&cert, OID_MEMBER_DOMAIN)?.ok_or_else(|| SignError::Ca("not a member ca".into()))?;
-    drop(cert);
-    let issuer = Issuer::from_ca_cert_der(&der, key).map_err(|e| SignError::Ca(e.to_string()))?;
-    Ok((issuer, (federation_domain, member_domain), validity))
-}
-
-/// The federation domain and validity of a CA certificate; `member` says which kind it must be.
-fn read_ca(der: &CertificateDer<'_>, member: bool) -> Result<(String, Validity), SignError> {
-    let cert = parse(der)?;
-    if !cert.is_ca() {
-        return Err(SignError::Ca("the certificate is not a ca".into()));
-    }
-    if utf8_value(&cert, OID_MEMBER_DOMAIN)?.is_some() != member {
-        return Err(SignError::Ca(if member {
-            "expected a member ca, found the root".into()
-        } else {
-            "expected the federation root, found a member ca".into()
-        }));
-    }
-    let federation = utf8_value(&cert, OID_FEDERATION_DOMAIN)?
-        .ok_or_else(|| SignError::Ca("no federation domain".into()))?;
-    let validity = (
-        cert.validity().not_before.to_datetime(),
-        cert.validity().not_after.to_datetime(),
-    );
-    Ok((federation, validity))
-}
-
-fn parse<'a>(der: &'a [u8]) -> Result<x509_parser::certificate::X509Certificate<'a>, SignError> {
-    x509_parser::parse_x509_certificate(der)
-        .map(|(_, cert)| cert)
-        .map_err(|e| SignError::Ca(e.to_string()))
-}
-
-fn utf8_value(
-    cert: &x509_parser::certificate::X509Certificate<'_>,
-    oid: &[u64],
-) -> Result<Option<String>, SignError> {
-    let wanted = x509_parser::der_parser::oid::Oid::from(oid).map_err(|e| SignError::Ca(format!("{e:?}")))?;
-    let Some(ext) = cert.extensions().iter().find(|e| e.oid == wanted) else {
-        return Ok(None);
-    };
-    let (_, obj) = x509_parser::der_parser::parse_der(ext.value).map_err(|e| SignError::Ca(e.to_string()))?;
-    match obj.content {
-        x509_parser::der_parser::ber::BerObjectContent::UTF8String(s) => Ok(Some(s.to_owned())),
-        _ => Err(SignError::Ca("an extension is not a UTF8String".into())),
-    }
-}
-
-/// A non-critical extension holding `value` as a DER UTF8String (as `pki` writes them).
-fn utf8_extension(oid: &[u64], value: &str) -> CustomExtension {
-    let bytes = value.as_bytes();
-    let mut der = vec![TAG_UTF8_STRING];
-    if bytes.len() < 0x80 {
-        der.push(bytes.len() as u8);
-    } else {
-        let len: Vec<u8> = bytes
-            .len()
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        der.push(0x80 | len.len() as u8);
-        der.extend_from_slice(&len);
-    }
-    der.extend_from_slice(bytes);
-    CustomExtension::from_oid_content(oid, der)
+    let root = FederationCa::load(&root.cert_pem, &root.key_pem).map_err(|e| SignError::Ca(e.to_string()))?;
+    Signed::from_pem(root.sign_member_for_key(public_key, member_domain, validity)?)
 }
 
 /// Checks a leaf (with its member CA) against the root exactly as every listener would.

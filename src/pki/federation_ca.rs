@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, NameConstraints, PKCS_ED25519,
+    KeyUsagePurpose, NameConstraints, PKCS_ED25519, PublicKeyData,
 };
 use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -110,6 +110,39 @@ impl FederationCa {
 
     /// Like [`FederationCa::sign_member`] with an explicit validity.
     pub fn sign_member_for(&self, member_domain: &str, validity: Duration) -> Result<MemberCa, PkiError> {
+        let (member, params) = self.member_ca_params(member_domain, validity)?;
+        let key = KeyPair::generate_for(&PKCS_ED25519)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        MemberCa::from_signed(
+            self.domain.clone(),
+            member,
+            cert.pem(),
+            cert.der().clone(),
+            (params.not_before, params.not_after),
+            Issuer::new(params, key),
+        )
+    }
+
+    /// Signs a member CA for `member_domain` on `public_key`, taken from a CSR whose signature
+    /// the caller has checked (a joining member's key never leaves its machine). Returns the
+    /// certificate in PEM.
+    pub fn sign_member_for_key(
+        &self,
+        public_key: &impl PublicKeyData,
+        member_domain: &str,
+        validity: Duration,
+    ) -> Result<String, PkiError> {
+        let (_, params) = self.member_ca_params(member_domain, validity)?;
+        Ok(params.signed_by(public_key, &self.issuer)?.pem())
+    }
+
+    /// Everything a member CA carries but its key: the member domain (validated, strictly below
+    /// the federation's), names, constraints, extensions, a fresh serial, nested validity.
+    fn member_ca_params(
+        &self,
+        member_domain: &str,
+        validity: Duration,
+    ) -> Result<(String, CertificateParams), PkiError> {
         let member = validate_domain(member_domain)?;
         if !is_strictly_within(&member, &self.domain) {
             return Err(PkiError::MemberOutsideFederation {
@@ -117,7 +150,6 @@ impl FederationCa {
                 federation: self.domain.clone(),
             });
         }
-        let key = KeyPair::generate_for(&PKCS_ED25519)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         // The subject must be unique per member: the TLS policy finds a leaf's issuing CA among
         // the presented intermediates by subject.
@@ -141,15 +173,7 @@ impl FederationCa {
         params.serial_number = Some(random_serial());
         params.use_authority_key_identifier_extension = true;
         (params.not_before, params.not_after) = nested_validity(self.not_before, self.not_after, validity)?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        MemberCa::from_signed(
-            self.domain.clone(),
-            member,
-            cert.pem(),
-            cert.der().clone(),
-            (params.not_before, params.not_after),
-            Issuer::new(params, key),
-        )
+        Ok((member, params))
     }
 
     /// The federation domain, e.g. `home.collective`.

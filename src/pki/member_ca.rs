@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use rcgen::{
     CertificateParams, CertificateRevocationListParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
-    RevokedCertParams, SanType, SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, CertificateSigningRequestDer};
@@ -160,6 +160,26 @@ impl MemberCa {
         let cert = self
             .leaf_params(&parsed, component, validity, sans)?
             .signed_by(&csr.public_key, &self.issuer)?;
+        Ok(IssuedLeaf {
+            cert_pem: cert.pem(),
+            chain: vec![self.cert_pem.clone()],
+        })
+    }
+
+    /// Signs a leaf for `public_key`, taken from a CSR whose signature the caller has checked
+    /// (the bootstrap endpoint parses and bounds a joiner's CSR before anything else).
+    pub fn issue_leaf_for_key(
+        &self,
+        public_key: &impl PublicKeyData,
+        address: &str,
+        component: Component,
+        validity: Duration,
+    ) -> Result<IssuedLeaf, PkiError> {
+        let parsed = FederatedAddress::parse(address)?;
+        let sans = self.leaf_sans(&parsed, address, &[])?;
+        let cert = self
+            .leaf_params(&parsed, component, validity, sans)?
+            .signed_by(public_key, &self.issuer)?;
         Ok(IssuedLeaf {
             cert_pem: cert.pem(),
             chain: vec![self.cert_pem.clone()],
