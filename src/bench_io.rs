@@ -139,7 +139,7 @@ pub async fn run(profile: &Profile, config: &BenchIoConfig) -> anyhow::Result<Be
         let (mut client, pool) = (Client::new(profile.clone()), pool.clone());
         let path = format!("{directory}/large-{stream}");
         tasks.spawn(async move {
-            let mut sink = tokio::io::sink();
+            let mut sink = datapath::Discard;
             datapath::read_file(
                 &mut client,
                 &pool,
@@ -214,7 +214,7 @@ pub async fn run(profile: &Profile, config: &BenchIoConfig) -> anyhow::Result<Be
             for file in files {
                 let began = Instant::now();
                 let path = format!("{directory}/small-{file}");
-                let mut sink = tokio::io::sink();
+                let mut sink = datapath::Discard;
                 datapath::read_file(
                     &mut client,
                     &pool,

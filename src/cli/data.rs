@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::args::{DebugChunksArgs, DebugCommand, ReadFileArgs, WriteArgs};
 use super::output::format_size;
 use crate::client::{self, Client, Consistency};
-use crate::datapath::{self, NodePool, Progress, ReadOptions, WriteOptions};
+use crate::datapath::{self, NodePool, Progress, ReadOptions, ReadSink, WriteOptions, WriterThread};
 use crate::transport::root_der;
 
 /// A transfer draws its bar only after this long, so quick ones print nothing at all.
@@ -84,29 +84,28 @@ pub async fn read(args: ReadFileArgs, home: PathBuf) -> anyhow::Result<()> {
     let bar = Bar::new(args.quiet);
     let summary = match stdio_path(args.file.as_deref()) {
         None => {
-            let mut out = tokio::io::stdout();
+            let mut out =
+                WriterThread::spawn(std::io::stdout(), |_| Ok(())).context("starting the output")?;
             datapath::read_file(&mut client, &pool, &args.path, &mut out, &options, bar.progress()).await?
         }
         Some(file) => {
             // Into a temporary file renamed at the end: a failed read leaves no half-written file.
             let partial = partial_path(file);
-            let mut out = tokio::fs::File::create(&partial)
-                .await
-                .with_context(|| format!("creating {}", partial.display()))?;
+            let created =
+                std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+            let mut out =
+                WriterThread::spawn(created, |file| file.sync_all()).context("starting the output")?;
             let result =
                 datapath::read_file(&mut client, &pool, &args.path, &mut out, &options, bar.progress()).await;
             let summary = match result {
                 Ok(summary) => summary,
                 Err(error) => {
-                    let _ = tokio::fs::remove_file(&partial).await;
+                    let _ = out.finish().await;
+                    let _ = std::fs::remove_file(&partial);
                     return Err(error.into());
                 }
             };
-            out.sync_all()
-                .await
-                .with_context(|| format!("syncing {}", partial.display()))?;
-            tokio::fs::rename(&partial, file)
-                .await
+            std::fs::rename(&partial, file)
                 .with_context(|| format!("renaming {} to {}", partial.display(), file.display()))?;
             summary
         }

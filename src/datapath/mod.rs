@@ -9,12 +9,14 @@ mod error;
 mod nodes;
 mod progress;
 mod read;
+mod sink;
 mod write;
 
 pub use error::DataError;
 pub use nodes::NodePool;
 pub use progress::{NoProgress, Progress};
 pub use read::{ReadOptions, ReadSummary, read_file};
+pub use sink::{Discard, ReadSink, WriterThread};
 pub use write::{WriteOptions, WriteSummary, write_file};
 
 /// Default chunk size: 4 MiB. Measured with `collective bench io` (docs/benchmarks.md): large

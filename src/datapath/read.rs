@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::sink::ReadSink;
 use collective_proto::api;
 use collective_proto::ticket::Ticket;
 use futures::stream::{FuturesOrdered, StreamExt};
 use prost::bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::error::DataError;
 use super::nodes::NodePool;
@@ -68,11 +68,11 @@ struct Fetch {
 }
 
 /// Writes the requested range of `path` to `out`.
-pub async fn read_file<W: AsyncWrite + Unpin>(
+pub async fn read_file<S: ReadSink>(
     client: &mut Client,
     pool: &NodePool,
     path: &str,
-    out: &mut W,
+    out: &mut S,
     options: &ReadOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<ReadSummary, DataError> {
@@ -143,17 +143,17 @@ pub async fn read_file<W: AsyncWrite + Unpin>(
         let (frames, fetch_failovers) = result?;
         failovers += fetch_failovers;
         let mut bytes = 0u64;
-        for frame in &frames {
-            out.write_all(frame)
+        for frame in frames {
+            bytes += frame.len() as u64;
+            out.put(frame)
                 .await
                 .map_err(|e| DataError::io("writing the output", e))?;
-            bytes += frame.len() as u64;
         }
         written += bytes;
         chunks += 1;
         progress.advance(bytes);
     }
-    out.flush()
+    out.finish()
         .await
         .map_err(|e| DataError::io("writing the output", e))?;
     if written != end - options.offset {
@@ -173,8 +173,8 @@ pub async fn read_file<W: AsyncWrite + Unpin>(
 }
 
 /// A small file's content came inline with the plan.
-async fn write_inline<W: AsyncWrite + Unpin>(
-    out: &mut W,
+async fn write_inline<S: ReadSink>(
+    out: &mut S,
     path: &str,
     plan: &api::PlanReadResponse,
     start: u64,
@@ -186,10 +186,10 @@ async fn write_inline<W: AsyncWrite + Unpin>(
         .inline_data
         .get(start as usize..end as usize)
         .ok_or_else(|| DataError::Protocol(format!("{path}: inline content shorter than its size")))?;
-    out.write_all(data)
+    out.put(Bytes::copy_from_slice(data))
         .await
         .map_err(|e| DataError::io("writing the output", e))?;
-    out.flush()
+    out.finish()
         .await
         .map_err(|e| DataError::io("writing the output", e))?;
     progress.advance(data.len() as u64);
