@@ -37,21 +37,29 @@ impl std::fmt::Debug for CertBundle {
 }
 
 impl CertBundle {
-    /// Writes the three files into `dir` (which must exist), each atomically: a crash leaves
-    /// either the old file or the new one, never half of either.
+    /// Writes the three files into `dir` (which must exist) as one set: a crash leaves either
+    /// the old set or the new one, never a new certificate beside an old key.
+    ///
+    /// The new set is first written whole under staging names (`<name>.next.*`, each file
+    /// atomically and fsynced), then marked complete (`<name>.next.ready`), then renamed into
+    /// place. [`CertBundle::read_from`] finishes a marked set a crash interrupted and discards an
+    /// unmarked one.
     pub fn write_to(&self, dir: &Path, name: &str) -> Result<(), PkiError> {
         let paths = BundlePaths::new(dir, name)?;
-        write_atomic(&paths.cert, self.cert_pem.as_bytes(), CERT_FILE_MODE)?;
-        write_atomic(&paths.chain, self.chain.concat().as_bytes(), CERT_FILE_MODE)?;
-        write_atomic(&paths.key, self.key_pem.as_bytes(), KEY_FILE_MODE)?;
-        let dir_file = File::open(dir).map_err(|e| io_error(dir, e))?;
-        dir_file.sync_all().map_err(|e| io_error(dir, e))?;
-        Ok(())
+        let staged = BundlePaths::new(dir, &format!("{name}{STAGED_SUFFIX}"))?;
+        write_atomic(&staged.cert, self.cert_pem.as_bytes(), CERT_FILE_MODE)?;
+        write_atomic(&staged.chain, self.chain.concat().as_bytes(), CERT_FILE_MODE)?;
+        write_atomic(&staged.key, self.key_pem.as_bytes(), KEY_FILE_MODE)?;
+        sync_dir(dir)?;
+        write_atomic(&staged.ready_marker(), b"", CERT_FILE_MODE)?;
+        sync_dir(dir)?;
+        install_staged(dir, &staged, &paths)
     }
 
     /// Reads a bundle written by [`CertBundle::write_to`] and checks that every part parses.
     pub fn read_from(dir: &Path, name: &str) -> Result<CertBundle, PkiError> {
         let paths = BundlePaths::new(dir, name)?;
+        recover_staged(dir, name, &paths)?;
         let read = |path: &Path| fs::read_to_string(path).map_err(|e| io_error(path, e));
         let chain_text = match fs::read_to_string(&paths.chain) {
             Ok(text) => text,
@@ -111,6 +119,50 @@ impl CertBundle {
     }
 }
 
+/// Suffix of the staging names a new set is written under before it replaces the old one.
+const STAGED_SUFFIX: &str = ".next";
+
+/// Renames a complete staged set over `paths`, then drops its marker.
+fn install_staged(dir: &Path, staged: &BundlePaths, paths: &BundlePaths) -> Result<(), PkiError> {
+    for (from, to) in [
+        (&staged.cert, &paths.cert),
+        (&staged.chain, &paths.chain),
+        (&staged.key, &paths.key),
+    ] {
+        // After a crash some of them may be in place already.
+        if from.exists() {
+            fs::rename(from, to).map_err(|e| io_error(to, e))?;
+        }
+    }
+    sync_dir(dir)?;
+    let marker = staged.ready_marker();
+    fs::remove_file(&marker).map_err(|e| io_error(&marker, e))?;
+    sync_dir(dir)
+}
+
+/// What a crash in [`CertBundle::write_to`] left: a marked staged set is installed, an
+/// unmarked one (interrupted before it was whole) removed.
+fn recover_staged(dir: &Path, name: &str, paths: &BundlePaths) -> Result<(), PkiError> {
+    let staged = BundlePaths::new(dir, &format!("{name}{STAGED_SUFFIX}"))?;
+    if staged.ready_marker().exists() {
+        return install_staged(dir, &staged, paths);
+    }
+    for partial in [&staged.cert, &staged.chain, &staged.key] {
+        match fs::remove_file(partial) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(partial, e)),
+        }
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), PkiError> {
+    File::open(dir)
+        .and_then(|dir_file| dir_file.sync_all())
+        .map_err(|e| io_error(dir, e))
+}
+
 struct BundlePaths {
     cert: PathBuf,
     key: PathBuf,
@@ -138,6 +190,11 @@ impl BundlePaths {
             key: dir.join(format!("{name}.key")),
             chain: dir.join(format!("{name}.chain.crt")),
         })
+    }
+
+    /// The file whose presence says a staged set is whole.
+    fn ready_marker(&self) -> PathBuf {
+        self.cert.with_extension("ready")
     }
 }
 
@@ -188,4 +245,70 @@ fn split_pem_certs(text: &str) -> Result<Vec<String>, PkiError> {
         });
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Component, FederationCa};
+    use std::time::Duration;
+
+    fn two_leaves() -> (CertBundle, CertBundle) {
+        let root = FederationCa::init("home.collective").expect("root");
+        let member = root.sign_member("alice.home.collective").expect("member");
+        let leaf = |name: &str| {
+            member
+                .issue_leaf(
+                    &format!("{name}@alice.home.collective"),
+                    Component::Node,
+                    Duration::from_secs(3600),
+                )
+                .expect("leaf")
+        };
+        (leaf("old"), leaf("new"))
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_write_replaces_the_set_and_leaves_no_staging_files() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (old, new) = two_leaves();
+        old.write_to(dir.path(), "node").expect("write");
+        new.write_to(dir.path(), "node").expect("rewrite");
+        assert_eq!(CertBundle::read_from(dir.path(), "node").expect("read"), new);
+        assert_eq!(files(dir.path()), ["node.chain.crt", "node.crt", "node.key"]);
+    }
+
+    #[test]
+    fn a_crash_after_the_marker_finishes_the_new_set() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (old, new) = two_leaves();
+        old.write_to(dir.path(), "node").expect("write");
+        // The new set staged and marked, then a crash after only the certificate was renamed:
+        // on disk, the new certificate beside the old key.
+        new.write_to(dir.path(), "node.next").expect("stage");
+        fs::write(dir.path().join("node.next.ready"), b"").expect("mark");
+        fs::rename(dir.path().join("node.next.crt"), dir.path().join("node.crt")).expect("rename");
+        assert_eq!(CertBundle::read_from(dir.path(), "node").expect("read"), new);
+        assert_eq!(files(dir.path()), ["node.chain.crt", "node.crt", "node.key"]);
+    }
+
+    #[test]
+    fn a_crash_before_the_marker_keeps_the_old_set() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (old, new) = two_leaves();
+        old.write_to(dir.path(), "node").expect("write");
+        // Staging interrupted: the certificate written, not the key, no marker.
+        fs::write(dir.path().join("node.next.crt"), &new.cert_pem).expect("partial");
+        assert_eq!(CertBundle::read_from(dir.path(), "node").expect("read"), old);
+        assert_eq!(files(dir.path()), ["node.chain.crt", "node.crt", "node.key"]);
+    }
 }
