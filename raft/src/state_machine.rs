@@ -71,6 +71,9 @@ impl StateMachine {
     }
 }
 
+/// Most entries applied inline on openraft's task; larger batches go to a blocking thread.
+const APPLY_INLINE_ENTRIES_MAX: usize = 64;
+
 /// Applies `work` in one projections transaction that also records `last` as applied.
 fn apply_batch(store: &Store, work: Vec<Entry>, last: LogId) -> Result<Vec<Option<Outcome>>, io::Error> {
     let mut txn = store.begin();
@@ -139,12 +142,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             responders.push((entry.log_id.index, responder));
             work.push(entry);
         }
-        // Inline rather than on a blocking thread: an apply is memtable reads and one unsynced
-        // write batch (the log entries it comes from are fsynced already), tens of microseconds
-        // per entry, which costs less than the two thread hops and wake-ups of `blocking` at
-        // every commit. Building and installing snapshots, which read or write the whole state,
-        // stay on blocking threads.
-        let outcomes = apply_batch(&self.store, work, last)?;
+        // A small batch inline rather than on a blocking thread: an apply is memtable reads and
+        // one unsynced write batch (the log entries it comes from are fsynced already), tens of
+        // microseconds per entry, which costs less than the two thread hops and wake-ups of
+        // `blocking` at every commit. A large batch (catching up after a restart or a partition)
+        // would hold a runtime worker too long, so it goes to a blocking thread, as do building
+        // and installing snapshots.
+        let outcomes = if work.len() <= APPLY_INLINE_ENTRIES_MAX {
+            apply_batch(&self.store, work, last)?
+        } else {
+            self.blocking(move |store| apply_batch(store, work, last)).await?
+        };
         // Answer only after the commit: a client never hears of an effect that is not stored.
         for ((log_index, responder), outcome) in responders.into_iter().zip(outcomes) {
             if let Some(r) = responder {
