@@ -311,6 +311,21 @@ async fn revocations_and_removals_reach_every_member_within_seconds() {
     .await;
     // Carol's member is not stopped: her own coordinator still serves her admin.
     assert!(cli_as(&carol.home, &["status"]).status.success());
+    // Alice's status shows the members she exchanges with, and carol removed.
+    let status: serde_json::Value = serde_json::from_str(&ok_as(&alice_home, &["status", "--json"])).unwrap();
+    let members = status["members"].as_array().unwrap();
+    let member = |name: &str| {
+        members
+            .iter()
+            .find(|m| m["member"] == domain(name).as_str())
+            .unwrap_or_else(|| panic!("{name} missing from {members:?}"))
+            .clone()
+    };
+    assert!(member("bob")["last_exchange_unix_ms"].is_i64(), "{members:?}");
+    assert_eq!(member("bob")["revoked"], 1, "bob revoked his admin: {members:?}");
+    assert_eq!(member("carol")["removed"], true, "{members:?}");
+    let human = ok_as(&alice_home, &["status"]);
+    assert!(human.contains("REMOVED from the federation"), "{human}");
 
     // 5. A restarted coordinator refuses carol from its first request: the removal is kept.
     // (Bob's admin is revoked, so only the port tells that bob's coordinator is back.)

@@ -61,6 +61,13 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
             "answered_by": { "raft_id": status.answering_raft_id, "state": status.answering_state },
             "coordinators": coordinators,
             "nodes": nodes,
+            "members": status.federation.iter().map(|m| serde_json::json!({
+                "member": m.member_domain,
+                "coordinators": m.coordinators,
+                "revoked": m.revoked,
+                "last_exchange_unix_ms": m.last_exchange_unix_ms,
+                "removed": m.removed,
+            })).collect::<Vec<_>>(),
             "chunks": status.chunk_health.map(|h| serde_json::json!({
                 "referenced": h.chunks,
                 "under_replicated": h.under_replicated,
@@ -147,6 +154,26 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
         None => {
             println!("chunks:       no repair pass reported (ask the leader, or wait for its first pass)")
         }
+    }
+    if !status.federation.is_empty() {
+        println!("members:");
+    }
+    let now_ms = crate::coordinator::now_unix_ms();
+    for m in &status.federation {
+        let seen = match (m.removed, m.last_exchange_unix_ms) {
+            (true, _) => "REMOVED from the federation".to_string(),
+            (false, Some(at)) => format!(
+                "exchanged {} ms ago, {} revoked",
+                now_ms.saturating_sub(at).max(0),
+                m.revoked.unwrap_or(0)
+            ),
+            (false, None) => "not reached yet".to_string(),
+        };
+        println!(
+            "  {:<36} {:<22} {seen}",
+            m.member_domain,
+            m.coordinators.join(",")
+        );
     }
     Ok(())
 }

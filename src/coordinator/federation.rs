@@ -79,6 +79,8 @@ struct Peer {
     serials: Option<BTreeSet<Vec<u8>>>,
     /// Index into `coordinators` to try first (the last one that answered).
     preferred: usize,
+    /// When one of its coordinators last exchanged with this one, in either direction.
+    last_exchange_unix_ms: Option<i64>,
 }
 
 impl Federation {
@@ -199,6 +201,7 @@ impl Federation {
         }
         if let Some(peer) = self.lock().members.get_mut(&member) {
             peer.serials = Some(serials);
+            peer.last_exchange_unix_ms = Some(crate::coordinator::now_unix_ms());
         }
         Ok(())
     }
@@ -294,6 +297,34 @@ impl Federation {
             })
             .collect();
         (lists, state.removals.values().cloned().collect())
+    }
+
+    /// The other members for `status`: those exchanged with or configured, and those removed.
+    pub fn status_view(&self) -> Vec<api::FederationMember> {
+        let state = self.lock();
+        let mut view: BTreeMap<&String, api::FederationMember> = state
+            .members
+            .iter()
+            .map(|(member, peer)| {
+                let entry = api::FederationMember {
+                    member_domain: member.clone(),
+                    coordinators: peer.coordinators.clone(),
+                    revoked: peer.serials.as_ref().map(|s| s.len() as u64),
+                    last_exchange_unix_ms: peer.last_exchange_unix_ms,
+                    removed: false,
+                };
+                (member, entry)
+            })
+            .collect();
+        for member in state.removals.keys() {
+            view.entry(member)
+                .or_insert_with(|| api::FederationMember {
+                    member_domain: member.clone(),
+                    ..Default::default()
+                })
+                .removed = true;
+        }
+        view.into_values().collect()
     }
 
     /// Each other member with its endpoints, the preferred one first.

@@ -89,6 +89,7 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
         caller: caller.address.clone(),
         nodes: nodes(coordinator)?,
         chunk_health: coordinator.chunk_health(),
+        federation: coordinator.pki.federation.status_view(),
     })
 }
 
