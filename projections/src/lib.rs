@@ -31,7 +31,7 @@ pub use records::{
     InviteRecord, NodeRecord, OutcomeRecord, PlacementRecord, RejectionRecord,
 };
 pub use rocksdb;
-pub use snapshot::ExportSummary;
+pub use snapshot::{ExportSummary, FrozenState};
 pub use store::Store;
 pub use tables::{
     ALL_COLUMN_FAMILIES, CF_RAFT_LOG, CF_RAFT_META, META_EVENT_COUNT, META_LAST_APPLIED, META_MEMBER,

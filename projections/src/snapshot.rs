@@ -16,7 +16,7 @@
 
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
-use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{DB, ReadOptions, WriteBatch, WriteOptions};
 
 use crate::dbread::cf;
 use crate::error::{SnapshotError, StoreError};
@@ -46,11 +46,25 @@ pub struct ExportSummary {
     pub checksum: [u8; 32],
 }
 
-impl Store {
-    /// Writes every state-machine table, read from one RocksDB snapshot, to `out`.
-    pub fn export_state(&self, out: &mut impl Write) -> Result<ExportSummary, StoreError> {
-        let db = self.db();
-        let snapshot = db.snapshot();
+/// The state machine at one instant (a RocksDB snapshot): what a Raft snapshot exports, read
+/// while applies go on. Every apply commits in one write batch, `last_applied` included, so a
+/// frozen state never shows half of one.
+pub struct FrozenState<'a> {
+    db: &'a DB,
+    snapshot: rocksdb::Snapshot<'a>,
+}
+
+impl FrozenState<'_> {
+    /// A value of the state machine's own meta table (`last_applied`, membership) as frozen.
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(&self.snapshot);
+        Ok(self.db.get_cf_opt(cf(self.db, Table::SmMeta)?, key, &ro)?)
+    }
+
+    /// Writes every state-machine table, as frozen, to `out`.
+    pub fn export(&self, out: &mut impl Write) -> Result<ExportSummary, StoreError> {
+        let db = self.db;
         let mut w = Hashing {
             inner: BufWriter::new(out),
             hasher: blake3::Hasher::new(),
@@ -61,7 +75,7 @@ impl Store {
         let mut records: u64 = 0;
         for table in Table::ALL {
             let mut ro = ReadOptions::default();
-            ro.set_snapshot(&snapshot);
+            ro.set_snapshot(&self.snapshot);
             let mut it = db.raw_iterator_cf_opt(cf(db, table)?, ro);
             it.seek_to_first();
             while let (Some(key), Some(value)) = (it.key(), it.value()) {
@@ -83,6 +97,22 @@ impl Store {
             bytes: w.bytes + checksum.len() as u64,
             checksum,
         })
+    }
+}
+
+impl Store {
+    /// The state machine as it is now, for reading while it moves on.
+    pub fn freeze(&self) -> FrozenState<'_> {
+        let db = self.db();
+        FrozenState {
+            db,
+            snapshot: db.snapshot(),
+        }
+    }
+
+    /// Writes every state-machine table, read from one RocksDB snapshot, to `out`.
+    pub fn export_state(&self, out: &mut impl Write) -> Result<ExportSummary, StoreError> {
+        self.freeze().export(out)
     }
 
     /// Replaces every state-machine table with the content of a stream from `export_state`.

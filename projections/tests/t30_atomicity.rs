@@ -123,3 +123,25 @@ fn damaged_stream_is_refused_and_old_state_kept() {
     let err = b.import_state(&mut flipped.as_slice()).unwrap_err();
     assert!(err.to_string().contains("refused"), "clear error text: {err}");
 }
+
+#[test]
+fn a_frozen_state_exports_one_instant_while_applies_go_on() {
+    let (_dir, store) = open_store();
+    populate(&store, 1);
+    let mut before = Vec::new();
+    store.export_state(&mut before).unwrap();
+    let applied = store.begin().get_meta(b"last_applied").unwrap();
+    let frozen = store.freeze();
+    // Applies after the freeze: a new directory and a new last_applied, in one commit.
+    let mut txn = store.begin();
+    txn.execute(20, &envelope(20, mkdir("/later", false))).unwrap();
+    txn.put_meta(b"last_applied", vec![20]);
+    txn.commit().unwrap();
+    assert!(store.resolve("/later").unwrap().is_some());
+    // The frozen state shows neither: its export is the state before, byte for byte.
+    assert_eq!(frozen.get_meta(b"last_applied").unwrap(), applied);
+    assert_eq!(store.begin().get_meta(b"last_applied").unwrap(), Some(vec![20]));
+    let mut during = Vec::new();
+    frozen.export(&mut during).unwrap();
+    assert_eq!(during, before);
+}

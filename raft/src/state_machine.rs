@@ -37,10 +37,9 @@ use crate::wire;
 pub struct StateMachine {
     store: Store,
     snapshots: SnapshotDir,
-    /// Held by `apply` while it runs and by the snapshot builder while it reads the applied
-    /// state and exports: the snapshot's meta and its state are then from one instant. Holding
-    /// it over the export pauses applying for the export's duration, which a member's metadata
-    /// (megabytes) makes short; a store-level point-in-time export of the meta would lift it.
+    /// Held by `apply` and by `install_snapshot`, which replaces the whole state: an install
+    /// never interleaves with an apply. Building a snapshot needs no gate (it reads one frozen
+    /// instant, see `build_snapshot`).
     gate: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -106,11 +105,18 @@ fn corrupt(what: &str, e: wire::WireError) -> io::Error {
 
 /// Reads `(last_applied, membership)` from the store's `sm_meta`. Blocking.
 fn read_applied(store: &Store) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-    let last = match store.begin().get_meta(META_LAST_APPLIED).map_err(store_err)? {
+    decode_applied(|key| store.begin().get_meta(key))
+}
+
+/// `last_applied` and the membership, from a meta-table reader.
+fn decode_applied(
+    get_meta: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, collective_projections::StoreError>,
+) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+    let last = match get_meta(META_LAST_APPLIED).map_err(store_err)? {
         None => None,
         Some(b) => Some(wire::decode_log_id(&b).map_err(|e| corrupt("last_applied", e))?),
     };
-    let membership = match store.begin().get_meta(META_MEMBERSHIP).map_err(store_err)? {
+    let membership = match get_meta(META_MEMBERSHIP).map_err(store_err)? {
         None => StoredMembership::default(),
         Some(b) => wire::decode_stored_membership(&b).map_err(|e| corrupt("membership", e))?,
     };
@@ -214,17 +220,18 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let gate = self.gate.clone();
-        let _paused = gate.lock().await;
         let snapshots = self.snapshots.clone();
+        // No pause of applies: the meta and the tables are read from one frozen instant (a
+        // RocksDB snapshot), and an apply commits in one batch, so they always agree.
         self.blocking(move |store| {
-            let (last_log_id, last_membership) = read_applied(store)?;
+            let frozen = store.freeze();
+            let (last_log_id, last_membership) = decode_applied(|key| frozen.get_meta(key))?;
             let meta = SnapshotMeta {
                 last_log_id,
                 last_membership,
             };
             let file = snapshots.write(&meta, |mut w| {
-                store.export_state(&mut w).map(|_| ()).map_err(store_err)
+                frozen.export(&mut w).map(|_| ()).map_err(store_err)
             })?;
             tracing::info!(snapshot = %file.path().display(), bytes = file.len_bytes(), "snapshot built");
             Ok(Snapshot { meta, snapshot: file })
