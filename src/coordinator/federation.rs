@@ -43,7 +43,11 @@ use crate::transport::caller;
 /// How often a coordinator exchanges lists with each member it knows.
 pub const EXCHANGE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one exchange with one coordinator may take before the next endpoint is tried.
-const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the exchange with one member may take in a round, over all its endpoints: a round
+/// waits for its slowest member, so an unreachable member must not delay the others' lists.
+/// The next round starts from the endpoint after the one that failed.
+const MEMBER_EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most members one coordinator keeps track of; hints beyond are ignored.
 pub const MEMBERS_MAX: usize = 256;
 /// Most coordinator endpoints kept per member, and longest endpoint, in bytes.
@@ -349,6 +353,15 @@ impl Federation {
             peer.preferred = index;
         }
     }
+
+    /// After a failed round with `member`: start the next one from its next endpoint.
+    fn skip_preferred(&self, member: &str) {
+        if let Some(peer) = self.lock().members.get_mut(member)
+            && !peer.coordinators.is_empty()
+        {
+            peer.preferred = (peer.preferred + 1) % peer.coordinators.len();
+        }
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -485,7 +498,18 @@ pub async fn exchange_loop(coordinator: Arc<Coordinator>) {
                 };
                 dialed.extend(channel.map(|channel| (endpoint.clone(), channel)));
             }
-            exchange_with(member, dialed, message.clone())
+            let message = message.clone();
+            async move {
+                match tokio::time::timeout(MEMBER_EXCHANGE_TIMEOUT, exchange_with(&member, dialed, message))
+                    .await
+                {
+                    Ok(answered) => (member, answered),
+                    Err(_) => {
+                        let late = anyhow::anyhow!("no endpoint answered within {MEMBER_EXCHANGE_TIMEOUT:?}");
+                        (member, Err(late))
+                    }
+                }
+            }
         });
         for (member, answered) in futures::future::join_all(calls).await {
             match answered {
@@ -495,7 +519,10 @@ pub async fn exchange_loop(coordinator: Arc<Coordinator>) {
                         tracing::warn!(%member, %endpoint, error = %error.message(), "refused an exchange answer");
                     }
                 }
-                Err(error) => tracing::debug!(%member, error = %format!("{error:#}"), "exchange failed"),
+                Err(error) => {
+                    federation.skip_preferred(&member);
+                    tracing::debug!(%member, error = %format!("{error:#}"), "exchange failed");
+                }
             }
         }
     }
@@ -503,22 +530,22 @@ pub async fn exchange_loop(coordinator: Arc<Coordinator>) {
 
 /// One exchange with a member: its endpoints in turn until one answers.
 async fn exchange_with(
-    member: String,
+    member: &str,
     endpoints: Vec<(String, Channel)>,
     message: FederationExchange,
-) -> (String, anyhow::Result<(String, FederationExchange)>) {
+) -> anyhow::Result<(String, FederationExchange)> {
     let mut last = anyhow::anyhow!("no endpoint of {member} could be dialed");
     for (endpoint, channel) in endpoints {
         let mut client = FederationClient::new(channel)
             .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
             .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX);
         match tokio::time::timeout(EXCHANGE_TIMEOUT, client.exchange(message.clone())).await {
-            Ok(Ok(answer)) => return (member, Ok((endpoint, answer.into_inner()))),
+            Ok(Ok(answer)) => return Ok((endpoint, answer.into_inner())),
             Ok(Err(status)) => last = anyhow::anyhow!("{endpoint}: {}", status.message()),
             Err(_) => last = anyhow::anyhow!("{endpoint}: no answer within {EXCHANGE_TIMEOUT:?}"),
         }
     }
-    (member, Err(last))
+    Err(last)
 }
 
 #[cfg(test)]
@@ -580,6 +607,22 @@ mod tests {
         assert!(trust.revoked("carol.home.collective").is_empty());
         let members: Vec<String> = federation.targets().into_iter().map(|(m, _)| m).collect();
         assert_eq!(members, ["bob.home.collective", "carol.home.collective"]);
+    }
+
+    #[test]
+    fn a_failed_round_starts_the_next_from_the_next_endpoint() {
+        let root = FederationCa::init("home.collective").expect("root");
+        let dir = tempfile::tempdir().expect("dir");
+        let (federation, _) = federation(&root, dir.path());
+        federation.learn_endpoints("bob.home.collective", &["127.0.0.1:2".to_string()]);
+        let order = || federation.targets().remove(0).1;
+        assert_eq!(order(), ["127.0.0.1:1", "127.0.0.1:2"]);
+        federation.skip_preferred("bob.home.collective");
+        assert_eq!(order(), ["127.0.0.1:2", "127.0.0.1:1"]);
+        federation.skip_preferred("bob.home.collective");
+        assert_eq!(order(), ["127.0.0.1:1", "127.0.0.1:2"]);
+        federation.prefer("bob.home.collective", "127.0.0.1:2");
+        assert_eq!(order(), ["127.0.0.1:2", "127.0.0.1:1"]);
     }
 
     #[test]
