@@ -41,24 +41,13 @@ impl Default for LimiterConfig {
 impl LimiterConfig {
     pub fn from_env() -> anyhow::Result<LimiterConfig> {
         let mut config = LimiterConfig::default();
-        if let Some(burst) = env_u32("COLLECTIVE_BOOTSTRAP_ATTEMPTS_BURST")? {
+        if let Some(burst) = crate::env::number::<u32>("COLLECTIVE_BOOTSTRAP_ATTEMPTS_BURST")? {
             config.burst = burst.max(1);
         }
-        if let Some(rate) = env_u32("COLLECTIVE_BOOTSTRAP_ATTEMPTS_PER_MINUTE")? {
+        if let Some(rate) = crate::env::number::<u32>("COLLECTIVE_BOOTSTRAP_ATTEMPTS_PER_MINUTE")? {
             config.refill_per_minute = rate.max(1);
         }
         Ok(config)
-    }
-}
-
-fn env_u32(name: &str) -> anyhow::Result<Option<u32>> {
-    match std::env::var(name) {
-        Ok(value) => {
-            Ok(Some(value.parse().map_err(|_| {
-                anyhow::anyhow!("{name}={value:?} is not a whole number")
-            })?))
-        }
-        Err(_) => Ok(None),
     }
 }
 

@@ -52,13 +52,7 @@ impl Liveness {
 
     /// Reads `COLLECTIVE_NODE_DOWN_AFTER_MS` (for tests and impatient operators).
     pub fn from_env() -> anyhow::Result<Liveness> {
-        let down_after =
-            match std::env::var("COLLECTIVE_NODE_DOWN_AFTER_MS") {
-                Ok(value) => Duration::from_millis(value.parse().map_err(|_| {
-                    anyhow::anyhow!("COLLECTIVE_NODE_DOWN_AFTER_MS={value:?} is not a number")
-                })?),
-                Err(_) => NODE_DOWN_AFTER_DEFAULT,
-            };
+        let down_after = crate::env::millis("COLLECTIVE_NODE_DOWN_AFTER_MS", NODE_DOWN_AFTER_DEFAULT)?;
         anyhow::ensure!(
             !down_after.is_zero(),
             "COLLECTIVE_NODE_DOWN_AFTER_MS must be positive"

@@ -42,21 +42,16 @@ pub const CSR_BYTES_MAX: usize = 4096;
 
 /// Lifetime of coordinator and node leaves: a year, or [`SERVICE_CERT_VALIDITY_ENV`].
 pub fn service_leaf_validity() -> anyhow::Result<Duration> {
-    match std::env::var(SERVICE_CERT_VALIDITY_ENV) {
-        Ok(value) => {
-            let secs: u64 = value
-                .parse()
-                .with_context(|| format!("{SERVICE_CERT_VALIDITY_ENV}={value:?} is not a number"))?;
-            let validity = Duration::from_secs(secs);
-            anyhow::ensure!(
-                validity >= SERVICE_CERT_VALIDITY_MIN,
-                "{SERVICE_CERT_VALIDITY_ENV}={secs} is below the minimum of {} s",
-                SERVICE_CERT_VALIDITY_MIN.as_secs()
-            );
-            Ok(validity)
-        }
-        Err(_) => Ok(LEAF_VALIDITY),
-    }
+    let Some(secs) = crate::env::number::<u64>(SERVICE_CERT_VALIDITY_ENV)? else {
+        return Ok(LEAF_VALIDITY);
+    };
+    let validity = Duration::from_secs(secs);
+    anyhow::ensure!(
+        validity >= SERVICE_CERT_VALIDITY_MIN,
+        "{SERVICE_CERT_VALIDITY_ENV}={secs} is below the minimum of {} s",
+        SERVICE_CERT_VALIDITY_MIN.as_secs()
+    );
+    Ok(validity)
 }
 
 /// What a coordinator holds of the member's PKI while it runs.

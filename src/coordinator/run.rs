@@ -274,24 +274,13 @@ fn founding_request_id(member_domain: &str, step: usize) -> Vec<u8> {
 fn raft_config() -> anyhow::Result<openraft::Config> {
     let mut config = collective_raft::default_config()?;
     // Operators (and tests) may tune snapshotting without a rebuild.
-    if let Some(n) = env_u64("COLLECTIVE_SNAPSHOT_EVERY_ENTRIES")? {
+    if let Some(n) = crate::env::number::<u64>("COLLECTIVE_SNAPSHOT_EVERY_ENTRIES")? {
         config.snapshot_policy = openraft::SnapshotPolicy::LogsSinceLast(n);
     }
-    if let Some(n) = env_u64("COLLECTIVE_LOGS_KEPT_BEHIND_SNAPSHOT")? {
+    if let Some(n) = crate::env::number::<u64>("COLLECTIVE_LOGS_KEPT_BEHIND_SNAPSHOT")? {
         config.max_in_snapshot_log_to_keep = n;
     }
     Ok(config.validate()?)
-}
-
-fn env_u64(name: &str) -> anyhow::Result<Option<u64>> {
-    match std::env::var(name) {
-        Ok(value) => Ok(Some(
-            value
-                .parse()
-                .with_context(|| format!("{name}={value:?} is not a number"))?,
-        )),
-        Err(_) => Ok(None),
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

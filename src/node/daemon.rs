@@ -79,17 +79,6 @@ fn scrub_pass_interval_ms_default() -> u64 {
     SCRUB_PASS_INTERVAL_DEFAULT.as_millis() as u64
 }
 
-/// Reads a number from environment variable `name`, if set.
-fn env_u64(name: &str) -> anyhow::Result<Option<u64>> {
-    match std::env::var(name) {
-        Ok(value) => value
-            .parse()
-            .map(Some)
-            .with_context(|| format!("{name}={value:?} is not a number")),
-        Err(_) => Ok(None),
-    }
-}
-
 impl NodeFileConfig {
     pub fn load(data_dir: &Path) -> anyhow::Result<NodeFileConfig> {
         let path = data_dir.join(CONFIG_FILE);
@@ -105,13 +94,13 @@ impl NodeFileConfig {
         let mut config: NodeFileConfig =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         // Tests (and impatient operators) shorten the interval without editing the file.
-        if let Some(value) = env_u64("COLLECTIVE_NODE_HEARTBEAT_MS")? {
+        if let Some(value) = crate::env::number::<u64>("COLLECTIVE_NODE_HEARTBEAT_MS")? {
             config.heartbeat_interval_ms = value;
         }
-        if let Some(value) = env_u64("COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC")? {
+        if let Some(value) = crate::env::number::<u64>("COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC")? {
             config.scrub_bytes_per_sec = value;
         }
-        if let Some(value) = env_u64("COLLECTIVE_NODE_SCRUB_INTERVAL_MS")? {
+        if let Some(value) = crate::env::number::<u64>("COLLECTIVE_NODE_SCRUB_INTERVAL_MS")? {
             config.scrub_pass_interval_ms = value;
         }
         if config.coordinators.is_empty() {
