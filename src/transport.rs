@@ -20,7 +20,7 @@ pub fn coordinators_dns_name(member_domain: &str) -> String {
 
 /// What a dial to a coordinator of `member_domain` whose address is not known in advance
 /// accepts: a coordinator certificate of that member, answering to `coordinators.<member>`.
-fn any_coordinator_of(member_domain: &str) -> ServerExpectation {
+pub(crate) fn any_coordinator_of(member_domain: &str) -> ServerExpectation {
     ServerExpectation::named(
         &coordinators_dns_name(member_domain),
         Policy::components(&[Component::Coordinator]).same_member(member_domain),
@@ -48,6 +48,18 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
         member_domain: identity.member_domain,
         component,
     })
+}
+
+/// The caller's identity, refused with `PERMISSION_DENIED` unless it belongs to `member_domain`.
+pub fn member_caller<T>(request: &tonic::Request<T>, member_domain: &str) -> Result<Caller, tonic::Status> {
+    let caller = caller(request)?;
+    if !caller.member_domain.eq_ignore_ascii_case(member_domain) {
+        return Err(tonic::Status::permission_denied(format!(
+            "{} belongs to member {}, not to {member_domain}",
+            caller.address, caller.member_domain
+        )));
+    }
+    Ok(caller)
 }
 
 pub fn root_der(root_pem: &str) -> anyhow::Result<CertificateDer<'static>> {

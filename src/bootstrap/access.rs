@@ -3,7 +3,7 @@
 
 use crate::coordinator::Coordinator;
 use crate::coordinator::grants::{self, Role};
-use crate::transport::caller;
+use crate::transport::member_caller;
 use collective_proto::bootstrap::{
     HeldGrant, InviteInfo, ListInvitesRequest, ListInvitesResponse, WhoAmIRequest, WhoAmIResponse,
     access_server::Access,
@@ -21,17 +21,7 @@ impl AccessService {
     }
 
     fn same_member<T>(&self, request: &Request<T>) -> Result<crate::transport::Caller, Status> {
-        let caller = caller(request)?;
-        if !caller
-            .member_domain
-            .eq_ignore_ascii_case(&self.coordinator.config.member_domain)
-        {
-            return Err(Status::permission_denied(format!(
-                "{} belongs to member {}, not to {}",
-                caller.address, caller.member_domain, self.coordinator.config.member_domain
-            )));
-        }
-        Ok(caller)
+        member_caller(request, &self.coordinator.config.member_domain)
     }
 }
 

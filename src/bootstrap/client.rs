@@ -8,9 +8,8 @@
 //! coordinator leaf of the inviting member). Nothing is trusted on first use.
 
 use super::code::{InviteCodeBody, fingerprint};
-use crate::pki::Component;
-use crate::tls::{FederationServerVerifier, Policy, ServerExpectation};
-use crate::transport::coordinators_dns_name;
+use crate::tls::FederationServerVerifier;
+use crate::transport::{any_coordinator_of, coordinators_dns_name};
 use collective_proto::bootstrap::{
     RedeemInviteRequest, RedeemInviteResponse, bootstrap_client::BootstrapClient,
 };
@@ -180,11 +179,7 @@ impl ServerCertVerifier for PinnedRootVerifier {
             .filter(|c| fingerprint(c) != self.pinned)
             .cloned()
             .collect();
-        let expect = ServerExpectation::named(
-            &coordinators_dns_name(&self.member_domain),
-            Policy::components(&[Component::Coordinator]).same_member(&self.member_domain),
-        );
-        let verifier = FederationServerVerifier::builder(root, expect)
+        let verifier = FederationServerVerifier::builder(root, any_coordinator_of(&self.member_domain))
             .build()
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         verifier.verify_server_cert(end_entity, &rest, server_name, ocsp_response, now)

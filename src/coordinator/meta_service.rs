@@ -5,7 +5,7 @@ use super::errors::{not_leader, rejection_status, storage};
 use super::reads::prepare_read;
 use super::state::Coordinator;
 use super::{data_plan, grants, liveness, membership, revocation, rotation, status};
-use crate::transport::{Caller, caller};
+use crate::transport::{Caller, caller, member_caller};
 use collective_events::decide::{RIGHT_READ, RIGHT_WRITE};
 use collective_events::pb::{self, ComponentType, command_envelope::Command as PbCommand};
 use collective_projections::{EntryRecord, StoreError, Table};
@@ -38,17 +38,7 @@ impl MetaService {
     /// Members of this member may use the metadata API; grants for others arrive with the
     /// federation layer.
     fn authorize<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let caller = caller(request)?;
-        if !caller
-            .member_domain
-            .eq_ignore_ascii_case(&self.coordinator.config.member_domain)
-        {
-            return Err(Status::permission_denied(format!(
-                "{} belongs to member {}, not to {}",
-                caller.address, caller.member_domain, self.coordinator.config.member_domain
-            )));
-        }
-        Ok(caller)
+        member_caller(request, &self.coordinator.config.member_domain)
     }
 
     /// Changing the coordinator group takes a client certificate of this member (an admin's):
