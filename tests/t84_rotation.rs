@@ -9,14 +9,13 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use collective::client::{Client, Consistency};
 use collective::coordinator::rotation::SERVICE_CERT_VALIDITY_ENV;
 use collective::pki::CertBundle;
-use support::{Cluster, Coordinator, FEDERATION, MEMBER, Node, binary, free_port, path};
+use support::{Cluster, FEDERATION, MEMBER, binary, path};
 
 /// Lifetime of coordinator and node leaves in this test; renewal comes at two thirds (4 s).
 const VALIDITY_SECS: &str = "6";
@@ -25,112 +24,14 @@ const ROTATION_WINDOW: Duration = Duration::from_secs(20);
 /// Renewals each leaf must have gone through in that window.
 const ROTATIONS_MIN: usize = 3;
 
-fn run_ok(cluster: &Cluster, args: &[&str]) {
-    let output = Command::new(binary())
-        .args(args)
-        .env("COLLECTIVE_HOME", &cluster.home)
-        .env(SERVICE_CERT_VALIDITY_ENV, VALIDITY_SECS)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "`collective {}`: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A member whose coordinator and node certificates (not the admin's) live six seconds.
+/// A member of two coordinators and a node whose certificates (not the admin's) live six seconds.
 fn short_lived_cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let mut cluster = Cluster {
-        dir,
-        home,
-        coordinators: Vec::new(),
-        env: vec![
-            (SERVICE_CERT_VALIDITY_ENV.into(), VALIDITY_SECS.into()),
-            ("COLLECTIVE_NODE_HEARTBEAT_MS".into(), "300".into()),
-        ],
-        nodes: Vec::new(),
-    };
-    for id in [1u64, 2] {
-        let data_dir = cluster.dir.path().join(format!("coord-{id}"));
-        let endpoint = format!("127.0.0.1:{}", free_port());
-        let id_text = id.to_string();
-        if id == 1 {
-            run_ok(
-                &cluster,
-                &[
-                    "coordinator",
-                    "init",
-                    "--data-dir",
-                    path(&data_dir),
-                    "--member",
-                    MEMBER,
-                    "--federation",
-                    FEDERATION,
-                    "--listen",
-                    &endpoint,
-                    "--id",
-                    &id_text,
-                ],
-            );
-        } else {
-            run_ok(
-                &cluster,
-                &[
-                    "coordinator",
-                    "prepare",
-                    "--data-dir",
-                    path(&data_dir),
-                    "--listen",
-                    &endpoint,
-                    "--id",
-                    &id_text,
-                ],
-            );
-        }
-        cluster.coordinators.push(Coordinator {
-            id,
-            data_dir,
-            endpoint,
-            child: None,
-            log: PathBuf::new(),
-        });
-        cluster.start(id).unwrap();
-        if id == 1 {
-            cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
-        } else {
-            let endpoint = cluster.coordinator(2).endpoint.clone();
-            cluster
-                .cli_ok(&["coordinator", "add", "--id", "2", "--endpoint", &endpoint])
-                .unwrap();
-        }
-    }
-    let data_dir = cluster.dir.path().join("node-01");
-    let endpoint = format!("127.0.0.1:{}", free_port());
-    run_ok(
-        &cluster,
-        &[
-            "node",
-            "prepare",
-            "--data-dir",
-            path(&data_dir),
-            "--name",
-            "node-01",
-            "--listen",
-            &endpoint,
-        ],
-    );
-    cluster.nodes.push(Node {
-        name: "node-01".into(),
-        data_dir,
-        endpoint,
-        child: None,
-        log: PathBuf::new(),
-    });
+    let env = vec![
+        (SERVICE_CERT_VALIDITY_ENV.into(), VALIDITY_SECS.into()),
+        ("COLLECTIVE_NODE_HEARTBEAT_MS".into(), "300".into()),
+    ];
+    let mut cluster = Cluster::with_voters_env(2, env).unwrap();
+    cluster.prepare_node("node-01", &[]).unwrap();
     cluster.start_node("node-01").unwrap();
     cluster
         .wait_node_status("node-01", "UP", Duration::from_secs(30))

@@ -348,9 +348,12 @@ impl Cluster {
         self.cli_with_home(&self.home, args)
     }
 
+    /// Runs the CLI with `home` as its profile and the cluster's environment (so `init` and
+    /// `prepare` see settings such as certificate lifetimes).
     pub fn cli_with_home(&self, home: &Path, args: &[&str]) -> Output {
         Command::new(binary())
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("COLLECTIVE_HOME", home)
             .stdin(Stdio::null())
             .output()
