@@ -100,23 +100,12 @@ pids=()
 policy_created=""
 # Runs one client command with the per-command time limit.
 t() { timeout "$timeout_secs" "$@"; }
+# shellcheck source=bench/lib-common.sh
+source bench/lib-common.sh
 # shellcheck source=bench/lib-io/moosefs.sh
 source bench/lib-io/moosefs.sh
 # shellcheck source=bench/lib-io/collective.sh
 source bench/lib-io/collective.sh
-# Stops the processes started since index $1 of `pids`, newest first (the mount before the
-# chunkservers before the master).
-stop_from() {
-    local from=$1 i pid
-    for ((i = ${#pids[@]} - 1; i >= from; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
-    for ((i = ${#pids[@]} - 1; i >= from; i--)); do
-        pid=${pids[i]}
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    pids=("${pids[@]:0:from}")
-}
 # Drops one PID from `pids` (a process that has exited and been waited for).
 forget_pid() {
     local keep=() pid
@@ -144,21 +133,7 @@ if wants moosefs; then
     command -v mfschunkserver >/dev/null || missing+=(moosefs-chunkserver)
     command -v mfsmount >/dev/null || missing+=(moosefs-client)
 fi
-if ((${#missing[@]})); then
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        # Debian starts mfsmaster, mfschunkserver and iperf3 on install: forbid it.
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-        policy_created=yes
-    fi
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    if [[ -n "$policy_created" ]]; then
-        rm -f /usr/sbin/policy-rc.d
-        policy_created=""
-    fi
-fi
+if ((${#missing[@]})); then install_quietly "${missing[@]}"; fi
 
 # --- build --------------------------------------------------------------------------------------
 # shellcheck source=scripts/target-dir.sh
@@ -181,28 +156,6 @@ fi
     || { log "BENCH_SMALL_MODE must be one-process or per-process"; exit 1; }
 
 # --- helpers ------------------------------------------------------------------------------------
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-used_ports=" "
-# A free loopback port not handed out before in this run.
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 12000)) # below the kernel's ephemeral range (32768+)
-        [[ "$used_ports" == *" $port "* ]] && continue
-        listening "$port" && continue
-        used_ports+="$port "
-        echo "$port"
-        return
-    done
-}
-wait_listening() {
-    local port=$1 deadline=$((SECONDS + ready_timeout_secs))
-    until listening "$port"; do
-        ((SECONDS < deadline)) || { log "nothing listens on 127.0.0.1:$port"; return 1; }
-        sleep 0.2
-    done
-}
-
 drop_caches() {
     sync
     echo 3 >/proc/sys/vm/drop_caches

@@ -59,41 +59,17 @@ tmp=$(mktemp -d)
 pids=()
 policy_created=""
 cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    pids=()
+    stop_from 0
     [[ -n "$policy_created" ]] && rm -f /usr/sbin/policy-rc.d
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Stops the processes started since index $1 of `pids` (one system at a time keeps runs quiet).
-stop_from() {
-    local from=$1 i pid
-    for ((i = from; i < ${#pids[@]}; i++)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
-    for ((i = from; i < ${#pids[@]}; i++)); do
-        pid=${pids[i]}
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    pids=("${pids[@]:0:from}")
-}
+# shellcheck source=bench/lib-common.sh
+source bench/lib-common.sh
 
 # --- installs -----------------------------------------------------------------------------------
-apt_install() {
-    local sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    log "installing $*"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
 missing=()
 command -v jq >/dev/null || missing+=(jq)
 command -v protoc >/dev/null || missing+=(protobuf-compiler) # etcd-client's build compiles .proto
@@ -101,19 +77,7 @@ if wants etcd; then
     command -v etcd >/dev/null || missing+=(etcd-server)
     command -v etcdctl >/dev/null || missing+=(etcd-client)
 fi
-if ((${#missing[@]})); then
-    if [[ " ${missing[*]} " == *" etcd-server "* && ! -e /usr/sbin/policy-rc.d ]]; then
-        # Debian starts etcd on install and it would hold 2379/2380 during our runs: forbid it.
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-        policy_created=yes
-    fi
-    apt_install "${missing[@]}"
-    if [[ -n "$policy_created" ]]; then
-        rm -f /usr/sbin/policy-rc.d
-        policy_created=""
-    fi
-fi
+if ((${#missing[@]})); then install_quietly "${missing[@]}"; fi
 
 # --- builds -------------------------------------------------------------------------------------
 # shellcheck source=scripts/target-dir.sh
@@ -129,29 +93,6 @@ if wants etcd; then
     cargo build -j2 --release --manifest-path bench/etcd-load/Cargo.toml
 fi
 etcd_load=$target/release/etcd-load
-
-# --- helpers ------------------------------------------------------------------------------------
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-used_ports=" "
-# A free loopback port not handed out before in this run.
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 12000)) # below the kernel's ephemeral range (32768+)
-        [[ "$used_ports" == *" $port "* ]] && continue
-        listening "$port" && continue
-        used_ports+="$port "
-        echo "$port"
-        return
-    done
-}
-wait_listening() {
-    local port=$1 deadline=$((SECONDS + ready_timeout_secs))
-    until listening "$port"; do
-        ((SECONDS < deadline)) || { log "nothing listens on 127.0.0.1:$port"; return 1; }
-        sleep 0.2
-    done
-}
 
 results=$tmp/results.jsonl
 : >"$results"
