@@ -136,14 +136,7 @@ fi
 if ((${#missing[@]})); then install_quietly "${missing[@]}"; fi
 
 # --- build --------------------------------------------------------------------------------------
-# shellcheck source=scripts/target-dir.sh
-source scripts/target-dir.sh
-target=${CARGO_TARGET_DIR:-$repo/target}
-collective=${BENCH_COLLECTIVE:-$target/release/collective}
-if wants collective && [[ -z "${BENCH_COLLECTIVE:-}" ]]; then
-    log "building collective (release)"
-    cargo build -j2 --release --bin collective
-fi
+build_collective
 if wants collective && ! coll_available; then
     log "this collective has no \`write\`/\`read\` yet: skipping the Collective half"
     systems=${systems//collective/}

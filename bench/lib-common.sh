@@ -1,6 +1,7 @@
 # Shared by bench/io.sh and bench/meta.sh (sourced, from the repository root). Expects from the
-# caller: `log MESSAGE...`, the array `pids` of processes it started, `ready_timeout_secs`, and
-# `policy_created` (empty, set here while package installs must not start services).
+# caller: `log MESSAGE...`, `wants SYSTEM`, `repo`, the array `pids` of processes it started,
+# `ready_timeout_secs`, and `policy_created` (empty; set here while package installs must not
+# start services).
 
 # --- ports --------------------------------------------------------------------------------------
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -38,6 +39,20 @@ stop_from() {
         wait "$pid" 2>/dev/null || true
     done
     pids=("${pids[@]:0:from}")
+}
+
+# --- build ------------------------------------------------------------------------------------
+# Sets `target` (cargo's target directory) and `collective` (the binary measured): $BENCH_COLLECTIVE,
+# or a release build made now when collective is among the systems run.
+build_collective() {
+    # shellcheck source=scripts/target-dir.sh
+    source scripts/target-dir.sh
+    target=${CARGO_TARGET_DIR:-$repo/target}
+    collective=${BENCH_COLLECTIVE:-$target/release/collective}
+    if wants collective && [[ -z "${BENCH_COLLECTIVE:-}" ]]; then
+        log "building collective (release)"
+        cargo build -j2 --release --bin collective
+    fi
 }
 
 # --- installs -----------------------------------------------------------------------------------

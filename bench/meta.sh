@@ -80,14 +80,7 @@ fi
 if ((${#missing[@]})); then install_quietly "${missing[@]}"; fi
 
 # --- builds -------------------------------------------------------------------------------------
-# shellcheck source=scripts/target-dir.sh
-source scripts/target-dir.sh
-target=${CARGO_TARGET_DIR:-$repo/target}
-collective=${BENCH_COLLECTIVE:-$target/release/collective}
-if wants collective && [[ -z "${BENCH_COLLECTIVE:-}" ]]; then
-    log "building collective (release)"
-    cargo build -j2 --release --bin collective
-fi
+build_collective
 if wants etcd; then
     log "building etcd-load (release)"
     cargo build -j2 --release --manifest-path bench/etcd-load/Cargo.toml
