@@ -65,6 +65,14 @@ pub struct NodeFileConfig {
     /// Pause between two full scrub passes.
     #[serde(default = "scrub_pass_interval_ms_default")]
     pub scrub_pass_interval_ms: u64,
+    /// Write and read chunk files with direct I/O, bypassing the page cache, where the file
+    /// system allows it (less CPU per byte; see docs/ARCHITECTURE.md). False: always buffered.
+    #[serde(default = "direct_io_default")]
+    pub direct_io: bool,
+}
+
+fn direct_io_default() -> bool {
+    true
 }
 
 fn heartbeat_interval_ms_default() -> u64 {
@@ -102,6 +110,12 @@ impl NodeFileConfig {
         }
         if let Some(value) = crate::env::number::<u64>("COLLECTIVE_NODE_SCRUB_INTERVAL_MS")? {
             config.scrub_pass_interval_ms = value;
+        }
+        match crate::env::number::<u8>("COLLECTIVE_NODE_DIRECT_IO")? {
+            None => {}
+            Some(0) => config.direct_io = false,
+            Some(1) => config.direct_io = true,
+            Some(other) => bail!("COLLECTIVE_NODE_DIRECT_IO={other}: use 1 (direct I/O) or 0 (page cache)"),
         }
         if config.coordinators.is_empty() {
             bail!("{} lists no coordinators", path.display());
@@ -143,6 +157,7 @@ impl NodeFileConfig {
                 })
                 .collect(),
             free_bytes_reserved: FREE_BYTES_RESERVED_DEFAULT,
+            direct_io: self.direct_io,
         }
     }
 }
@@ -215,6 +230,7 @@ pub fn prepare_with_ca(
         labels: plan.labels.clone(),
         scrub_bytes_per_sec: scrub_bytes_per_sec_default(),
         scrub_pass_interval_ms: scrub_pass_interval_ms_default(),
+        direct_io: direct_io_default(),
     };
     let pki = data_dir.join("pki");
     std::fs::create_dir_all(&pki).with_context(|| format!("creating {}", pki.display()))?;

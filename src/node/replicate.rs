@@ -275,6 +275,7 @@ mod tests {
                 capacity_bytes_max: None,
             }],
             free_bytes_reserved: 0,
+            direct_io: true,
         })
         .expect("open store")
     }

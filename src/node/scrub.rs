@@ -247,6 +247,7 @@ mod tests {
                     capacity_bytes_max: None,
                 }],
                 free_bytes_reserved: 0,
+                direct_io: true,
             })
             .expect("open"),
         );

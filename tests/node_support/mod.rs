@@ -115,6 +115,7 @@ pub async fn start_node_as(
             })
             .collect(),
         free_bytes_reserved: 0,
+        direct_io: true,
     });
     configure(&mut config);
     let running = node::start(config, &identity, &fed.root_der(), listener, async {

@@ -51,20 +51,28 @@ pub(crate) struct DataDir {
     quarantine: PathBuf,
     capacity_bytes_max: Option<u64>,
     free_bytes_reserved: u64,
+    /// Chunk files are written and read with direct I/O (see `direct.rs`).
+    pub(crate) direct: bool,
     usage: Mutex<Usage>,
 }
 
 impl DataDir {
-    /// Creates the layout if needed, deletes leftovers of interrupted puts, and counts chunks.
-    pub(crate) fn open(config: &DataDirConfig, free_bytes_reserved: u64) -> Result<DataDir, StoreError> {
+    /// Creates the layout if needed, deletes leftovers of interrupted puts, counts chunks, and
+    /// (when `direct_io` asks for it) finds out whether the file system takes direct I/O.
+    pub(crate) fn open(
+        config: &DataDirConfig,
+        free_bytes_reserved: u64,
+        direct_io: bool,
+    ) -> Result<DataDir, StoreError> {
         let root = config.path.clone();
-        let dir = DataDir {
+        let mut dir = DataDir {
             chunks: root.join("chunks"),
             tmp: root.join("tmp"),
             quarantine: root.join("quarantine"),
             root,
             capacity_bytes_max: config.capacity_bytes_max,
             free_bytes_reserved,
+            direct: false,
             usage: Mutex::new(Usage::default()),
         };
         for path in [&dir.root, &dir.chunks, &dir.tmp, &dir.quarantine] {
@@ -74,6 +82,7 @@ impl DataDir {
             let path = entry.map_err(|e| StoreError::io("listing", &dir.tmp, e))?.path();
             fs::remove_file(&path).map_err(|e| StoreError::io("removing leftover", &path, e))?;
         }
+        dir.direct = direct_io && super::direct::supports_direct_io(&dir.tmp);
         let (used_bytes, chunk_count) = count_chunks(&dir.chunks)?;
         *dir.lock() = Usage {
             used_bytes,

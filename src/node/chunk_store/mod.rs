@@ -25,12 +25,12 @@
 //! Every method here blocks on file IO: call it from `spawn_blocking`.
 
 mod data_dir;
+mod direct;
 mod error;
 mod listing;
 mod pending;
 
 use std::fs;
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +50,9 @@ pub struct StoreConfig {
     pub data_dirs: Vec<DataDirConfig>,
     /// Bytes every file system keeps free, beyond any chunk (room for the OS and other users).
     pub free_bytes_reserved: u64,
+    /// Move chunk files with direct I/O where the file system allows it (see `direct.rs`);
+    /// false: always through the page cache.
+    pub direct_io: bool,
 }
 
 /// The outcome of starting a put.
@@ -93,7 +96,7 @@ impl ChunkStore {
         let dirs = config
             .data_dirs
             .iter()
-            .map(|dir| DataDir::open(dir, config.free_bytes_reserved).map(Arc::new))
+            .map(|dir| DataDir::open(dir, config.free_bytes_reserved, config.direct_io).map(Arc::new))
             .collect::<Result<_, _>>()?;
         Ok(ChunkStore {
             dirs,
@@ -154,28 +157,24 @@ impl ChunkStore {
     /// The whole chunk, verified against its name. A copy that fails is quarantined.
     pub fn read(&self, hash: &ChunkHash) -> Result<Bytes, StoreError> {
         let (dir, path) = self.locate(hash)?;
-        let mut file = match fs::File::open(&path) {
-            Ok(file) => file,
+        let length = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(*hash)),
-            Err(e) => return Err(StoreError::io("opening", &path, e)),
+            Err(e) => return Err(StoreError::io("reading metadata of", &path, e)),
         };
-        let length = file
-            .metadata()
-            .map_err(|e| StoreError::io("reading metadata of", &path, e))?
-            .len();
         if length > CHUNK_BYTES_MAX {
             return Err(self.quarantine(&dir, hash, "longer than any chunk may be"));
         }
-        // Read one byte past the expected end: a file that grew is caught by the hash as well.
-        let mut buffer = Vec::with_capacity(length as usize + 1);
-        (&mut file)
-            .take(CHUNK_BYTES_MAX + 1)
-            .read_to_end(&mut buffer)
-            .map_err(|e| StoreError::io("reading", &path, e))?;
+        // Reads up to a block past the expected end: a file that grew is caught by the hash.
+        let buffer = match direct::read_whole(&path, length, dir.direct) {
+            Ok(buffer) => buffer,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(*hash)),
+            Err(e) => return Err(StoreError::io("reading", &path, e)),
+        };
         if ChunkHash::of(&buffer) != *hash {
             return Err(self.quarantine(&dir, hash, "content does not match its hash"));
         }
-        Ok(Bytes::from(buffer))
+        Ok(buffer)
     }
 
     /// The length of a stored chunk, from its file (not verified; [`ChunkStore::read`] does).

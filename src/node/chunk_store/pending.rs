@@ -1,8 +1,7 @@
 //! A put in progress: a temporary file that becomes the chunk only once it is complete, hashes
 //! to its name and is on disk. Dropping it before that removes the file and frees its space.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,6 +9,7 @@ use rand::RngCore;
 
 use super::StoreError;
 use super::data_dir::{DataDir, sync_dir};
+use super::direct::{self, StagedWriter};
 use crate::chunk_hash::ChunkHash;
 
 /// A chunk being received. Blocking: call it from `spawn_blocking`.
@@ -20,7 +20,7 @@ pub struct PendingChunk {
     length_bytes: u64,
     received_bytes: u64,
     hasher: blake3::Hasher,
-    file: Option<File>,
+    writer: Option<StagedWriter>,
     tmp_path: PathBuf,
 }
 
@@ -35,9 +35,8 @@ impl PendingChunk {
         rand::rng().fill_bytes(&mut random);
         let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
         let tmp_path = dir.tmp.join(format!("{}.{suffix}.tmp", hash.to_hex()));
-        let opened = OpenOptions::new().write(true).create_new(true).open(&tmp_path);
-        let file = match opened {
-            Ok(file) => file,
+        let file = match direct::create_new(&tmp_path, dir.direct) {
+            Ok(file) => StagedWriter::new(file, length_bytes),
             Err(e) => {
                 dir.release(length_bytes);
                 return Err(StoreError::io("creating", &tmp_path, e));
@@ -49,7 +48,7 @@ impl PendingChunk {
             length_bytes,
             received_bytes: 0,
             hasher: blake3::Hasher::new(),
-            file: Some(file),
+            writer: Some(file),
             tmp_path,
         })
     }
@@ -62,12 +61,13 @@ impl PendingChunk {
                 announced: self.length_bytes,
             });
         }
-        let file = self.file.as_mut().ok_or_else(|| StoreError::Io {
+        let writer = self.writer.as_mut().ok_or_else(|| StoreError::Io {
             context: "writing",
             path: self.tmp_path.clone(),
             source: std::io::Error::other("pending chunk already closed"),
         })?;
-        file.write_all(data)
+        writer
+            .write(data)
             .map_err(|e| StoreError::io("writing", &self.tmp_path, e))?;
         self.hasher.update(data);
         self.received_bytes += len;
@@ -95,9 +95,10 @@ impl PendingChunk {
                 actual,
             });
         }
-        if let Some(file) = self.file.take() {
-            file.sync_all()
-                .map_err(|e| StoreError::io("syncing", &self.tmp_path, e))?;
+        if let Some(writer) = self.writer.take() {
+            writer
+                .finish()
+                .map_err(|e| StoreError::io("writing out", &self.tmp_path, e))?;
         }
         let shard = self.dir.shard_dir(&self.hash);
         if !shard.is_dir() {
@@ -123,7 +124,7 @@ impl PendingChunk {
 impl Drop for PendingChunk {
     fn drop(&mut self) {
         self.dir.release(self.length_bytes);
-        self.file = None;
+        self.writer = None;
         if !self.tmp_path.as_os_str().is_empty()
             && let Err(error) = fs::remove_file(&self.tmp_path)
             && error.kind() != std::io::ErrorKind::NotFound

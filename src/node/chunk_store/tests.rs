@@ -16,6 +16,7 @@ fn store_in(dirs: &[(&Path, Option<u64>)]) -> ChunkStore {
             })
             .collect(),
         free_bytes_reserved: 0,
+        direct_io: true,
     })
     .unwrap()
 }
