@@ -4,9 +4,11 @@
 #
 # What runs, one system at a time (the other stopped, so each has the whole machine):
 #   - ceilings: raw disk write (dd bs=4M conv=fdatasync of 1 GiB to a file on the benchmark's
-#     file system: buffered writes then one fdatasync, as a chunk store writes), raw disk read
-#     (dd bs=4M of that file after dropping the page cache; buffered with kernel read-ahead, NOT
-#     iflag=direct), loopback TCP (iperf3, one stream on 127.0.0.1 for 5 s);
+#     file system: buffered writes then one fdatasync), raw disk read (dd bs=4M of that file
+#     after dropping the page cache; buffered with kernel read-ahead), the same two with direct
+#     I/O (oflag=direct, iflag=direct: how a node moves chunk files), loopback TCP (iperf3, one
+#     stream on 127.0.0.1 for 5 s, with its CPU), and `collective bench cpu` (blake3 and
+#     AES-128-GCM per GiB on one core);
 #   - MooseFS (Debian's moosefs 3.0: mfsmaster, two mfschunkservers, goal 2, mounted with
 #     mfsmount; see bench/lib-io/moosefs.sh for its network namespace and durability), driven
 #     with dd bs=4M;
@@ -43,6 +45,10 @@
 #         MiB/s over the lower of the disk ceiling (write or read) and loopback TCP
 # The goals (issue 3): write_seq, read_seq_cold and small_creates >= 2; read_seq_cold_vs_ceiling
 # >= 0.5.
+# Before the ratios, the floor (see the report below): `floor TEST ...` the least CPU per GiB
+# the work the test needs costs here and the throughput that allows on all cores;
+# `floor_ratio TEST_goal_vs_floor` twice MooseFS's throughput over that bound (above 1: the goal
+# cannot be reached on this machine with that work), `floor_ratio TEST_vs_floor` ours over it.
 #
 # Run as root (network namespaces, a FUSE mount, dropping the page cache; it installs
 # moosefs-master, moosefs-chunkserver, moosefs-client, iperf3 and jq when missing, with their
@@ -224,12 +230,12 @@ measure() {
         ", cpu \(.cpu_secs * 100 | round / 100) s (daemons \(.daemon_cpu_secs * 100 | round / 100))"')"
 }
 
-# Records a figure measured elsewhere: record SYSTEM TEST BYTES OPS REPEAT SECS
+# Records a figure measured elsewhere: record SYSTEM TEST BYTES OPS REPEAT SECS [CPU_SECS]
 record() {
     jq -nc --arg system "$1" --arg test "$2" --argjson bytes "$3" --argjson ops "$4" \
-        --argjson repeat "$5" --argjson secs "$6" \
+        --argjson repeat "$5" --argjson secs "$6" --argjson cpu "${7:-null}" \
         '{system: $system, test: $test, repeat: $repeat, bytes: $bytes, ops: $ops, secs: $secs,
-          cpu_secs: null}' >>"$results"
+          cpu_secs: $cpu}' >>"$results"
     log "$1 $2 #$5: $(tail -n1 "$results" | jq -r 'if .ops > 1 then "\(.ops / .secs | floor) files/s"
         else "\(.bytes / 1048576 / .secs | floor) MiB/s" end')"
 }
@@ -263,6 +269,13 @@ run_ceilings() {
         drop_caches
         measure ceiling disk_read "$bytes" 1 "$repeat" -- \
             t dd if="$tmp/ceiling.bin" of=/dev/null bs=4M status=none
+        rm -f "$tmp/ceiling.bin"
+        # The same with direct I/O, as a node moves chunk files (for the floor below).
+        measure ceiling disk_write_direct "$bytes" 1 "$repeat" -- \
+            t dd if="$tmp/src/ceiling-src.bin" of="$tmp/ceiling.bin" bs=4M oflag=direct conv=fdatasync status=none
+        drop_caches
+        measure ceiling disk_read_direct "$bytes" 1 "$repeat" -- \
+            t dd if="$tmp/ceiling.bin" of=/dev/null bs=4M iflag=direct status=none
         rm -f "$tmp/ceiling.bin" "$tmp/src/ceiling-src.bin"
 
         port=$(free_port)
@@ -278,16 +291,23 @@ run_ceilings() {
         t iperf3 -c 127.0.0.1 -p "$port" -t "$tcp_secs" -J >"$tmp/iperf3.json"
         wait "$server" || true
         forget_pid "$server"
-        local moved secs
+        local moved secs cpu
         moved=$(jq '.end.sum_received.bytes // empty' "$tmp/iperf3.json")
         secs=$(jq '.end.sum_received.seconds // empty' "$tmp/iperf3.json")
+        # Sender and receiver process CPU (almost all of it the kernel's), as iperf3 counts it.
+        cpu=$(jq '.end.cpu_utilization_percent | ((.host_total + .remote_total) / 100) // empty' "$tmp/iperf3.json")
         if [[ -z $moved || -z $secs ]]; then
             log "iperf3 gave no result: $(jq -r '.error // empty' "$tmp/iperf3.json")"
             had_errors=yes
             continue
         fi
-        record ceiling tcp_loopback "$moved" 1 "$repeat" "$secs"
+        record ceiling tcp_loopback "$moved" 1 "$repeat" "$secs" "$(jq -n "${cpu:-null} * $secs")"
     done
+    if wants collective; then
+        # Hashing and TLS's cipher, one core, CPU time (for the floor below).
+        "$collective" bench cpu --json >"$tmp/bench-cpu.json" \
+            || { log "collective bench cpu failed"; had_errors=yes; }
+    fi
 }
 
 # --- one system: every test, BENCH_REPEATS rounds -----------------------------------------------
@@ -441,5 +461,35 @@ goal write_seq 2
 goal read_seq_cold 2
 goal small_creates 2
 goal read_seq_cold_vs_ceiling 0.5
+
+# The floor: the CPU that reading or writing a GiB through Collective cannot go below on this
+# machine, whatever the code around the work does, and the throughput that leaves on all its
+# cores. The work every byte needs (BRIEF: mutual TLS on every hop; issue 3: the node verifies a
+# chunk before storing or serving it, the client hashes what it writes and verifies what it
+# reads): a cold read is one direct disk read, a node hash, one TLS hop (seal and open), one
+# loopback TCP transfer and a client hash; a write is a client hash and, per replica, one TLS
+# hop, one TCP transfer, a node hash and one direct disk write with its fsync.
+floor=""
+if [[ -s $tmp/bench-cpu.json ]]; then
+    floor=$(jq -r --slurpfile cpu "$tmp/bench-cpu.json" --argjson cores "$(nproc)" '
+        def pick($s; $t): map(select(.system == $s and .test == $t))[0];
+        def r: if . == null then "nan" else (. * 1000 | round / 1000 | tostring) end;
+        . as $all | $cpu[0] as $c
+        | ($all | pick("ceiling"; "tcp_loopback") | .cpu_per_gib) as $tcp
+        | ($all | pick("ceiling"; "disk_read_direct") | .cpu_per_gib) as $dr
+        | ($all | pick("ceiling"; "disk_write_direct") | .cpu_per_gib) as $dw
+        | select($tcp != null and $dr != null and $dw != null)
+        | {read_seq_cold: ($dr + 2 * $c.blake3_cpu_secs_per_gib + $c.aes128gcm_hop_cpu_secs_per_gib + $tcp),
+           write_seq: ($c.blake3_cpu_secs_per_gib
+                       + 2 * ($c.aes128gcm_hop_cpu_secs_per_gib + $tcp + $c.blake3_cpu_secs_per_gib + $dw))}
+        | to_entries[] | .key as $t | .value as $f | ($cores * 1024 / $f) as $most
+        | ($all | pick("moosefs"; $t) | .mib_per_sec) as $m
+        | ($all | pick("collective"; $t) | .mib_per_sec) as $o
+        | "floor \($t) \($f | r) cpu_s/GiB: at most \($most | round) MiB/s on \($cores) cores; the goal (2x MooseFS) needs \(if $m == null then "nan" else (2 * $m | round) end)",
+          "floor_ratio \($t)_goal_vs_floor \(if $m == null then "nan" else (2 * $m / $most | r) end)",
+          "floor_ratio \($t)_vs_floor \(if $o == null then "nan" else ($o / $most | r) end)"
+        ' <<<"$summary")
+    echo "$floor"
+fi
 echo "$ratios"
 [[ -z "$had_errors" ]]

@@ -3,6 +3,7 @@
 //! node and its tickets, and the PKI and mutual-TLS layer every listener uses.
 
 pub mod audit;
+pub mod bench_cpu;
 pub mod bench_io;
 pub mod bench_meta;
 pub mod bootstrap;

@@ -593,6 +593,19 @@ pub enum BenchCommand {
     /// Data path: large files written and read by N parallel streams, then small files
     /// created, stat'ed and read; prints throughput and latency percentiles.
     Io(BenchIoArgs),
+    /// CPU cost on one core of the work every byte of the data path needs (blake3, and
+    /// AES-128-GCM sealing and opening as TLS does); needs no running member.
+    Cpu(BenchCpuArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCpuArgs {
+    /// Bytes pushed through each measurement.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub bytes: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
-//! `bench meta`: runs the metadata load generator and prints its report.
+//! `bench meta | io | cpu`: runs a benchmark and prints its report.
 
-use super::args::{BenchCommand, BenchIoArgs, BenchMetaArgs};
+use super::args::{BenchCommand, BenchCpuArgs, BenchIoArgs, BenchMetaArgs};
 use crate::profile::Profile;
 use anyhow::bail;
 use std::path::PathBuf;
@@ -9,7 +9,32 @@ pub async fn run(command: BenchCommand, home: PathBuf) -> anyhow::Result<()> {
     match command {
         BenchCommand::Meta(args) => meta(args, home).await,
         BenchCommand::Io(args) => io(args, home).await,
+        BenchCommand::Cpu(args) => cpu(args).await,
     }
+}
+
+async fn cpu(args: BenchCpuArgs) -> anyhow::Result<()> {
+    let bytes = args.bytes;
+    let report = tokio::task::spawn_blocking(move || crate::bench_cpu::run(bytes)).await??;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "measured over   {} MiB each, one core, CPU time",
+        report.bytes >> 20
+    );
+    println!(
+        "blake3          {:.3} CPU s/GiB ({:.0} MiB/s)",
+        report.blake3_cpu_secs_per_gib,
+        1024.0 / report.blake3_cpu_secs_per_gib
+    );
+    println!(
+        "AES-128-GCM     {:.3} CPU s/GiB to seal and open ({:.0} MiB/s)",
+        report.aes128gcm_hop_cpu_secs_per_gib,
+        1024.0 / report.aes128gcm_hop_cpu_secs_per_gib
+    );
+    Ok(())
 }
 
 async fn io(args: BenchIoArgs, home: PathBuf) -> anyhow::Result<()> {

@@ -156,7 +156,12 @@ pub(crate) struct StagedWriter {
 impl StagedWriter {
     /// `length_bytes` sizes the stage: no larger than the chunk needs.
     pub(crate) fn new(file: File, length_bytes: u64) -> StagedWriter {
-        let stage_len = round_up(usize::try_from(length_bytes).unwrap_or(usize::MAX).min(STAGE_BYTES_MAX)).max(ALIGN);
+        let stage_len = round_up(
+            usize::try_from(length_bytes)
+                .unwrap_or(usize::MAX)
+                .min(STAGE_BYTES_MAX),
+        )
+        .max(ALIGN);
         StagedWriter {
             file,
             stage: AlignedBuf::zeroed(stage_len),
@@ -226,6 +231,7 @@ pub(crate) fn supports_direct_io(dir: &Path) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 mod tests {
     use super::*;
 
@@ -247,7 +253,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let direct = direct && supports_direct_io(dir.path());
         // Lengths around block and stage boundaries, written in frames of awkward sizes.
-        for length in [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, STAGE_BYTES_MAX, STAGE_BYTES_MAX + 4097, 3 * STAGE_BYTES_MAX - 1] {
+        for length in [
+            0,
+            1,
+            ALIGN - 1,
+            ALIGN,
+            ALIGN + 1,
+            STAGE_BYTES_MAX,
+            STAGE_BYTES_MAX + 4097,
+            3 * STAGE_BYTES_MAX - 1,
+        ] {
             let content: Vec<u8> = (0..length).map(|i| (i * 31 % 251) as u8).collect();
             let path = dir.path().join(format!("chunk-{length}"));
             let mut writer = StagedWriter::new(create_new(&path, direct).unwrap(), length as u64);
@@ -255,7 +270,11 @@ mod tests {
                 writer.write(frame).unwrap();
             }
             writer.finish().unwrap();
-            assert_eq!(fs::metadata(&path).unwrap().len(), length as u64, "length {length}");
+            assert_eq!(
+                fs::metadata(&path).unwrap().len(),
+                length as u64,
+                "length {length}"
+            );
             let back = read_whole(&path, length as u64, direct).unwrap();
             assert!(back[..] == content[..], "length {length}, direct {direct}");
         }
@@ -280,7 +299,11 @@ mod tests {
         // Expected one byte, found more: at least the byte past the expected end comes back.
         for expected in [1u64, ALIGN as u64, 2 * ALIGN as u64] {
             let back = read_whole(&path, expected, direct).unwrap();
-            assert!(back.len() as u64 > expected, "expected {expected}, read {}", back.len());
+            assert!(
+                back.len() as u64 > expected,
+                "expected {expected}, read {}",
+                back.len()
+            );
         }
     }
 
