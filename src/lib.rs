@@ -7,6 +7,7 @@ pub mod bench_cpu;
 pub mod bench_io;
 pub mod bench_meta;
 pub mod bootstrap;
+pub(crate) mod buffers;
 pub mod chunk_hash;
 pub mod cli;
 pub mod client;

@@ -25,6 +25,7 @@ use super::CHUNK_BYTES_DEFAULT;
 use super::error::{DataError, DataError as E};
 use super::nodes::NodePool;
 use super::progress::Progress;
+use crate::buffers;
 use crate::chunk_hash::ChunkHash;
 use crate::client::Client;
 use collective_events::decide::INLINE_BYTES_MAX;
@@ -312,24 +313,28 @@ fn committed_version(response: &api::SubmitResponse) -> Result<u64, DataError> {
 }
 
 /// Cuts `input` into chunks of `chunk_bytes` (the last may be shorter) and hashes each, on a
-/// blocking thread: reading straight into each chunk's buffer (no intermediate copy, no zeroing)
-/// and hashing there keeps both off the async workers.
+/// blocking thread: reading straight into each chunk's buffer (no intermediate copy) and hashing
+/// there keeps both off the async workers. Buffers come from the pool (`crate::buffers`) and go
+/// back to it once the chunk is uploaded.
 fn cut(mut input: Box<dyn Read + Send>, chunk_bytes: usize, out: mpsc::Sender<Result<Cut, DataError>>) {
     let mut offset = 0u64;
     for index in 0.. {
-        let mut buffer = Vec::with_capacity(chunk_bytes);
-        // `read_to_end` on a `take` fills the spare capacity until the chunk is full or the input
-        // ends, retrying short reads and EINTR.
-        if let Err(e) = (&mut input).take(chunk_bytes as u64).read_to_end(&mut buffer) {
-            let _ = out.blocking_send(Err(DataError::io("reading the input", e)));
+        let mut buffer = buffers::take(chunk_bytes);
+        let filled = match fill(&mut input, &mut buffer) {
+            Ok(filled) => filled,
+            Err(e) => {
+                buffers::give(buffer);
+                let _ = out.blocking_send(Err(DataError::io("reading the input", e)));
+                return;
+            }
+        };
+        if filled == 0 {
+            buffers::give(buffer);
             return;
         }
-        if buffer.is_empty() {
-            return;
-        }
-        let full = buffer.len() == chunk_bytes;
-        let hash = ChunkHash::of(&buffer);
-        let data = Bytes::from(buffer);
+        let full = filled == chunk_bytes;
+        let hash = ChunkHash::of(&buffer[..filled]);
+        let data = buffers::into_bytes(buffer, 0, filled);
         let len = data.len() as u64;
         if out
             .blocking_send(Ok(Cut {
@@ -347,6 +352,21 @@ fn cut(mut input: Box<dyn Read + Send>, chunk_bytes: usize, out: mpsc::Sender<Re
             return;
         }
     }
+}
+
+/// Reads until `buffer` is full or the input ends, retrying short reads and EINTR; the bytes
+/// read.
+fn fill(input: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 async fn plan(

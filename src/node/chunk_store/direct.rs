@@ -26,6 +26,8 @@ use std::path::Path;
 
 use prost::bytes::Bytes;
 
+use crate::buffers;
+
 /// The alignment of every direct transfer: buffer address, file offset and length.
 pub(crate) const ALIGN: usize = 4096;
 
@@ -73,9 +75,9 @@ pub(crate) struct AlignedBuf {
 }
 
 impl AlignedBuf {
-    /// Taken from the [`POOL`] when it holds one of this size.
+    /// Taken from the buffer pool when it holds one of this size.
     pub(crate) fn new(len: usize) -> AlignedBuf {
-        let vec = POOL.take(len + ALIGN - 1);
+        let vec = buffers::take(len + ALIGN - 1);
         let start = (ALIGN - vec.as_ptr().addr() % ALIGN) % ALIGN;
         AlignedBuf { vec, start, len }
     }
@@ -96,82 +98,19 @@ impl AlignedBuf {
     /// last slice of them is dropped.
     pub(crate) fn into_bytes(mut self, used: usize) -> Bytes {
         let used = used.min(self.len);
-        Bytes::from_owner(Filled {
-            vec: std::mem::take(&mut self.vec),
-            start: self.start,
-            used,
-        })
+        buffers::into_bytes(std::mem::take(&mut self.vec), self.start, used)
     }
 }
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        POOL.give(std::mem::take(&mut self.vec));
+        buffers::give(std::mem::take(&mut self.vec));
     }
 }
 
 impl std::fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlignedBuf").field("len", &self.len).finish()
-    }
-}
-
-/// The filled part of a buffer, owned by the `Bytes` handed out.
-struct Filled {
-    vec: Vec<u8>,
-    start: usize,
-    used: usize,
-}
-
-impl AsRef<[u8]> for Filled {
-    fn as_ref(&self) -> &[u8] {
-        &self.vec[self.start..self.start + self.used]
-    }
-}
-
-impl Drop for Filled {
-    fn drop(&mut self) {
-        POOL.give(std::mem::take(&mut self.vec));
-    }
-}
-
-/// Allocations of chunk and staging buffers, kept for the next read or put. A fresh multi-MiB
-/// allocation costs a page fault and a zeroed page per 4 KiB (about a tenth of a node's CPU
-/// while serving reads, measured with `perf`); reusing one costs nothing.
-static POOL: BufferPool = BufferPool {
-    free: std::sync::Mutex::new(Vec::new()),
-};
-
-/// Most bytes the pool keeps: the read-ahead of a few clients' worth of 4 MiB chunks.
-const POOL_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// Smaller buffers are cheap to allocate and not kept.
-const POOL_BUFFER_BYTES_MIN: usize = 64 * 1024;
-
-struct BufferPool {
-    free: std::sync::Mutex<Vec<Vec<u8>>>,
-}
-
-impl BufferPool {
-    /// A buffer of exactly `len` initialized bytes.
-    fn take(&self, len: usize) -> Vec<u8> {
-        if len >= POOL_BUFFER_BYTES_MIN {
-            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(at) = free.iter().position(|vec| vec.len() == len) {
-                return free.swap_remove(at);
-            }
-        }
-        vec![0u8; len]
-    }
-
-    fn give(&self, vec: Vec<u8>) {
-        if vec.len() < POOL_BUFFER_BYTES_MIN {
-            return;
-        }
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        let kept: usize = free.iter().map(Vec::len).sum();
-        if kept + vec.len() <= POOL_BYTES_MAX {
-            free.push(vec);
-        }
     }
 }
 
@@ -310,7 +249,7 @@ mod tests {
 
     #[test]
     fn an_aligned_buffer_starts_on_a_block_and_hands_out_its_bytes_without_copying() {
-        for len in [1, ALIGN - 1, ALIGN, 3 * ALIGN + 7, POOL_BUFFER_BYTES_MIN, 4 << 20] {
+        for len in [1, ALIGN - 1, ALIGN, 3 * ALIGN + 7, 64 * 1024, 4 << 20] {
             let mut buffer = AlignedBuf::new(len);
             assert_eq!(buffer.as_slice().as_ptr().addr() % ALIGN, 0);
             assert_eq!(buffer.as_slice().len(), len);
