@@ -10,6 +10,7 @@
 //!
 //! A reused buffer holds what it held before. Callers hand out only bytes they wrote since.
 
+use std::io::Read;
 use std::sync::Mutex;
 
 use prost::bytes::Bytes;
@@ -49,6 +50,21 @@ pub(crate) fn give(vec: Vec<u8>) {
 pub(crate) fn into_bytes(vec: Vec<u8>, start: usize, used: usize) -> Bytes {
     let used = used.min(vec.len().saturating_sub(start));
     Bytes::from_owner(Filled { vec, start, used })
+}
+
+/// Reads until `buffer` is full or the input ends, retrying short reads and EINTR; the bytes
+/// read.
+pub(crate) fn fill(input: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// The filled part of a buffer, owned by the `Bytes` handed out.

@@ -320,7 +320,7 @@ fn cut(mut input: Box<dyn Read + Send>, chunk_bytes: usize, out: mpsc::Sender<Re
     let mut offset = 0u64;
     for index in 0.. {
         let mut buffer = buffers::take(chunk_bytes);
-        let filled = match fill(&mut input, &mut buffer) {
+        let filled = match buffers::fill(&mut input, &mut buffer) {
             Ok(filled) => filled,
             Err(e) => {
                 buffers::give(buffer);
@@ -352,21 +352,6 @@ fn cut(mut input: Box<dyn Read + Send>, chunk_bytes: usize, out: mpsc::Sender<Re
             return;
         }
     }
-}
-
-/// Reads until `buffer` is full or the input ends, retrying short reads and EINTR; the bytes
-/// read.
-fn fill(input: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match input.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 async fn plan(

@@ -118,41 +118,29 @@ impl std::fmt::Debug for AlignedBuf {
 /// past it, so a file that grew comes back longer than expected (and fails its hash) rather
 /// than silently cut to the expected length.
 pub(crate) fn read_whole(path: &Path, length: u64, direct: bool) -> std::io::Result<Bytes> {
-    let mut file = open_read(path, direct)?;
     let length = usize::try_from(length).map_err(std::io::Error::other)?;
     let mut buffer = AlignedBuf::new(round_up(length + 1));
     let mut filled = 0;
-    while filled < buffer.len() {
-        if direct && filled % ALIGN != 0 {
-            // A direct read ends on a block boundary except at the end of the file. Short of
-            // the expected length, finish through the page cache rather than call a good copy
-            // truncated.
-            if filled >= length {
-                break;
+    if direct {
+        let mut file = open_read(path, true)?;
+        // Direct reads return whole blocks, except the last one of the file.
+        while filled < buffer.len() && filled % ALIGN == 0 {
+            match file.read(&mut buffer.as_mut_slice()[filled..]) {
+                Ok(0) => return Ok(buffer.into_bytes(filled)),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
-            file = open_read(path, false)?;
-            file.seek(SeekFrom::Start(filled as u64))?;
-            return finish_buffered(file, buffer, filled);
         }
-        match file.read(&mut buffer.as_mut_slice()[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        if filled >= length {
+            return Ok(buffer.into_bytes(filled));
         }
+        // Cut short inside a block before the expected end: finish through the page cache
+        // rather than call a good copy truncated.
     }
-    Ok(buffer.into_bytes(filled))
-}
-
-fn finish_buffered(mut file: File, mut buffer: AlignedBuf, mut filled: usize) -> std::io::Result<Bytes> {
-    while filled < buffer.len() {
-        match file.read(&mut buffer.as_mut_slice()[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let mut file = open_read(path, false)?;
+    file.seek(SeekFrom::Start(filled as u64))?;
+    filled += buffers::fill(&mut file, &mut buffer.as_mut_slice()[filled..])?;
     Ok(buffer.into_bytes(filled))
 }
 

@@ -35,7 +35,7 @@ impl PendingChunk {
         rand::rng().fill_bytes(&mut random);
         let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
         let tmp_path = dir.tmp.join(format!("{}.{suffix}.tmp", hash.to_hex()));
-        let file = match direct::create_new(&tmp_path, dir.direct) {
+        let writer = match direct::create_new(&tmp_path, dir.direct) {
             Ok(file) => StagedWriter::new(file, length_bytes),
             Err(e) => {
                 dir.release(length_bytes);
@@ -48,7 +48,7 @@ impl PendingChunk {
             length_bytes,
             received_bytes: 0,
             hasher: blake3::Hasher::new(),
-            writer: Some(file),
+            writer: Some(writer),
             tmp_path,
         })
     }
