@@ -21,10 +21,6 @@ use crate::pki::{CertBundle, Component};
 use crate::ticket::{CLOCK_SKEW_DEFAULT, TicketVerifier};
 use crate::tls::{self, IdentityHandle, Policy, ServerConfigHandle, TrustStore};
 
-/// Largest HTTP/2 frame the chunk listener accepts: 1 MiB data messages arrive in a few frames
-/// instead of 64 of h2's default 16 KiB.
-const H2_FRAME_BYTES: u32 = 1024 * 1024 - 1;
-
 /// What a node needs besides its certificate and listener.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -152,7 +148,7 @@ pub async fn start_with(
         tonic::transport::Server::builder()
             .initial_stream_window_size(crate::tls::H2_STREAM_WINDOW_BYTES)
             .initial_connection_window_size(crate::tls::H2_CONNECTION_WINDOW_BYTES)
-            .max_frame_size(H2_FRAME_BYTES)
+            .max_frame_size(crate::tls::H2_FRAME_BYTES)
             // Every request, on new connections and on those opened before a revocation.
             .layer(tonic::service::InterceptorLayer::new(tls::RevocationGuard::new(
                 trust.clone(),

@@ -141,7 +141,8 @@ fn parts(
         .map_err(|e| invalid(e.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
         .initial_stream_window_size(super::H2_STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(super::H2_CONNECTION_WINDOW_BYTES);
+        .initial_connection_window_size(super::H2_CONNECTION_WINDOW_BYTES)
+        .max_frame_size(super::H2_FRAME_BYTES);
     let connector = FederationConnector {
         address: Arc::from(endpoint),
         tls: TlsConnector::from(config),

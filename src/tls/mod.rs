@@ -70,6 +70,11 @@ pub(crate) fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
 /// a 4 MiB chunk streams without waiting for window updates (h2's default is 64 KiB).
 pub const H2_STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 pub const H2_CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
+/// Largest HTTP/2 frame every channel and chunk listener accepts (h2's default is 16 KiB): a
+/// 1 MiB chunk message then travels as one DATA frame instead of 64, each of which the receiver
+/// parses, copies and wakes a task for. Raising it on the client took a cold read's client CPU
+/// down by about a fifth (docs/benchmarks.md).
+pub const H2_FRAME_BYTES: u32 = 1024 * 1024 - 1;
 
 /// Only TLS 1.3: every peer is ours, and 1.3 encrypts the certificates in the handshake.
 pub(crate) const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
