@@ -4,7 +4,7 @@
 //! **Why.** A chunk store writes each chunk once, fsyncs it, and later reads it whole to verify
 //! it; it gains little from caching the file in the kernel, and the page cache costs CPU: on
 //! this project's 2-core test machines a buffered 1 GiB write plus `fdatasync` took 0.5 to 2.8
-//! CPU seconds of kernel time, the same write with `O_DIRECT` 0.2 to 0.3 (`dd bs=4M`; see
+//! CPU seconds of kernel time, the same write with `O_DIRECT` 0.2 to 0.6 (`dd bs=4M`; see
 //! docs/benchmarks.md). A node writes every replica it receives, so on a machine where client
 //! and nodes share the cores that is CPU the data path itself needs. A cold read is cheaper too
 //! (no page cache fill and copy).
@@ -14,10 +14,10 @@
 //! through an aligned staging buffer and the last block is padded, then the file is cut back to
 //! the chunk's length before the fsync; reads go into an aligned buffer.
 //!
-//! **Where it is not available** (tmpfs, some network and FUSE file systems), opening with
-//! `O_DIRECT` fails with `EINVAL`. Each data directory probes at open ([`supports_direct_io`])
-//! and falls back to buffered I/O through the same code, which is also what `direct_io = false`
-//! in `node.toml` asks for.
+//! **Where it is not available** (tmpfs before Linux 6.6, some network and FUSE file systems),
+//! opening with `O_DIRECT` fails with `EINVAL`. Each data directory probes at open
+//! ([`supports_direct_io`]) and falls back to buffered I/O through the same code, which is also
+//! what `direct_io = false` in `node.toml` asks for.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
