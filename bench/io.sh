@@ -295,13 +295,17 @@ run_ceilings() {
         moved=$(jq '.end.sum_received.bytes // empty' "$tmp/iperf3.json")
         secs=$(jq '.end.sum_received.seconds // empty' "$tmp/iperf3.json")
         # Sender and receiver process CPU (almost all of it the kernel's), as iperf3 counts it.
-        cpu=$(jq '.end.cpu_utilization_percent | ((.host_total + .remote_total) / 100) // empty' "$tmp/iperf3.json")
+        cpu=$(jq '(.end.cpu_utilization_percent // {}) as $u
+            | if ($u.host_total | type) == "number" and ($u.remote_total | type) == "number"
+              then ($u.host_total + $u.remote_total) / 100 else empty end' "$tmp/iperf3.json")
         if [[ -z $moved || -z $secs ]]; then
             log "iperf3 gave no result: $(jq -r '.error // empty' "$tmp/iperf3.json")"
             had_errors=yes
             continue
         fi
-        record ceiling tcp_loopback "$moved" 1 "$repeat" "$secs" "$(jq -n "${cpu:-null} * $secs")"
+        local cpu_secs=null
+        if [[ -n $cpu ]]; then cpu_secs=$(jq -n "$cpu * $secs"); fi
+        record ceiling tcp_loopback "$moved" 1 "$repeat" "$secs" "$cpu_secs"
     done
     if wants collective; then
         # Hashing and TLS's cipher, one core, CPU time (for the floor below).
