@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
+use collective_events::decide::{ENDPOINT_BYTES_MAX, SERIAL_BYTES_MAX};
 use collective_proto::api::{
     self, FederationExchange, MemberRemoval, MemberRevocations, federation_client::FederationClient,
 };
@@ -34,9 +35,6 @@ use super::errors::storage;
 use super::revocation::revoked_serials;
 use super::state::Coordinator;
 use crate::pki::{is_within_domain, verify_removal};
-
-/// Longest serial a list may carry, in bytes (RFC 5280's limit, as the log's).
-const SERIAL_BYTES_MAX: usize = 20;
 use crate::tls::TrustStore;
 use crate::transport::caller;
 
@@ -50,9 +48,8 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(1);
 const MEMBER_EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most members one coordinator keeps track of; hints beyond are ignored.
 pub const MEMBERS_MAX: usize = 256;
-/// Most coordinator endpoints kept per member, and longest endpoint, in bytes.
+/// Most coordinator endpoints kept per member (each at most the log's `ENDPOINT_BYTES_MAX`).
 pub const ENDPOINTS_PER_MEMBER_MAX: usize = 16;
-pub const ENDPOINT_BYTES_MAX: usize = 255;
 /// Most revoked serials accepted in one member's list (20 bytes each at most: 4 MiB).
 pub const SERIALS_PER_MEMBER_MAX: usize = 200_000;
 /// Most removals one message may carry.
@@ -79,8 +76,9 @@ struct State {
 #[derive(Default)]
 struct Peer {
     coordinators: Vec<String>,
-    /// The member's revoked serials, once one of its coordinators has told us.
-    serials: Option<BTreeSet<Vec<u8>>>,
+    /// Whether one of its coordinators has told us its revoked serials (kept in the trust
+    /// store, which enforces them).
+    heard: bool,
     /// Index into `coordinators` to try first (the last one that answered).
     preferred: usize,
     /// When one of its coordinators last exchanged with this one, in either direction.
@@ -200,11 +198,12 @@ impl Federation {
         }
         self.learn_endpoints(&member, &list.coordinators);
         let serials: BTreeSet<Vec<u8>> = list.serials.iter().cloned().collect();
-        if self.trust.set_revoked(&member, serials.clone()) {
-            tracing::info!(member = %member, revoked = serials.len(), "another member's revocation list updated");
+        let revoked = serials.len();
+        if self.trust.set_revoked(&member, serials) {
+            tracing::info!(member = %member, revoked, "another member's revocation list updated");
         }
         if let Some(peer) = self.lock().members.get_mut(&member) {
-            peer.serials = Some(serials);
+            peer.heard = true;
             peer.last_exchange_unix_ms = Some(crate::coordinator::now_unix_ms());
         }
         Ok(())
@@ -288,19 +287,25 @@ impl Federation {
 
     /// Other members' lists learned so far, and every removal: what storage nodes enforce.
     pub fn for_nodes(&self) -> (Vec<MemberRevocations>, Vec<MemberRemoval>) {
-        let state = self.lock();
-        let lists = state
-            .members
-            .iter()
-            .filter_map(|(member, peer)| {
-                peer.serials.as_ref().map(|serials| MemberRevocations {
-                    member_domain: member.clone(),
-                    serials: serials.iter().cloned().collect(),
-                    coordinators: Vec::new(),
-                })
+        let (heard, removals) = {
+            let state = self.lock();
+            let heard: Vec<String> = state
+                .members
+                .iter()
+                .filter(|(_, peer)| peer.heard)
+                .map(|(member, _)| member.clone())
+                .collect();
+            (heard, state.removals.values().cloned().collect())
+        };
+        let lists = heard
+            .into_iter()
+            .map(|member| MemberRevocations {
+                serials: self.trust.revoked(&member).into_iter().collect(),
+                member_domain: member,
+                coordinators: Vec::new(),
             })
             .collect();
-        (lists, state.removals.values().cloned().collect())
+        (lists, removals)
     }
 
     /// The other members for `status`: those exchanged with or configured, and those removed.
@@ -313,7 +318,7 @@ impl Federation {
                 let entry = api::FederationMember {
                     member_domain: member.clone(),
                     coordinators: peer.coordinators.clone(),
-                    revoked: peer.serials.as_ref().map(|s| s.len() as u64),
+                    revoked: peer.heard.then(|| self.trust.revoked(member).len() as u64),
                     last_exchange_unix_ms: peer.last_exchange_unix_ms,
                     removed: false,
                 };
