@@ -34,7 +34,7 @@ use super::config::PeerMember;
 use super::errors::storage;
 use super::revocation::revoked_serials;
 use super::state::Coordinator;
-use crate::pki::{is_within_domain, verify_removal};
+use crate::pki::{is_within_domain, sync_dir, verify_removal, write_atomic};
 use crate::tls::TrustStore;
 use crate::transport::caller;
 
@@ -56,6 +56,8 @@ pub const SERIALS_PER_MEMBER_MAX: usize = 200_000;
 pub const REMOVALS_MAX: usize = 1_024;
 /// Where removals are kept, in the coordinator's `pki/` directory.
 const REMOVALS_FILE: &str = "member-removals.pb";
+/// Removals are signed public statements: readable by all, written by the coordinator only.
+const REMOVALS_FILE_MODE: u32 = 0o644;
 
 /// The federation as one coordinator knows it.
 pub struct Federation {
@@ -229,8 +231,9 @@ impl Federation {
             ..Default::default()
         }
         .encode_to_vec();
-        write_atomically(&self.removals_path, &encoded)
-            .map_err(|error| Status::internal(format!("keeping the removal: {error:#}")))?;
+        write_atomic(&self.removals_path, &encoded, REMOVALS_FILE_MODE)
+            .and_then(|()| sync_dir(self.removals_path.parent().unwrap_or(Path::new("."))))
+            .map_err(|error| Status::internal(format!("keeping the removal: {error}")))?;
         drop(state);
         tracing::warn!(
             member = %removal.member_domain,
@@ -367,20 +370,6 @@ impl Federation {
             peer.preferred = (peer.preferred + 1) % peer.coordinators.len();
         }
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let temporary = path.with_extension("pb.tmp");
-    let mut file =
-        std::fs::File::create(&temporary).with_context(|| format!("creating {}", temporary.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path).with_context(|| format!("renaming onto {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// This member's list, first-hand from the projections, with its coordinators' endpoints.

@@ -157,7 +157,7 @@ fn recover_staged(dir: &Path, name: &str, paths: &BundlePaths) -> Result<(), Pki
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<(), PkiError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), PkiError> {
     File::open(dir)
         .and_then(|dir_file| dir_file.sync_all())
         .map_err(|e| io_error(dir, e))
@@ -206,7 +206,7 @@ fn io_error(path: &Path, source: std::io::Error) -> PkiError {
 }
 
 /// Writes `bytes` to a temporary file created with `mode`, syncs it and renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut file = OpenOptions::new()

@@ -21,6 +21,7 @@ mod renewal;
 
 pub use address::{FederatedAddress, dns_label, is_within as is_within_domain, validate_domain};
 pub use bundle::CertBundle;
+pub(crate) use bundle::{sync_dir, write_atomic};
 pub use component::Component;
 pub use der::{
     OID_COMPONENT, OID_FEDERATED_ADDRESS, OID_FEDERATION_DOMAIN, OID_MEMBER_DOMAIN, SERIAL_LEN_BYTES,
