@@ -22,3 +22,4 @@ pub mod telemetry;
 pub mod ticket;
 pub mod tls;
 pub mod transport;
+pub mod wire;

@@ -13,9 +13,11 @@ use collective::chunk_hash::ChunkHash;
 use collective::node;
 use collective::pki::Component;
 use collective::ticket::{self, Ticket, TicketBody, TicketGrant, TicketOp};
+use collective::wire;
 use collective_proto::chunk::put_request::Part;
 use collective_proto::chunk::{HasRequest, PutRequest};
-use collective_proto::chunk_limits::{CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX};
+use collective_proto::chunk_limits::{CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX, CHUNK_MESSAGE_BYTES_MAX};
+use collective_proto::chunk_wire::{PUT_PATH, PUT_REQUEST_DATA};
 use node_support::*;
 use prost::Message;
 use prost::bytes::Bytes;
@@ -343,6 +345,89 @@ async fn truncated_and_oversized_streams_are_refused_and_leave_nothing() {
         .await
         .unwrap();
     assert!(back == content);
+}
+
+/// Sends `frames` as the body of a `Put`, as they are, and reads the call to its end.
+async fn put_frames(channel: &tonic::transport::Channel, frames: Vec<Bytes>) -> Result<(), tonic::Status> {
+    let body = wire::FramesBody::new(frames, None, ());
+    let mut messages = wire::call(channel, PUT_PATH, body, CHUNK_MESSAGE_BYTES_MAX).await?;
+    while messages.next().await?.is_some() {}
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_grpc_framing_is_refused_and_leaves_nothing() {
+    let fed = Federation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&fed, &[dir.path()], None).await;
+    let channel = channel_as(&fed, &node, &fed.leaf(CLIENT, Component::Client)).await;
+    let content = random_bytes(MIB);
+    let hash = ChunkHash::of(&content);
+    let ticket = fed.ticket(TicketOp::Put, &[hash]);
+    let header = wire::message(&put_messages(ticket.clone(), hash, MIB as u64, &[], MIB)[0]);
+    let data_head = wire::bytes_message_head(&[], PUT_REQUEST_DATA, MIB);
+
+    // A compressed message, though no compression was agreed.
+    let mut compressed = header.to_vec();
+    compressed[0] = 1;
+    let refused = put_frames(&channel, vec![compressed.into()]).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
+    assert!(refused.message().contains("compressed"), "{}", refused.message());
+
+    // A message announced above the limit: refused from its prefix alone.
+    let mut prefix = vec![0u8];
+    prefix.extend_from_slice(&(3 * MIB as u32).to_be_bytes());
+    let refused = put_frames(&channel, vec![header.clone(), prefix.into()])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert!(
+        refused.message().contains("above the limit"),
+        "{}",
+        refused.message()
+    );
+    assert_empty(dir.path());
+
+    // The body ends inside a data message.
+    let cut = Bytes::copy_from_slice(&content[..1000]);
+    let refused = put_frames(&channel, vec![header.clone(), data_head.clone(), cut])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("ended inside a message"),
+        "{}",
+        refused.message()
+    );
+    assert_empty(dir.path());
+
+    // A data message that is not protobuf (a key of wire type 7).
+    let garbage = Bytes::from_static(&[0, 0, 0, 0, 2, 0x0f, 0x00]);
+    let refused = put_frames(&channel, vec![header.clone(), garbage])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("malformed PutRequest"),
+        "{}",
+        refused.message()
+    );
+    assert_empty(dir.path());
+
+    // The same chunk, well framed and with the data split across frames, is stored and reads
+    // back whole.
+    let content = Bytes::from(content);
+    put_frames(
+        &channel,
+        vec![header, data_head, content.slice(..1000), content.slice(1000..)],
+    )
+    .await
+    .unwrap();
+    let mut client = client(&fed, &node).await;
+    let back = get(&mut client, fed.ticket(TicketOp::Get, &[hash]), hash, 0, None)
+        .await
+        .unwrap();
+    assert!(back == content, "the chunk reads back as it was sent");
 }
 
 #[tokio::test]

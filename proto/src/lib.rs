@@ -44,6 +44,21 @@ pub mod chunk {
     tonic::include_proto!("collective.chunk.v1");
 }
 
+/// What the chunk calls that carry bulk bytes are framed by by hand (without tonic's codec, which
+/// copies every message): their paths and the field numbers of `chunk.proto` they use.
+pub mod chunk_wire {
+    pub const PUT_PATH: &str = "/collective.chunk.v1.Chunks/Put";
+    pub const GET_PATH: &str = "/collective.chunk.v1.Chunks/Get";
+    /// `PutRequest.header`, the first message's one field.
+    pub const PUT_REQUEST_HEADER: u32 = 1;
+    /// `PutRequest.data`, every later message's.
+    pub const PUT_REQUEST_DATA: u32 = 2;
+    /// `GetResponse.data`.
+    pub const GET_RESPONSE_DATA: u32 = 1;
+    /// `GetResponse.chunk_length_bytes`, on the first message.
+    pub const GET_RESPONSE_CHUNK_LENGTH: u32 = 2;
+}
+
 /// Limits of the chunk service, shared by nodes and clients.
 pub mod chunk_limits {
     /// Largest data frame of a Put or Get stream, in bytes.

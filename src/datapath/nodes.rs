@@ -1,5 +1,6 @@
 //! Connections to storage nodes, one HTTP/2 channel per node (streams multiplex over it), and
-//! the two chunk calls the client makes: a streaming put and a whole-chunk get.
+//! the two chunk calls the client makes: a streaming put and a whole-chunk get, framed by
+//! [`crate::wire`] so chunk bytes are not copied.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use collective_proto::chunk::chunks_client::ChunksClient;
 use collective_proto::chunk::put_request::Part;
 use collective_proto::chunk::{
-    DeleteRequest, DeleteResponse, GetRequest, HasRequest, HasResponse, PutHeader, PutRequest,
+    DeleteRequest, DeleteResponse, GetRequest, HasRequest, HasResponse, PutHeader, PutRequest, PutResponse,
     ReplicateRequest, ReplicateResponse,
 };
 use collective_proto::chunk_limits::{CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX, CHUNK_MESSAGE_BYTES_MAX};
+use collective_proto::chunk_wire::{GET_PATH, GET_RESPONSE_DATA, PUT_PATH, PUT_REQUEST_DATA};
 use collective_proto::ticket::Ticket;
 use prost::bytes::Bytes;
 use rustls::pki_types::CertificateDer;
@@ -19,6 +21,7 @@ use tonic::transport::Channel;
 use crate::chunk_hash::ChunkHash;
 use crate::pki::{CertBundle, Component};
 use crate::tls::{self, ServerExpectation};
+use crate::wire;
 
 /// Channels to the nodes of one member, made on first use and kept.
 #[derive(Clone)]
@@ -73,7 +76,7 @@ impl NodePool {
         hash: &ChunkHash,
         data: Bytes,
     ) -> Result<bool, String> {
-        let mut client = self.client(node, endpoint)?;
+        let channel = self.channel(node, endpoint)?;
         let header = PutRequest {
             part: Some(Part::Header(PutHeader {
                 ticket: Some(ticket.clone()),
@@ -81,29 +84,32 @@ impl NodePool {
                 length_bytes: data.len() as u64,
             })),
         };
-        // Frames are slices of the one buffer: no copies on the way to the socket.
-        let frames: Vec<PutRequest> = std::iter::once(header)
-            .chain((0..data.len()).step_by(CHUNK_FRAME_BYTES_MAX).map(|start| {
-                let end = (start + CHUNK_FRAME_BYTES_MAX).min(data.len());
-                PutRequest {
-                    part: Some(Part::Data(data.slice(start..end))),
-                }
-            }))
-            .collect();
-        match client.put(tokio_stream::iter(frames)).await {
-            Ok(response) => Ok(response.into_inner().already_present),
+        // Each data message goes out as its head and a slice of the one buffer: no copies on
+        // the way to the socket.
+        let mut frames = vec![wire::message(&header)];
+        for start in (0..data.len()).step_by(CHUNK_FRAME_BYTES_MAX) {
+            let slice = data.slice(start..(start + CHUNK_FRAME_BYTES_MAX).min(data.len()));
+            frames.push(wire::bytes_message_head(&[], PUT_REQUEST_DATA, slice.len()));
+            frames.push(slice);
+        }
+        let body = wire::FramesBody::new(frames, None, ());
+        let reply = match wire::call(&channel, PUT_PATH, body, CHUNK_MESSAGE_BYTES_MAX).await {
+            Ok(messages) => unary::<PutResponse>(messages, "PutResponse").await,
             Err(status) => {
                 if status.code() == tonic::Code::Unavailable {
                     self.forget(node);
                 }
-                Err(describe(node, &status))
+                Err(status)
             }
-        }
+        };
+        reply
+            .map(|reply| reply.already_present)
+            .map_err(|status| describe(node, &status))
     }
 
     /// The whole chunk `hash` from `node` as the frames it arrived in, verified against its
     /// name here as well: the node verified it before sending, and this catches anything that
-    /// changed it on the way. Frames are kept as received (no copy into one buffer).
+    /// changed it on the way. Frames are kept as slices of what HTTP/2 received (no copies).
     pub async fn get(
         &self,
         node: &str,
@@ -117,15 +123,16 @@ impl NodePool {
                 "{node}: a chunk of {expected_len} bytes is above the limit"
             ));
         }
-        let mut client = self.client(node, endpoint)?;
+        let channel = self.channel(node, endpoint)?;
         let request = GetRequest {
             ticket: Some(ticket.clone()),
             hash: hash.as_bytes().to_vec(),
             offset_bytes: 0,
             length_bytes: None,
         };
-        let mut stream = match client.get(request).await {
-            Ok(response) => response.into_inner(),
+        let body = wire::FramesBody::new([wire::message(&request)], None, ());
+        let mut messages = match wire::call(&channel, GET_PATH, body, CHUNK_MESSAGE_BYTES_MAX).await {
+            Ok(messages) => messages,
             Err(status) => {
                 if status.code() == tonic::Code::Unavailable {
                     self.forget(node);
@@ -135,18 +142,20 @@ impl NodePool {
         };
         let mut frames = Vec::new();
         let mut received = 0u64;
-        loop {
-            match stream.message().await {
-                Ok(Some(frame)) => {
-                    received += frame.data.len() as u64;
-                    if received > expected_len {
-                        return Err(format!("{node} sent more than the chunk's {expected_len} bytes"));
-                    }
-                    frames.push(frame.data);
-                }
-                Ok(None) => break,
-                Err(status) => return Err(describe(node, &status)),
+        while let Some(message) = messages.next().await.map_err(|status| describe(node, &status))? {
+            let data = wire::take_bytes_field(
+                message,
+                GET_RESPONSE_DATA,
+                "GetResponse",
+                |field, wire_type, rest| wire::skip(field, wire_type, rest, "GetResponse"),
+            )
+            .map_err(|status| describe(node, &status))?
+            .unwrap_or_default();
+            received += data.len() as u64;
+            if received > expected_len {
+                return Err(format!("{node} sent more than the chunk's {expected_len} bytes"));
             }
+            frames.extend(data.into_parts());
         }
         let check = frames.clone();
         let actual = tokio::task::spawn_blocking(move || {
@@ -165,6 +174,21 @@ impl NodePool {
         }
         Ok(frames)
     }
+}
+
+/// The one message of a unary response, after which the call must end with an OK status.
+async fn unary<M: prost::Message + Default>(
+    mut messages: wire::Messages,
+    what: &str,
+) -> Result<M, tonic::Status> {
+    let message = messages
+        .next()
+        .await?
+        .ok_or_else(|| tonic::Status::internal(format!("the call ended without its {what}")))?;
+    if messages.next().await?.is_some() {
+        return Err(tonic::Status::internal(format!("more than one {what} came back")));
+    }
+    wire::decode(message, what)
 }
 
 impl NodePool {

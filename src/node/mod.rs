@@ -13,6 +13,7 @@ pub mod daemon;
 mod errors;
 pub mod orphans;
 mod replicate;
+mod routes;
 pub mod run;
 pub mod scrub;
 mod service;
@@ -24,9 +25,10 @@ pub use chunk_store::{
 pub use corruption::{CORRUPTION_REPORTS_QUEUED_MAX, CorruptionQueue, FoundBy};
 pub use errors::{store_status, ticket_status};
 pub use replicate::{REPLICA_SOURCES_MAX, REPLICATIONS_CONCURRENT_MAX};
+pub use routes::ChunkRoutes;
 pub use run::{NodeConfig, RunningNode, start};
 pub use scrub::{RateLimiter, ScrubConfig, ScrubStats};
-pub use service::{ChunkService, GET_FRAMES_QUEUED_MAX, READ_BUFFER_BYTES_MAX};
+pub use service::{ChunkService, READ_BUFFER_BYTES_MAX};
 
 /// Milliseconds since the Unix epoch by this machine's clock (0 if the clock is before 1970).
 pub fn unix_ms_now() -> u64 {

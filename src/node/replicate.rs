@@ -251,7 +251,7 @@ async fn receive_frames(
             });
         }
         first = false;
-        pending.write_frame(frame.data).await.map_err(|status| {
+        pending.write_frame(frame.data.into()).await.map_err(|status| {
             if status.code() == tonic::Code::InvalidArgument {
                 SourceError::Rejected(status.message().to_string())
             } else {

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use collective_proto::chunk::chunks_server::ChunksServer;
-use collective_proto::chunk_limits::CHUNK_MESSAGE_BYTES_MAX;
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 
 use super::chunk_store::{ChunkStore, StoreConfig};
 use super::corruption::CorruptionQueue;
 use super::replicate::NodeIdentity;
+use super::routes::ChunkRoutes;
 use super::scrub::{self, ScrubConfig};
 use super::service::ChunkService;
 use crate::pki::{CertBundle, Component};
@@ -135,9 +134,7 @@ pub async fn start_with(
         node_identity,
         Arc::clone(&corruption),
     );
-    let chunks = ChunksServer::new(service)
-        .max_decoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(CHUNK_MESSAGE_BYTES_MAX);
+    let chunks = ChunkRoutes::new(service);
     let scrubber = tokio::spawn(scrub::scrub_loop(
         Arc::clone(&store),
         config.scrub,

@@ -11,13 +11,15 @@ use collective_proto::chunk::{
     DeleteRequest, DeleteResponse, GetRequest, GetResponse, HasRequest, HasResponse, PutHeader, PutRequest,
     PutResponse, ReplicateRequest, ReplicateResponse,
 };
-use collective_proto::chunk_limits::{CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX, HASHES_PER_REQUEST_MAX};
-use tokio::sync::{Semaphore, mpsc};
+use collective_proto::chunk_limits::{
+    CHUNK_BYTES_MAX, CHUNK_FRAME_BYTES_MAX, CHUNK_MESSAGE_BYTES_MAX, HASHES_PER_REQUEST_MAX,
+};
+use collective_proto::chunk_wire::{
+    GET_RESPONSE_CHUNK_LENGTH, GET_RESPONSE_DATA, PUT_REQUEST_DATA, PUT_REQUEST_HEADER,
+};
+use tokio::sync::Semaphore;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-
-use prost::bytes::Bytes;
 
 use super::chunk_store::{ChunkStore, Deletion, PendingChunk, PutStart, StoreError};
 use super::corruption::{CorruptionQueue, FoundBy};
@@ -25,12 +27,11 @@ use super::errors::{store_status, ticket_status};
 use super::replicate::{NodeIdentity, REPLICATIONS_CONCURRENT_MAX};
 use crate::chunk_hash::ChunkHash;
 use crate::ticket::{Ticket, TicketOp, TicketVerifier};
+use crate::wire::{self, Rope};
 
 /// Bytes of verified chunks held in memory by reads in progress, all together. A read holds its
 /// whole chunk (at most `CHUNK_BYTES_MAX`) until its last frame is sent; further reads wait.
 pub const READ_BUFFER_BYTES_MAX: u64 = 512 * 1024 * 1024;
-/// Frames of one Get queued ahead of the network.
-pub const GET_FRAMES_QUEUED_MAX: usize = 4;
 /// Granularity of the read budget: one permit per MiB.
 const READ_BUDGET_UNIT_BYTES: u64 = 1024 * 1024;
 
@@ -106,18 +107,26 @@ impl ChunkService {
     }
 }
 
-type GetStream = Pin<Box<dyn Stream<Item = Result<GetResponse, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl Chunks for ChunkService {
-    async fn put(&self, request: Request<Streaming<PutRequest>>) -> Result<Response<PutResponse>, Status> {
+impl ChunkService {
+    /// A `Put`, routed here by [`super::routes`]: the header message, then data messages, each
+    /// written to the temporary file as the slices of HTTP/2 frames it arrived in.
+    pub(super) async fn serve_put(
+        &self,
+        request: http::Request<tonic::body::Body>,
+    ) -> Result<PutResponse, Status> {
+        let (parts, body) = request.into_parts();
+        let request = Request::from_http(http::Request::from_parts(parts, ()));
         let caller = crate::transport::caller(&request)?;
-        let (metadata, extensions, mut stream) = request.into_parts();
-        let header = match stream.message().await? {
-            Some(PutRequest {
-                part: Some(Part::Header(header)),
-            }) => header,
-            _ => return Err(Status::invalid_argument("a put must start with its header")),
+        let mut messages = wire::Messages::request(body, CHUNK_MESSAGE_BYTES_MAX);
+        let first = match messages.next().await? {
+            Some(message) => Some(wire::decode::<PutRequest>(message, "PutRequest")?),
+            None => None,
+        };
+        let Some(PutRequest {
+            part: Some(Part::Header(header)),
+        }) = first
+        else {
+            return Err(Status::invalid_argument("a put must start with its header"));
         };
         let PutHeader {
             ticket,
@@ -125,8 +134,7 @@ impl Chunks for ChunkService {
             length_bytes,
         } = header;
         let hash = parse_hash(&hash)?;
-        let auth_request = Request::from_parts(metadata, extensions, ());
-        self.authorize(&auth_request, ticket.as_ref(), TicketOp::Put, &[hash])?;
+        self.authorize(&request, ticket.as_ref(), TicketOp::Put, &[hash])?;
         if length_bytes > CHUNK_BYTES_MAX {
             return Err(store_status(&StoreError::TooLarge {
                 length: length_bytes,
@@ -138,14 +146,14 @@ impl Chunks for ChunkService {
             .await?;
         let pending = match start {
             PutStart::AlreadyPresent => {
-                return Ok(Response::new(PutResponse {
+                return Ok(PutResponse {
                     already_present: true,
-                }));
+                });
             }
             PutStart::Receiving(pending) => pending,
         };
         let mut pending = PendingGuard(Some(pending));
-        if let Err(status) = receive(&mut stream, &mut pending).await {
+        if let Err(status) = receive(&mut messages, &mut pending).await {
             // Remove the temporary file before answering, so a refused put has left nothing
             // by the time the caller hears of it.
             pending.discard().await;
@@ -154,14 +162,26 @@ impl Chunks for ChunkService {
         let chunk = pending.take()?;
         self.blocking(move |_| chunk.commit()).await?;
         tracing::debug!(chunk = %hash, length_bytes, caller = %caller.address, "chunk stored");
-        Ok(Response::new(PutResponse {
+        Ok(PutResponse {
             already_present: false,
-        }))
+        })
     }
 
-    type GetStream = GetStream;
-
-    async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetStream>, Status> {
+    /// A `Get`, routed here by [`super::routes`]: the verified range of the chunk, each message
+    /// sent as its head and then a slice of the buffer the chunk was read into.
+    pub(super) async fn serve_get(
+        &self,
+        request: http::Request<tonic::body::Body>,
+    ) -> Result<http::Response<tonic::body::Body>, Status> {
+        let (parts, body) = request.into_parts();
+        let message = wire::Messages::request(body, CHUNK_MESSAGE_BYTES_MAX)
+            .next()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("a get must carry its request"))?;
+        let request = Request::from_http(http::Request::from_parts(
+            parts,
+            wire::decode::<GetRequest>(message, "GetRequest")?,
+        ));
         let hash = parse_hash(&request.get_ref().hash)?;
         self.authorize(
             &request,
@@ -203,23 +223,40 @@ impl Chunks for ChunkService {
             }));
         };
         let mut range = content.slice(offset_bytes as usize..end as usize);
-        let (tx, rx) = mpsc::channel(GET_FRAMES_QUEUED_MAX);
-        tokio::spawn(async move {
-            let _permit = permit;
-            let mut first = true;
-            loop {
-                let frame = range.split_to(range.len().min(CHUNK_FRAME_BYTES_MAX));
-                let response = GetResponse {
-                    data: frame,
-                    chunk_length_bytes: first.then_some(chunk_length),
-                };
-                first = false;
-                if tx.send(Ok(response)).await.is_err() || range.is_empty() {
-                    return;
-                }
+        let mut frames = Vec::new();
+        let mut chunk_length_field = Vec::new();
+        prost::encoding::uint64::encode(GET_RESPONSE_CHUNK_LENGTH, &chunk_length, &mut chunk_length_field);
+        loop {
+            // The whole chunk's length goes on the first message only.
+            let head = std::mem::take(&mut chunk_length_field);
+            let data = range.split_to(range.len().min(CHUNK_FRAME_BYTES_MAX));
+            frames.push(wire::bytes_message_head(&head, GET_RESPONSE_DATA, data.len()));
+            frames.push(data);
+            if range.is_empty() {
+                break;
             }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx)) as GetStream))
+        }
+        // The permit is held until the body is dropped: sent, or the caller gone.
+        let body = wire::FramesBody::new(frames, Some(wire::ok_trailers()), permit);
+        Ok(wire::response(body))
+    }
+}
+
+type GetStream = Pin<Box<dyn Stream<Item = Result<GetResponse, Status>> + Send>>;
+
+/// `Put` and `Get` never reach tonic's generated server: [`super::routes::ChunkRoutes`] serves
+/// them (without tonic's codec and its copies). Should a server be built without those routes,
+/// they answer `UNIMPLEMENTED` rather than half-work.
+#[tonic::async_trait]
+impl Chunks for ChunkService {
+    async fn put(&self, _request: Request<Streaming<PutRequest>>) -> Result<Response<PutResponse>, Status> {
+        Err(not_routed("Put"))
+    }
+
+    type GetStream = GetStream;
+
+    async fn get(&self, _request: Request<GetRequest>) -> Result<Response<GetStream>, Status> {
+        Err(not_routed("Get"))
     }
 
     async fn has(&self, request: Request<HasRequest>) -> Result<Response<HasResponse>, Status> {
@@ -270,18 +307,32 @@ impl Chunks for ChunkService {
     }
 }
 
-/// Streams the data frames of a put into `pending`, refusing oversized frames and bytes past
-/// the announced length.
-async fn receive(stream: &mut Streaming<PutRequest>, pending: &mut PendingGuard) -> Result<(), Status> {
-    while let Some(message) = stream.message().await? {
-        let Some(Part::Data(data)) = message.part else {
-            return Err(Status::invalid_argument(
-                "only data frames may follow the put header",
-            ));
-        };
+/// Writes the data messages of a put into `pending`, refusing oversized frames, anything but
+/// data after the header, and bytes past the announced length.
+async fn receive(messages: &mut wire::Messages, pending: &mut PendingGuard) -> Result<(), Status> {
+    let not_data = || Status::invalid_argument("only data frames may follow the put header");
+    while let Some(message) = messages.next().await? {
+        let data = wire::take_bytes_field(
+            message,
+            PUT_REQUEST_DATA,
+            "PutRequest",
+            |field, wire_type, rest| {
+                if field == PUT_REQUEST_HEADER {
+                    return Err(not_data());
+                }
+                wire::skip(field, wire_type, rest, "PutRequest")
+            },
+        )?
+        .ok_or_else(not_data)?;
         pending.write_frame(data).await?;
     }
     Ok(())
+}
+
+fn not_routed(call: &str) -> Status {
+    Status::unimplemented(format!(
+        "{call} is served by the node's own route, not by this server"
+    ))
 }
 
 /// Holds a put in progress; dropping it (an error, a cancelled stream) discards the temporary
@@ -295,8 +346,9 @@ impl PendingGuard {
             .ok_or_else(|| Status::internal("put state lost after a failed write"))
     }
 
-    /// Appends one data frame (at most `CHUNK_FRAME_BYTES_MAX`) on a blocking thread.
-    pub(super) async fn write_frame(&mut self, data: Bytes) -> Result<(), Status> {
+    /// Appends one data frame (at most `CHUNK_FRAME_BYTES_MAX`, as the slices it arrived in) on
+    /// a blocking thread.
+    pub(super) async fn write_frame(&mut self, data: Rope) -> Result<(), Status> {
         if data.len() > CHUNK_FRAME_BYTES_MAX {
             return Err(Status::invalid_argument(format!(
                 "data frame of {} bytes exceeds {CHUNK_FRAME_BYTES_MAX}",
@@ -305,7 +357,7 @@ impl PendingGuard {
         }
         let mut chunk = self.take()?;
         let (chunk, written) = tokio::task::spawn_blocking(move || {
-            let written = chunk.write(&data);
+            let written = data.into_parts().try_for_each(|part| chunk.write(&part));
             (chunk, written)
         })
         .await

@@ -130,18 +130,22 @@ pub async fn start_node_as(
     }
 }
 
-/// A chunk client connected as `identity` (a client certificate, by default `CLIENT`).
-pub async fn client_as(fed: &Federation, node: &TestNode, identity: &CertBundle) -> ChunksClient<Channel> {
+/// A channel to `node` connected as `identity`.
+pub async fn channel_as(fed: &Federation, node: &TestNode, identity: &CertBundle) -> Channel {
     let expect = ServerExpectation::address(&node.running.address, Component::Node).unwrap();
-    let channel = tls::connect(
+    tls::connect(
         &node.running.local_addr.to_string(),
         identity,
         &fed.root_der(),
         expect,
     )
     .await
-    .unwrap();
-    ChunksClient::new(channel)
+    .unwrap()
+}
+
+/// A chunk client connected as `identity` (a client certificate, by default `CLIENT`).
+pub async fn client_as(fed: &Federation, node: &TestNode, identity: &CertBundle) -> ChunksClient<Channel> {
+    ChunksClient::new(channel_as(fed, node, identity).await)
         .max_decoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
 }
