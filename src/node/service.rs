@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::chunk_store::{ChunkStore, Deletion, PendingChunk, PutStart, StoreError};
+use super::chunk_store::{ChunkStore, Deletion, PendingChunk, PutStart, STAGE_BYTES_MAX, StoreError};
 use super::corruption::{CorruptionQueue, FoundBy};
 use super::errors::{store_status, ticket_status};
 use super::replicate::{NodeIdentity, REPLICATIONS_CONCURRENT_MAX};
@@ -32,8 +32,11 @@ use crate::wire::{self, Rope};
 /// Bytes of verified chunks held in memory by reads in progress, all together. A read holds its
 /// whole chunk (at most `CHUNK_BYTES_MAX`) until its last frame is sent; further reads wait.
 pub const READ_BUFFER_BYTES_MAX: u64 = 512 * 1024 * 1024;
-/// Granularity of the read budget: one permit per MiB.
-const READ_BUDGET_UNIT_BYTES: u64 = 1024 * 1024;
+/// Bytes of staging buffers held by puts in progress, all together: each holds one of up to
+/// `STAGE_BYTES_MAX` (4 MiB) until it is committed or refused; further puts wait.
+pub const PUT_STAGING_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Granularity of the read and staging budgets: one permit per MiB.
+const BUDGET_UNIT_BYTES: u64 = 1024 * 1024;
 
 /// The chunk service of one node.
 #[derive(Debug, Clone)]
@@ -41,6 +44,7 @@ pub struct ChunkService {
     pub(super) store: Arc<ChunkStore>,
     tickets: Arc<TicketVerifier>,
     read_budget: Arc<Semaphore>,
+    staging_budget: Arc<Semaphore>,
     /// Who this node is when it calls other nodes (replication).
     pub(super) identity: Arc<NodeIdentity>,
     /// Corrupt copies found while serving, for the member.
@@ -62,7 +66,10 @@ impl ChunkService {
             store,
             tickets: Arc::new(tickets),
             read_budget: Arc::new(Semaphore::new(
-                (READ_BUFFER_BYTES_MAX / READ_BUDGET_UNIT_BYTES) as usize,
+                (READ_BUFFER_BYTES_MAX / BUDGET_UNIT_BYTES) as usize,
+            )),
+            staging_budget: Arc::new(Semaphore::new(
+                (PUT_STAGING_BYTES_MAX / BUDGET_UNIT_BYTES) as usize,
             )),
             identity: Arc::new(identity),
             reports,
@@ -141,6 +148,11 @@ impl ChunkService {
                 max: CHUNK_BYTES_MAX,
             }));
         }
+        let staged = length_bytes.min(STAGE_BYTES_MAX as u64);
+        let _staging = Arc::clone(&self.staging_budget)
+            .acquire_many_owned(staged.div_ceil(BUDGET_UNIT_BYTES).max(1) as u32)
+            .await
+            .map_err(|_| Status::unavailable("node is shutting down"))?;
         let start = self
             .blocking(move |store| store.begin_put(hash, length_bytes))
             .await?;
@@ -195,7 +207,7 @@ impl ChunkService {
             ..
         } = request.into_inner();
         let chunk_length = self.blocking(move |store| store.length(&hash)).await?;
-        let units = chunk_length.div_ceil(READ_BUDGET_UNIT_BYTES).max(1) as u32;
+        let units = chunk_length.div_ceil(BUDGET_UNIT_BYTES).max(1) as u32;
         let permit = Arc::clone(&self.read_budget)
             .acquire_many_owned(units)
             .await
@@ -346,8 +358,8 @@ impl PendingGuard {
             .ok_or_else(|| Status::internal("put state lost after a failed write"))
     }
 
-    /// Appends one data frame (at most `CHUNK_FRAME_BYTES_MAX`, as the slices it arrived in) on
-    /// a blocking thread.
+    /// Appends one data frame (at most `CHUNK_FRAME_BYTES_MAX`, as the slices it arrived in): here
+    /// when it only goes to the stage, on a blocking thread when it writes to the file.
     pub(super) async fn write_frame(&mut self, data: Rope) -> Result<(), Status> {
         if data.len() > CHUNK_FRAME_BYTES_MAX {
             return Err(Status::invalid_argument(format!(
@@ -356,6 +368,12 @@ impl PendingGuard {
             )));
         }
         let mut chunk = self.take()?;
+        if chunk.stages(data.len()) {
+            // A copy and a hash of at most 1 MiB: cheaper here than a hop to a blocking thread.
+            let written = data.into_parts().try_for_each(|part| chunk.write(&part));
+            self.0 = Some(chunk);
+            return written.map_err(|e| store_status(&e));
+        }
         let (chunk, written) = tokio::task::spawn_blocking(move || {
             let written = data.into_parts().try_for_each(|part| chunk.write(&part));
             (chunk, written)

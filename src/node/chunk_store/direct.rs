@@ -31,9 +31,10 @@ use crate::buffers;
 /// The alignment of every direct transfer: buffer address, file offset and length.
 pub(crate) const ALIGN: usize = 4096;
 
-/// The largest staging buffer of a put: chunks are received in frames of at most 1 MiB, and a
-/// stage of that size writes each in one call.
-pub(crate) const STAGE_BYTES_MAX: usize = 1024 * 1024;
+/// The largest staging buffer of a put: a chunk of the default size (4 MiB) is staged whole and
+/// written in one call when it is committed, so receiving its frames does no I/O and the node
+/// need not hop to a blocking thread for each (see `PendingChunk::stages`).
+pub(crate) const STAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 pub(crate) fn round_up(bytes: usize) -> usize {
     bytes.div_ceil(ALIGN) * ALIGN
@@ -170,18 +171,25 @@ impl StagedWriter {
         }
     }
 
+    /// Stages `data`, writing the stage out whenever it is full and more bytes come: a stage
+    /// filled by the last bytes of a chunk is written by [`StagedWriter::finish`].
     pub(crate) fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {
+            if self.staged == self.stage.len() {
+                self.flush_stage(self.staged)?;
+            }
             let room = self.stage.len() - self.staged;
             let take = room.min(data.len());
             self.stage.as_mut_slice()[self.staged..self.staged + take].copy_from_slice(&data[..take]);
             self.staged += take;
             data = &data[take..];
-            if self.staged == self.stage.len() {
-                self.flush_stage(self.staged)?;
-            }
         }
         Ok(())
+    }
+
+    /// Whether `len` more bytes fit in the stage, so that writing them does no I/O.
+    pub(crate) fn fits(&self, len: usize) -> bool {
+        self.staged + len <= self.stage.len()
     }
 
     fn flush_stage(&mut self, padded: usize) -> std::io::Result<()> {
@@ -278,6 +286,32 @@ mod tests {
             let back = read_whole(&path, length as u64, direct).unwrap();
             assert!(back[..] == content[..], "length {length}, direct {direct}");
         }
+    }
+
+    #[test]
+    fn a_chunk_that_fits_the_stage_is_written_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let direct = supports_direct_io(dir.path());
+        let path = dir.path().join("chunk");
+        let frame = vec![9u8; STAGE_BYTES_MAX / 4];
+        let mut writer = StagedWriter::new(create_new(&path, direct).unwrap(), STAGE_BYTES_MAX as u64 + 1);
+        for _ in 0..4 {
+            assert!(writer.fits(frame.len()));
+            writer.write(&frame).unwrap();
+        }
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            0,
+            "nothing written while staging"
+        );
+        // The stage is full: one byte more writes it out first.
+        assert!(!writer.fits(1));
+        writer.write(&[1]).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), STAGE_BYTES_MAX as u64);
+        writer.finish().unwrap();
+        let back = read_whole(&path, STAGE_BYTES_MAX as u64 + 1, direct).unwrap();
+        assert_eq!(back.len(), STAGE_BYTES_MAX + 1);
+        assert!(back[..STAGE_BYTES_MAX].iter().all(|b| *b == 9) && back[STAGE_BYTES_MAX] == 1);
     }
 
     #[test]

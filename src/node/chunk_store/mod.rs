@@ -44,6 +44,8 @@ pub use error::StoreError;
 pub use listing::ChunkList;
 pub use pending::PendingChunk;
 
+pub(crate) use direct::STAGE_BYTES_MAX;
+
 /// How a chunk store is laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {

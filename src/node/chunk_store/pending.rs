@@ -12,7 +12,8 @@ use super::data_dir::{DataDir, sync_dir};
 use super::direct::{self, StagedWriter};
 use crate::chunk_hash::ChunkHash;
 
-/// A chunk being received. Blocking: call it from `spawn_blocking`.
+/// A chunk being received. Blocking, but for writes it [`stages`](PendingChunk::stages): call
+/// the rest from `spawn_blocking`.
 #[derive(Debug)]
 pub struct PendingChunk {
     dir: Arc<DataDir>,
@@ -72,6 +73,12 @@ impl PendingChunk {
         self.hasher.update(data);
         self.received_bytes += len;
         Ok(())
+    }
+
+    /// Whether [`PendingChunk::write`] of `len` more bytes would only copy and hash them (no
+    /// I/O), so it may run on an async thread.
+    pub fn stages(&self, len: usize) -> bool {
+        self.writer.as_ref().is_some_and(|writer| writer.fits(len))
     }
 
     /// Bytes received so far.
