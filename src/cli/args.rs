@@ -522,7 +522,7 @@ pub struct ReadFileArgs {
     #[arg(long, value_name = "N")]
     pub at_version: Option<u64>,
     /// Chunks fetched ahead of the one being written out.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = crate::datapath::READ_AHEAD_DEFAULT)]
     pub read_ahead: usize,
     /// Print a summary as JSON on stderr when done.
     #[arg(long)]

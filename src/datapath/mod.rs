@@ -15,7 +15,7 @@ mod write;
 pub use error::DataError;
 pub use nodes::NodePool;
 pub use progress::{NoProgress, Progress};
-pub use read::{ReadOptions, ReadSummary, read_file};
+pub use read::{READ_AHEAD_DEFAULT, ReadOptions, ReadSummary, read_file};
 pub use sink::{Discard, ReadSink, WriterThread};
 pub use write::{WriteOptions, WriteSummary, write_file};
 
