@@ -19,7 +19,7 @@ use crate::chunk_hash::ChunkHash;
 use crate::client::{Client, Consistency};
 
 /// Chunks fetched ahead by default: 16 of 4 MiB. Alternating cold reads of 1 GiB from two nodes
-/// took 1.40 to 1.56 s with 16 against 1.50 to 1.70 s with 8 (the cores sat idle 8 to 11% of
+/// took 1.40 to 1.56 s with 16 against 1.50 to 1.70 s with 8 (the cores sat idle 9 to 11% of
 /// the time against 14 to 19%); 24 did no better (docs/benchmarks.md).
 pub const READ_AHEAD_DEFAULT: usize = 16;
 
