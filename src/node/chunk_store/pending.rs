@@ -12,8 +12,8 @@ use super::data_dir::{DataDir, sync_dir};
 use super::direct::{self, StagedWriter};
 use crate::chunk_hash::ChunkHash;
 
-/// A chunk being received. Blocking, but for writes it [`stages`](PendingChunk::stages): call
-/// the rest from `spawn_blocking`.
+/// A chunk being received. Its file I/O blocks: call it from `spawn_blocking`, except a `write`
+/// whose bytes it only [`stages`](PendingChunk::stages) (a copy and a hash).
 #[derive(Debug)]
 pub struct PendingChunk {
     dir: Arc<DataDir>,
