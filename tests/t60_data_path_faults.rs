@@ -5,6 +5,8 @@
 //!   back byte-identical, and repair restores two healthy replicas of every chunk.
 //! - A flipped byte in a stored chunk: no read returns it, scrub finds it, repair replaces it.
 //! - A full node: writes go elsewhere or fail clearly; nothing stored is harmed.
+//! - A paused node (SIGSTOP) that the member still counts up: reads take its chunks from the
+//!   other replica and writes place them elsewhere, each after one stall timeout.
 
 mod support;
 
@@ -288,6 +290,99 @@ fn killed_nodes_lose_no_acknowledged_byte_and_repair_restores_two_replicas() -> 
 }
 
 /// The stored files of chunk replicas under a node's data directory (not quarantined ones).
+/// The summary `collective read --json` prints on stderr.
+fn read_summary(stderr: &[u8]) -> anyhow::Result<serde_json::Value> {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('{'))
+        .with_context(|| format!("no JSON summary in: {text}"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+#[test]
+fn a_paused_node_is_given_up_by_reads_and_writes_and_nothing_is_lost() -> anyhow::Result<()> {
+    // The member keeps a paused node UP for a minute (its down timeout), so the client itself
+    // must notice the silence: after 2 s here (`COLLECTIVE_REPLICA_STALL_MS`).
+    const STALL: Duration = Duration::from_secs(2);
+    let mut cluster = Cluster::with_voters_env(
+        1,
+        vec![
+            ("COLLECTIVE_NODE_DOWN_AFTER_MS".to_string(), "60000".to_string()),
+            ("COLLECTIVE_NODE_HEARTBEAT_MS".to_string(), "200".to_string()),
+            (
+                "COLLECTIVE_REPLICA_STALL_MS".to_string(),
+                STALL.as_millis().to_string(),
+            ),
+        ],
+    )?;
+    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    cluster.cli_ok(&["mkdir", "/data"])?;
+    let a = random_file(&cluster, "a.bin", 64 * MIB, 5)?;
+    cluster.cli_ok(&["write", "/data/a.bin", path(&a), "--replicas", "2"])?;
+
+    // A read with one holder of replicas paused: the chunks it was asked for first come from
+    // the other replica.
+    cluster.pause_node("node-01", true)?;
+    let out = cluster.dir.path().join("a.read");
+    let began = Instant::now();
+    let read = cluster.cli(&["read", "/data/a.bin", path(&out), "--json", "--read-ahead", "2"]);
+    let read_took = began.elapsed();
+
+    // A write with that node still paused: what was placed on it is placed again elsewhere.
+    let b = random_file(&cluster, "b.bin", 32 * MIB, 6)?;
+    let began = Instant::now();
+    let write = cluster.cli(&["write", "/data/b.bin", path(&b), "--replicas", "2"]);
+    let write_took = began.elapsed();
+    cluster.pause_node("node-01", false)?;
+
+    ensure!(
+        read.status.success(),
+        "read with node-01 paused: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    ensure!(
+        digest(&out)? == digest(&a)?,
+        "the read returned the file byte for byte"
+    );
+    let summary = read_summary(&read.stderr)?;
+    let failovers = summary["failovers"]
+        .as_u64()
+        .context("failovers in the summary")?;
+    eprintln!("read with node-01 paused: {read_took:?}, {failovers} failovers");
+    ensure!(
+        failovers >= 1,
+        "the paused node was asked and given up: {summary}"
+    );
+    ensure!(
+        read_took < 4 * STALL + Duration::from_secs(10),
+        "the read waited out the stall once or twice, not per chunk: {read_took:?}"
+    );
+    ensure!(
+        write.status.success(),
+        "write with node-01 paused: {}",
+        String::from_utf8_lossy(&write.stderr)
+    );
+    eprintln!("write with node-01 paused: {write_took:?}");
+    ensure!(
+        read_back(&cluster, "/data/b.bin")? == digest(&b)?,
+        "b.bin reads back"
+    );
+    ensure!(
+        read_back(&cluster, "/data/a.bin")? == digest(&a)?,
+        "a.bin still reads back"
+    );
+    for (file, replicas) in [("/data/a.bin", 2), ("/data/b.bin", 2)] {
+        let healthy = healthy_replicas(&cluster, file)?;
+        ensure!(
+            healthy.iter().all(|r| r.len() == replicas),
+            "{file}: every chunk keeps {replicas} healthy replicas: {healthy:?}"
+        );
+    }
+    Ok(())
+}
+
 fn chunk_files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use collective_proto::chunk::chunks_client::ChunksClient;
 use collective_proto::chunk::put_request::Part;
@@ -23,12 +24,19 @@ use crate::pki::{CertBundle, Component};
 use crate::tls::{self, ServerExpectation};
 use crate::wire;
 
+/// How long a replica may go without answering a chunk call before the client gives it up for
+/// the next one (a paused or wedged node keeps its connection open and sends nothing). A get
+/// waits this long for each next message; a put this long plus a second per MiB it sends.
+/// `COLLECTIVE_REPLICA_STALL_MS` overrides it for the CLI.
+pub const REPLICA_STALL_DEFAULT: Duration = Duration::from_secs(10);
+
 /// Channels to the nodes of one member, made on first use and kept.
 #[derive(Clone)]
 pub struct NodePool {
     identity: Arc<CertBundle>,
     root: CertificateDer<'static>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    stall: Duration,
 }
 
 impl NodePool {
@@ -37,7 +45,21 @@ impl NodePool {
             identity: Arc::new(identity),
             root,
             channels: Arc::new(Mutex::new(HashMap::new())),
+            stall: REPLICA_STALL_DEFAULT,
         }
+    }
+
+    /// Replaces how long a replica may stay silent (see [`REPLICA_STALL_DEFAULT`]).
+    pub fn with_stall(mut self, stall: Duration) -> NodePool {
+        self.stall = stall;
+        self
+    }
+
+    /// The error for `node` silent for `limit` while `doing`; its channel is dropped, so the
+    /// next call dials afresh instead of queueing behind a wedged connection.
+    fn stalled(&self, node: &str, limit: Duration, doing: &str) -> String {
+        self.forget(node);
+        format!("{node}: no answer for {limit:?} while {doing}; giving up on this replica")
     }
 
     /// A channel to `node` at `endpoint`; the node must present exactly that address.
@@ -93,18 +115,24 @@ impl NodePool {
             frames.push(slice);
         }
         let body = wire::FramesBody::new(frames, None, ());
-        let reply = match wire::call(&channel, PUT_PATH, body, CHUNK_MESSAGE_BYTES_MAX).await {
-            Ok(messages) => unary::<PutResponse>(messages, "PutResponse").await,
-            Err(status) => {
-                if status.code() == tonic::Code::Unavailable {
-                    self.forget(node);
+        let call = async {
+            match wire::call(&channel, PUT_PATH, body, CHUNK_MESSAGE_BYTES_MAX).await {
+                Ok(messages) => unary::<PutResponse>(messages, "PutResponse").await,
+                Err(status) => {
+                    if status.code() == tonic::Code::Unavailable {
+                        self.forget(node);
+                    }
+                    Err(status)
                 }
-                Err(status)
             }
         };
-        reply
-            .map(|reply| reply.already_present)
-            .map_err(|status| describe(node, &status))
+        let limit = self.stall + Duration::from_secs(data.len().div_ceil(1024 * 1024) as u64);
+        match tokio::time::timeout(limit, call).await {
+            Ok(reply) => reply
+                .map(|reply| reply.already_present)
+                .map_err(|status| describe(node, &status)),
+            Err(_) => Err(self.stalled(node, limit, "storing a chunk")),
+        }
     }
 
     /// The whole chunk `hash` from `node` as the frames it arrived in, verified against its
@@ -131,18 +159,25 @@ impl NodePool {
             length_bytes: None,
         };
         let body = wire::FramesBody::new([wire::message(&request)], None, ());
-        let mut messages = match wire::call(&channel, GET_PATH, body, CHUNK_MESSAGE_BYTES_MAX).await {
-            Ok(messages) => messages,
-            Err(status) => {
+        let call = wire::call(&channel, GET_PATH, body, CHUNK_MESSAGE_BYTES_MAX);
+        let mut messages = match tokio::time::timeout(self.stall, call).await {
+            Ok(Ok(messages)) => messages,
+            Ok(Err(status)) => {
                 if status.code() == tonic::Code::Unavailable {
                     self.forget(node);
                 }
                 return Err(describe(node, &status));
             }
+            Err(_) => return Err(self.stalled(node, self.stall, "asked for a chunk")),
         };
         let mut frames = Vec::new();
         let mut received = 0u64;
-        while let Some(message) = messages.next().await.map_err(|status| describe(node, &status))? {
+        loop {
+            let next = match tokio::time::timeout(self.stall, messages.next()).await {
+                Ok(next) => next.map_err(|status| describe(node, &status))?,
+                Err(_) => return Err(self.stalled(node, self.stall, "sending a chunk")),
+            };
+            let Some(message) = next else { break };
             let data = wire::take_bytes_field(
                 message,
                 GET_RESPONSE_DATA,

@@ -2,8 +2,8 @@
 //! their replicas (the first healthy one, then the others on any error), every chunk verified
 //! against its hash before a byte of it is written out, in order.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::sink::ReadSink;
@@ -104,6 +104,7 @@ pub async fn read_file<S: ReadSink>(
     let mut next_page = Some(first);
     let mut next_index = 0usize;
     let mut in_flight = FuturesOrdered::new();
+    let avoided = Avoided::default();
     let mut written = 0u64;
     let mut failovers = 0usize;
     let mut chunks = 0usize;
@@ -140,7 +141,8 @@ pub async fn read_file<S: ReadSink>(
             }
             let Some(fetch) = pending.pop_front() else { break };
             let pool = pool.clone();
-            in_flight.push_back(async move { fetch_chunk(&pool, fetch).await });
+            let avoided = Arc::clone(&avoided);
+            in_flight.push_back(async move { fetch_chunk(&pool, fetch, &avoided).await });
         }
         let Some(result) = in_flight.next().await else {
             break;
@@ -269,15 +271,31 @@ fn fetch_of(
     }))
 }
 
+/// Nodes that failed a fetch during this read: later chunks try them last.
+type Avoided = Arc<Mutex<HashSet<String>>>;
+
 /// The wanted part of one chunk (as frames), from the first replica that serves the right bytes;
-/// and how many replicas failed before it.
-async fn fetch_chunk(pool: &NodePool, fetch: Fetch) -> Result<(Vec<Bytes>, usize), DataError> {
+/// and how many replicas failed before it. Replicas on nodes that already failed during this
+/// read are tried last, so a dead or stalled node costs the read once, not once per chunk.
+async fn fetch_chunk(
+    pool: &NodePool,
+    mut fetch: Fetch,
+    avoided: &Avoided,
+) -> Result<(Vec<Bytes>, usize), DataError> {
+    {
+        let avoided = avoided.lock().unwrap_or_else(|p| p.into_inner());
+        fetch.sources.sort_by_key(|(node, _, _)| avoided.contains(node));
+    }
     let mut errors = Vec::new();
     for (node, endpoint, ticket) in &fetch.sources {
         match pool.get(node, endpoint, ticket, &fetch.hash, fetch.size).await {
             Ok(frames) => return Ok((window(frames, fetch.skip, fetch.take), errors.len())),
             Err(error) => {
                 tracing::warn!(chunk = fetch.index, %node, %error, "replica failed; trying the next");
+                avoided
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(node.clone());
                 errors.push(error);
             }
         }

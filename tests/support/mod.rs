@@ -285,6 +285,24 @@ impl Cluster {
         }
     }
 
+    /// SIGSTOP (`pause = true`) or SIGCONT a node: paused, it keeps its connections open and
+    /// answers nothing.
+    pub fn pause_node(&mut self, name: &str, pause: bool) -> anyhow::Result<()> {
+        let child = self
+            .node_mut(name)
+            .child
+            .as_ref()
+            .context("the node is not running")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+        let signal = if pause {
+            nix::sys::signal::Signal::SIGSTOP
+        } else {
+            nix::sys::signal::Signal::SIGCONT
+        };
+        nix::sys::signal::kill(pid, signal)?;
+        Ok(())
+    }
+
     /// SIGTERM a node and wait up to `timeout` for it to exit; returns its exit status.
     pub fn terminate_node(
         &mut self,
