@@ -26,8 +26,9 @@ use crate::wire;
 
 /// How long a replica may go without answering a chunk call before the client gives it up for
 /// the next one (a paused or wedged node keeps its connection open and sends nothing). A get
-/// waits this long for each next message; a put this long plus a second per MiB it sends.
-/// `COLLECTIVE_REPLICA_STALL_MS` overrides it for the CLI.
+/// waits this long for each next message (at most 1 MiB); a put, which cannot watch its
+/// progress, this long plus half of it per MiB it sends (30 s for a 4 MiB chunk: a link of
+/// 140 KiB/s still makes it). `COLLECTIVE_REPLICA_STALL_MS` overrides it for the CLI.
 pub const REPLICA_STALL_DEFAULT: Duration = Duration::from_secs(10);
 
 /// Channels to the nodes of one member, made on first use and kept.
@@ -126,7 +127,8 @@ impl NodePool {
                 }
             }
         };
-        let limit = self.stall + Duration::from_secs(data.len().div_ceil(1024 * 1024) as u64);
+        let mib = u32::try_from(data.len().div_ceil(1024 * 1024)).unwrap_or(u32::MAX);
+        let limit = self.stall + self.stall / 2 * mib;
         match tokio::time::timeout(limit, call).await {
             Ok(reply) => reply
                 .map(|reply| reply.already_present)
