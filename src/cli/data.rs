@@ -23,7 +23,7 @@ const PROGRESS_AFTER: Duration = Duration::from_secs(2);
 /// The pool of node connections for a profile's identity.
 pub fn node_pool(client: &Client) -> anyhow::Result<NodePool> {
     let profile = client.profile();
-    let stall = crate::env::millis("COLLECTIVE_REPLICA_STALL_MS", datapath::REPLICA_STALL_DEFAULT)?;
+    let stall = datapath::replica_stall_from_env()?;
     Ok(NodePool::new(profile.identity.clone(), root_der(&profile.root_ca_pem)?).with_stall(stall))
 }
 

@@ -58,12 +58,15 @@ struct Trim {
     node: String,
 }
 
-/// Runs repair passes while the process lives; only the leader acts.
-pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig) {
+/// Runs repair passes while the process lives; only the leader acts. A node silent for `stall`
+/// fails the call at hand (see `datapath::REPLICA_STALL_DEFAULT`), so a paused node that still
+/// counts as up cannot hold the passes.
+pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig, stall: Duration) {
     let pool = NodePool::new(
         coordinator.peers.identity().clone(),
         coordinator.peers.root().clone(),
-    );
+    )
+    .with_stall(stall);
     let mut repaired_total = 0u64;
     let mut collected_total = 0u64;
     let mut led = false;

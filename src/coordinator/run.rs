@@ -171,6 +171,7 @@ pub async fn start(
     // certificate's renewal.
     let repair_interval = repair::interval_from_env()?;
     let gc = super::gc::GcConfig::from_env()?;
+    let stall = crate::datapath::replica_stall_from_env()?;
     let watchdog = tokio::spawn({
         let coordinator = coordinator.clone();
         async move {
@@ -179,7 +180,7 @@ pub async fn start(
                 revocation::watch(coordinator.clone()),
                 federation::exchange_loop(coordinator.clone()),
                 rotation::keep_fresh(coordinator.clone()),
-                repair::run(coordinator, repair_interval, gc)
+                repair::run(coordinator, repair_interval, gc, stall)
             );
         }
     });

@@ -31,6 +31,18 @@ use crate::wire;
 /// 140 KiB/s still makes it). `COLLECTIVE_REPLICA_STALL_MS` overrides it for the CLI.
 pub const REPLICA_STALL_DEFAULT: Duration = Duration::from_secs(10);
 
+/// [`REPLICA_STALL_DEFAULT`], or `COLLECTIVE_REPLICA_STALL_MS` when set (tests shorten it).
+pub fn replica_stall_from_env() -> anyhow::Result<Duration> {
+    crate::env::millis("COLLECTIVE_REPLICA_STALL_MS", REPLICA_STALL_DEFAULT)
+}
+
+/// The time a call that sends or makes a node copy `bytes` may take: the stall limit, plus half
+/// of it per MiB.
+fn transfer_limit(stall: Duration, bytes: u64) -> Duration {
+    let mib = u32::try_from(bytes.div_ceil(1024 * 1024)).unwrap_or(u32::MAX);
+    stall.saturating_add((stall / 2).saturating_mul(mib))
+}
+
 /// Channels to the nodes of one member, made on first use and kept.
 #[derive(Clone)]
 pub struct NodePool {
@@ -61,6 +73,20 @@ impl NodePool {
     fn stalled(&self, node: &str, limit: Duration, doing: &str) -> String {
         self.forget(node);
         format!("{node}: no answer for {limit:?} while {doing}; giving up on this replica")
+    }
+
+    /// `call` to `node`, given up after `limit` (see [`NodePool::stalled`]).
+    async fn within<T>(
+        &self,
+        node: &str,
+        limit: Duration,
+        doing: &str,
+        call: impl Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(self.stalled(node, limit, doing)),
+        }
     }
 
     /// A channel to `node` at `endpoint`; the node must present exactly that address.
@@ -117,7 +143,7 @@ impl NodePool {
         }
         let body = wire::FramesBody::new(frames, None, ());
         let call = async {
-            match wire::call(&channel, PUT_PATH, body, CHUNK_MESSAGE_BYTES_MAX).await {
+            let reply = match wire::call(&channel, PUT_PATH, body, CHUNK_MESSAGE_BYTES_MAX).await {
                 Ok(messages) => unary::<PutResponse>(messages, "PutResponse").await,
                 Err(status) => {
                     if status.code() == tonic::Code::Unavailable {
@@ -125,16 +151,13 @@ impl NodePool {
                     }
                     Err(status)
                 }
-            }
-        };
-        let mib = u32::try_from(data.len().div_ceil(1024 * 1024)).unwrap_or(u32::MAX);
-        let limit = self.stall + self.stall / 2 * mib;
-        match tokio::time::timeout(limit, call).await {
-            Ok(reply) => reply
+            };
+            reply
                 .map(|reply| reply.already_present)
-                .map_err(|status| describe(node, &status)),
-            Err(_) => Err(self.stalled(node, limit, "storing a chunk")),
-        }
+                .map_err(|status| describe(node, &status))
+        };
+        let limit = transfer_limit(self.stall, data.len() as u64);
+        self.within(node, limit, "storing a chunk", call).await
     }
 
     /// The whole chunk `hash` from `node` as the frames it arrived in, verified against its
@@ -161,17 +184,17 @@ impl NodePool {
             length_bytes: None,
         };
         let body = wire::FramesBody::new([wire::message(&request)], None, ());
-        let call = wire::call(&channel, GET_PATH, body, CHUNK_MESSAGE_BYTES_MAX);
-        let mut messages = match tokio::time::timeout(self.stall, call).await {
-            Ok(Ok(messages)) => messages,
-            Ok(Err(status)) => {
-                if status.code() == tonic::Code::Unavailable {
-                    self.forget(node);
-                }
-                return Err(describe(node, &status));
-            }
-            Err(_) => return Err(self.stalled(node, self.stall, "asked for a chunk")),
+        let call = async {
+            wire::call(&channel, GET_PATH, body, CHUNK_MESSAGE_BYTES_MAX)
+                .await
+                .map_err(|status| {
+                    if status.code() == tonic::Code::Unavailable {
+                        self.forget(node);
+                    }
+                    describe(node, &status)
+                })
         };
+        let mut messages = self.within(node, self.stall, "asked for a chunk", call).await?;
         let mut frames = Vec::new();
         let mut received = 0u64;
         loop {
@@ -232,11 +255,15 @@ impl NodePool {
     /// Which of the request's chunks `node` holds (reconciliation).
     pub async fn has(&self, node: &str, endpoint: &str, request: HasRequest) -> Result<HasResponse, String> {
         let mut client = self.client(node, endpoint)?;
-        client
-            .has(request)
+        let call = async {
+            client
+                .has(request)
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|status| describe(node, &status))
+        };
+        self.within(node, self.stall, "saying which chunks it holds", call)
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|status| describe(node, &status))
     }
 
     /// Deletes chunks on `node` (garbage collection).
@@ -247,14 +274,18 @@ impl NodePool {
         request: DeleteRequest,
     ) -> Result<DeleteResponse, String> {
         let mut client = self.client(node, endpoint)?;
-        client
-            .delete(request)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|status| describe(node, &status))
+        let call = async {
+            client
+                .delete(request)
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|status| describe(node, &status))
+        };
+        self.within(node, self.stall, "deleting chunks", call).await
     }
 
-    /// Asks `node` to copy a chunk from one of the request's sources (repair).
+    /// Asks `node` to copy a chunk from one of the request's sources (repair). It may take the
+    /// transfer limit of the chunk for each source it might try.
     pub async fn replicate(
         &self,
         node: &str,
@@ -262,15 +293,20 @@ impl NodePool {
         request: ReplicateRequest,
     ) -> Result<ReplicateResponse, String> {
         let mut client = self.client(node, endpoint)?;
-        match client.replicate(request).await {
-            Ok(response) => Ok(response.into_inner()),
-            Err(status) => {
-                if status.code() == tonic::Code::Unavailable {
-                    self.forget(node);
+        let sources = u32::try_from(request.sources.len().max(1)).unwrap_or(u32::MAX);
+        let limit = transfer_limit(self.stall, request.length_bytes).saturating_mul(sources);
+        let call = async {
+            match client.replicate(request).await {
+                Ok(response) => Ok(response.into_inner()),
+                Err(status) => {
+                    if status.code() == tonic::Code::Unavailable {
+                        self.forget(node);
+                    }
+                    Err(describe(node, &status))
                 }
-                Err(describe(node, &status))
             }
-        }
+        };
+        self.within(node, limit, "copying a chunk", call).await
     }
 }
 
