@@ -255,14 +255,7 @@ impl NodePool {
     /// Which of the request's chunks `node` holds (reconciliation).
     pub async fn has(&self, node: &str, endpoint: &str, request: HasRequest) -> Result<HasResponse, String> {
         let mut client = self.client(node, endpoint)?;
-        let call = async {
-            client
-                .has(request)
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(|status| describe(node, &status))
-        };
-        self.within(node, self.stall, "saying which chunks it holds", call)
+        self.unary(node, "saying which chunks it holds", client.has(request))
             .await
     }
 
@@ -274,14 +267,22 @@ impl NodePool {
         request: DeleteRequest,
     ) -> Result<DeleteResponse, String> {
         let mut client = self.client(node, endpoint)?;
+        self.unary(node, "deleting chunks", client.delete(request)).await
+    }
+
+    /// A unary call of the generated client to `node`, given up after the stall limit.
+    async fn unary<T>(
+        &self,
+        node: &str,
+        doing: &str,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, String> {
         let call = async {
-            client
-                .delete(request)
-                .await
+            call.await
                 .map(tonic::Response::into_inner)
                 .map_err(|status| describe(node, &status))
         };
-        self.within(node, self.stall, "deleting chunks", call).await
+        self.within(node, self.stall, doing, call).await
     }
 
     /// Asks `node` to copy a chunk from one of the request's sources (repair). It may take the
