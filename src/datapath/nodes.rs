@@ -24,11 +24,12 @@ use crate::pki::{CertBundle, Component};
 use crate::tls::{self, ServerExpectation};
 use crate::wire;
 
-/// How long a replica may go without answering a chunk call before the client gives it up for
-/// the next one (a paused or wedged node keeps its connection open and sends nothing). A get
-/// waits this long for each next message (at most 1 MiB); a put, which cannot watch its
-/// progress, this long plus half of it per MiB it sends (30 s for a 4 MiB chunk: a link of
-/// 140 KiB/s still makes it). `COLLECTIVE_REPLICA_STALL_MS` overrides it for the CLI.
+/// How long a node may go without answering a call before the caller gives it up (a client
+/// for the next replica, the leader's repair and collection for the next node): a paused or
+/// wedged node keeps its connection open and sends nothing. A get waits this long for each next
+/// message (at most 1 MiB); a put, which cannot watch its progress, this long plus half of it
+/// per MiB it sends (30 s for a 4 MiB chunk: a link of 140 KiB/s still makes it).
+/// `COLLECTIVE_REPLICA_STALL_MS` overrides it for the CLI and the coordinators.
 pub const REPLICA_STALL_DEFAULT: Duration = Duration::from_secs(10);
 
 /// [`REPLICA_STALL_DEFAULT`], or `COLLECTIVE_REPLICA_STALL_MS` when set (tests shorten it).
