@@ -347,6 +347,66 @@ async fn truncated_and_oversized_streams_are_refused_and_leave_nothing() {
     assert!(back == content);
 }
 
+/// Polls until `dir` holds `count` files, or panics after `CLEANUP_WAIT`.
+async fn wait_for_files(dir: &Path, count: usize, what: &str) {
+    let deadline = tokio::time::Instant::now() + CLEANUP_WAIT;
+    while files_under(dir).len() != count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {} files, expected {count}",
+            files_under(dir).len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn puts_beyond_the_staging_cap_wait_for_room() {
+    let fed = Federation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&fed, &[dir.path()], None).await;
+    let client = client(&fed, &node).await;
+    let chunk = 4 * MIB;
+    let fit = (collective::node::PUT_STAGING_BYTES_MAX / chunk as u64) as usize;
+    // One put more than the cap holds, each announcing a 4 MiB chunk and sending only its
+    // header, its stream left open.
+    let mut puts = Vec::new();
+    for _ in 0..=fit {
+        let content = random_bytes(chunk);
+        let hash = ChunkHash::of(&content);
+        let ticket = fed.ticket(TicketOp::Put, &[hash]);
+        let mut messages = put_messages(ticket, hash, chunk as u64, &content, MIB).into_iter();
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tx.send(messages.next().unwrap()).await.unwrap();
+        let mut caller = client.clone();
+        let call =
+            tokio::spawn(async move { caller.put(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+        puts.push((tx, messages, call));
+    }
+    // As many puts begin as their stages fit in the cap; the last one waits.
+    let tmp = dir.path().join("tmp");
+    wait_for_files(&tmp, fit, "puts begun").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(files_under(&tmp).len(), fit, "the put past the cap waits");
+
+    // The first put completes: its room goes to the waiting one.
+    let (tx, rest, call) = puts.remove(0);
+    for message in rest {
+        tx.send(message).await.unwrap();
+    }
+    drop(tx);
+    assert!(!call.await.unwrap().unwrap().into_inner().already_present);
+    wait_for_files(&dir.path().join("chunks"), 1, "chunks stored").await;
+    wait_for_files(&tmp, fit, "puts in progress after the first commits").await;
+
+    // The rest are abandoned: everything they received goes.
+    for (tx, _, call) in puts {
+        drop(tx);
+        assert!(call.await.unwrap().is_err(), "a put cut short is refused");
+    }
+    wait_for_files(&tmp, 0, "temporary files left").await;
+}
+
 /// Sends `frames` as the body of a `Put`, as they are, and reads the call to its end.
 async fn put_frames(channel: &tonic::transport::Channel, frames: Vec<Bytes>) -> Result<(), tonic::Status> {
     let body = wire::FramesBody::new(frames, None, ());

@@ -28,7 +28,7 @@ pub use replicate::{REPLICA_SOURCES_MAX, REPLICATIONS_CONCURRENT_MAX};
 pub use routes::ChunkRoutes;
 pub use run::{NodeConfig, RunningNode, start};
 pub use scrub::{RateLimiter, ScrubConfig, ScrubStats};
-pub use service::{ChunkService, READ_BUFFER_BYTES_MAX};
+pub use service::{ChunkService, PUT_STAGING_BYTES_MAX, READ_BUFFER_BYTES_MAX};
 
 /// Milliseconds since the Unix epoch by this machine's clock (0 if the clock is before 1970).
 pub fn unix_ms_now() -> u64 {
