@@ -125,10 +125,11 @@ impl ChunkService {
         let request = Request::from_http(http::Request::from_parts(parts, ()));
         let caller = crate::transport::caller(&request)?;
         let mut messages = wire::Messages::request(body, CHUNK_MESSAGE_BYTES_MAX);
-        let first = match messages.next().await? {
-            Some(message) => Some(wire::decode::<PutRequest>(message, "PutRequest")?),
-            None => None,
-        };
+        let first = messages
+            .next()
+            .await?
+            .map(|message| wire::decode::<PutRequest>(message, "PutRequest"))
+            .transpose()?;
         let Some(PutRequest {
             part: Some(Part::Header(header)),
         }) = first
