@@ -198,6 +198,9 @@ impl NodePool {
         let mut messages = self.within(node, self.stall, "asked for a chunk", call).await?;
         let mut frames = Vec::new();
         let mut received = 0u64;
+        // Hashed as each message arrives, while its bytes are still in the cache: hashing the
+        // whole chunk once it is complete read it back from memory (docs/benchmarks.md).
+        let mut hasher = blake3::Hasher::new();
         loop {
             let next = match tokio::time::timeout(self.stall, messages.next()).await {
                 Ok(next) => next.map_err(|status| describe(node, &status))?,
@@ -216,18 +219,12 @@ impl NodePool {
             if received > expected_len {
                 return Err(format!("{node} sent more than the chunk's {expected_len} bytes"));
             }
-            frames.extend(data.into_parts());
-        }
-        let check = frames.clone();
-        let actual = tokio::task::spawn_blocking(move || {
-            let mut hasher = blake3::Hasher::new();
-            for frame in &check {
-                hasher.update(frame);
+            for part in data.into_parts() {
+                hasher.update(&part);
+                frames.push(part);
             }
-            ChunkHash::from_blake3(hasher.finalize())
-        })
-        .await
-        .map_err(|e| format!("hashing failed: {e}"))?;
+        }
+        let actual = ChunkHash::from_blake3(hasher.finalize());
         if actual != *hash || received != expected_len {
             return Err(format!(
                 "{node} sent {received} bytes that do not match the chunk's hash"
