@@ -1,7 +1,8 @@
 //! Replicate between real in-process nodes over mutual TLS: node B copies a chunk from node A
 //! with its own certificate and a GET ticket naming it; a source without the chunk is skipped for
 //! the next; when every source fails the error names each and B holds nothing; a corrupt source
-//! copy never reaches B; tickets for the wrong holder or operation are refused.
+//! copy never reaches B; a source that goes silent part-way is given up for the next within
+//! the stall limit; tickets for the wrong holder or operation are refused.
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
@@ -14,12 +15,20 @@ use collective_proto::chunk::chunks_client::ChunksClient;
 use collective_proto::chunk::{ReplicaSource, ReplicateRequest, ReplicateResponse};
 use collective_proto::chunk_limits::CHUNK_BYTES_MAX;
 use node_support::*;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
 use tonic::transport::Channel;
 
 const NODE_A: &str = "node-a@alice.home.collective";
 const NODE_B: &str = "node-b@alice.home.collective";
 const NODE_C: &str = "node-c@alice.home.collective";
+/// How long a source may stay silent before B gives it up.
+const STALL: Duration = Duration::from_secs(2);
 
 struct Trio {
     fed: Federation,
@@ -29,7 +38,8 @@ struct Trio {
     c: TestNode,
 }
 
-/// Nodes A, B and C, each with one data directory, scrubbing off (so only reads find rot).
+/// Nodes A, B and C, each with one data directory, scrubbing off (so only reads find rot), and
+/// a stall limit of [`STALL`].
 async fn trio() -> Trio {
     let fed = Federation::new();
     let dirs = tempfile::tempdir().unwrap();
@@ -39,6 +49,7 @@ async fn trio() -> Trio {
         nodes.push(
             start_node_as(&fed, address, &[&dir], None, |config| {
                 config.scrub.bytes_per_sec = 0;
+                config.replica_stall = STALL;
             })
             .await,
         );
@@ -255,6 +266,90 @@ async fn a_corrupt_source_copy_never_reaches_b() {
     assert_eq!(
         trio.a.running.corruption.pending(),
         vec![(hash, collective::node::FoundBy::Read)]
+    );
+}
+
+/// A TCP relay to a node that passes the first `pass` bytes the node sends and then stops
+/// reading from it, holding both connections open: to the caller, a source that went silent
+/// part-way through a copy, as a paused or wedged node does.
+struct FreezingRelay {
+    addr: SocketAddr,
+    froze: Arc<AtomicBool>,
+}
+
+impl FreezingRelay {
+    async fn start(target: SocketAddr, pass: usize) -> FreezingRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let froze = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&froze);
+        tokio::spawn(async move {
+            while let Ok((caller, _)) = listener.accept().await {
+                let flag = Arc::clone(&flag);
+                tokio::spawn(async move {
+                    let node = TcpStream::connect(target).await.unwrap();
+                    let (mut from_caller, mut to_caller) = caller.into_split();
+                    let (mut from_node, mut to_node) = node.into_split();
+                    tokio::spawn(async move { tokio::io::copy(&mut from_caller, &mut to_node).await });
+                    let mut passed = 0;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while passed < pass {
+                        let n = match from_node.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n.min(pass - passed),
+                        };
+                        if to_caller.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        passed += n;
+                    }
+                    flag.store(true, Ordering::SeqCst);
+                    // Silent from here on, with both connections kept open.
+                    std::future::pending::<()>().await;
+                    drop((from_node, to_caller));
+                });
+            }
+        });
+        FreezingRelay { addr, froze }
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_goes_silent_mid_copy_is_given_up_for_the_next() {
+    let trio = trio().await;
+    // 8 MiB: B's limit on the whole copy (the stall limit plus half of it per MiB, 10 s) is
+    // well above the stall limit, so only giving up on silence passes the time check below.
+    let content = random_bytes(8 * 1024 * 1024);
+    let hash = trio.put_on(&trio.a, &content).await;
+    trio.put_on(&trio.c, &content).await;
+    // A's answer stops after 512 KiB: past the TLS handshake, inside the chunk's bytes.
+    let relay = FreezingRelay::start(trio.a.running.local_addr, 512 * 1024).await;
+    let mut silent_a = trio.source(&trio.a, hash);
+    silent_a.endpoint = relay.addr.to_string();
+
+    let started = Instant::now();
+    let answer = trio
+        .replicate(
+            trio.put_ticket_at_b(hash),
+            hash,
+            content.len() as u64,
+            vec![silent_a, trio.source(&trio.c, hash)],
+        )
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(relay.froze.load(Ordering::SeqCst), "A's copy stopped part-way");
+    assert_eq!(answer.source, NODE_C, "B gave A up and copied from C");
+    assert!(
+        took >= STALL && took < STALL * 2,
+        "B waited {took:?} on a source silent for longer than the {STALL:?} stall limit"
+    );
+    assert_eq!(trio.get_from_b(hash).await.unwrap(), content);
+    assert_eq!(
+        trio.files_on_b().len(),
+        1,
+        "one chunk file; the part copied from A is gone: {:?}",
+        trio.files_on_b()
     );
 }
 

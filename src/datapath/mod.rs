@@ -13,6 +13,7 @@ mod sink;
 mod write;
 
 pub use error::DataError;
+pub(crate) use nodes::transfer_limit;
 pub use nodes::{NodePool, REPLICA_STALL_DEFAULT, replica_stall_from_env};
 pub use progress::{NoProgress, Progress};
 pub use read::{READ_AHEAD_DEFAULT, ReadOptions, ReadSummary, read_file};

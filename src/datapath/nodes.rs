@@ -39,7 +39,7 @@ pub fn replica_stall_from_env() -> anyhow::Result<Duration> {
 
 /// The time a call that sends or makes a node copy `bytes` may take: the stall limit, plus half
 /// of it per MiB.
-fn transfer_limit(stall: Duration, bytes: u64) -> Duration {
+pub(crate) fn transfer_limit(stall: Duration, bytes: u64) -> Duration {
     let mib = u32::try_from(bytes.div_ceil(1024 * 1024)).unwrap_or(u32::MAX);
     stall.saturating_add((stall / 2).saturating_mul(mib))
 }

@@ -296,7 +296,9 @@ pub async fn launch(
     let handle = IdentityHandle::new(identity.clone())?;
     handle.register_live();
     let trust = TrustStore::new(&root_der(&root_pem)?)?;
-    let node = start_with(config.node_config(), &handle, &trust, listener, server_stop).await?;
+    let mut node_config = config.node_config();
+    node_config.replica_stall = crate::datapath::replica_stall_from_env()?;
+    let node = start_with(node_config, &handle, &trust, listener, server_stop).await?;
     let member = MemberEndpoints {
         coordinators: config.coordinators.clone(),
         member_domain: config.member_domain.clone(),

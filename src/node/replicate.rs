@@ -17,6 +17,7 @@ use super::chunk_store::{PutStart, StoreError};
 use super::errors::store_status;
 use super::service::{ChunkService, PendingGuard, parse_hash};
 use crate::chunk_hash::ChunkHash;
+use crate::datapath::transfer_limit;
 use crate::pki::{CertBundle, Component};
 use crate::ticket::TicketOp;
 use crate::tls::{self, ServerExpectation};
@@ -27,8 +28,6 @@ pub const REPLICA_SOURCES_MAX: usize = 8;
 pub const REPLICATIONS_CONCURRENT_MAX: usize = 4;
 /// How long connecting to one source may take before the next is tried.
 const SOURCE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long fetching a whole chunk (at most 64 MiB) from one source may take.
-const SOURCE_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What a node presents when it calls other nodes.
 #[derive(Debug, Clone)]
@@ -37,6 +36,8 @@ pub struct NodeIdentity {
     pub bundle: CertBundle,
     /// The federation root, to verify the nodes it calls.
     pub root_der: CertificateDer<'static>,
+    /// How long a source may stay silent before it is given up for the next.
+    pub stall: Duration,
 }
 
 /// Why one source could not provide the chunk.
@@ -48,6 +49,8 @@ enum SourceError {
     Connect(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    #[error("silent for {0:?} while {1}")]
+    Stalled(Duration, &'static str),
     #[error("{code:?}: {message}")]
     Refused { code: tonic::Code, message: String },
     #[error("announced a chunk of {announced} bytes, {expected} expected")]
@@ -158,12 +161,12 @@ impl ChunkService {
             PutStart::Receiving(pending) => pending,
         };
         let mut pending = PendingGuard(Some(pending));
-        let fetched = tokio::time::timeout(
-            SOURCE_FETCH_TIMEOUT,
-            self.download(source, hash, length_bytes, &mut pending),
-        )
-        .await
-        .unwrap_or(Err(SourceError::Timeout(SOURCE_FETCH_TIMEOUT)));
+        // A source silent for the stall limit is given up (`download`); one that trickles is
+        // given up after the time the member's repair allows the whole copy.
+        let limit = transfer_limit(self.identity.stall, length_bytes);
+        let fetched = tokio::time::timeout(limit, self.download(source, hash, length_bytes, &mut pending))
+            .await
+            .unwrap_or(Err(SourceError::Timeout(limit)));
         match fetched {
             Ok(()) => {}
             Err(SourceError::Local(status)) => {
@@ -218,28 +221,35 @@ impl ChunkService {
         let mut client = ChunksClient::new(channel)
             .max_decoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(CHUNK_MESSAGE_BYTES_MAX);
-        let mut frames = client
-            .get(GetRequest {
-                ticket: Some(ticket),
-                hash: hash.as_bytes().to_vec(),
-                offset_bytes: 0,
-                length_bytes: None,
-            })
-            .await?
+        let stall = self.identity.stall;
+        let request = client.get(GetRequest {
+            ticket: Some(ticket),
+            hash: hash.as_bytes().to_vec(),
+            offset_bytes: 0,
+            length_bytes: None,
+        });
+        let mut frames = tokio::time::timeout(stall, request)
+            .await
+            .map_err(|_| SourceError::Stalled(stall, "asked for the chunk"))??
             .into_inner();
-        receive_frames(&mut frames, pending, length_bytes).await
+        receive_frames(&mut frames, pending, length_bytes, stall).await
     }
 }
 
 /// Writes the frames of a Get into `pending`, checking the announced length against the
-/// expected one. The hash is checked at commit.
+/// expected one, and giving up on a source silent for `stall`. The hash is checked at commit.
 async fn receive_frames(
     frames: &mut (impl Stream<Item = Result<GetResponse, Status>> + Unpin),
     pending: &mut PendingGuard,
     length_bytes: u64,
+    stall: Duration,
 ) -> Result<(), SourceError> {
     let mut first = true;
-    while let Some(frame) = frames.next().await {
+    loop {
+        let next = tokio::time::timeout(stall, frames.next())
+            .await
+            .map_err(|_| SourceError::Stalled(stall, "sending the chunk"))?;
+        let Some(frame) = next else { break };
         let frame = frame?;
         if first
             && let Some(announced) = frame.chunk_length_bytes
@@ -267,6 +277,8 @@ mod tests {
     use super::*;
     use crate::node::{ChunkStore, DataDirConfig, StoreConfig};
     use prost::bytes::Bytes;
+
+    const STALL: Duration = Duration::from_secs(10);
 
     fn store(dir: &std::path::Path) -> ChunkStore {
         ChunkStore::open(&StoreConfig {
@@ -310,7 +322,7 @@ mod tests {
         bad[4000] ^= 1;
         let mut pending = pending_for(&store, hash, good.len() as u64).await;
         let mut stream = tokio_stream::iter(frames(&bad, bad.len() as u64));
-        receive_frames(&mut stream, &mut pending, good.len() as u64)
+        receive_frames(&mut stream, &mut pending, good.len() as u64, STALL)
             .await
             .expect("frames are written; the hash is checked at commit");
         let chunk = pending.take().expect("pending");
@@ -332,7 +344,7 @@ mod tests {
         let hash = ChunkHash::of(&content);
         let mut pending = pending_for(&store, hash, 3000).await;
         let mut stream = tokio_stream::iter(frames(&content, 2999));
-        let error = receive_frames(&mut stream, &mut pending, 3000)
+        let error = receive_frames(&mut stream, &mut pending, 3000, STALL)
             .await
             .expect_err("wrong length");
         assert!(
@@ -343,7 +355,7 @@ mod tests {
 
         let mut pending = pending_for(&store, hash, 2999).await;
         let mut stream = tokio_stream::iter(frames(&content, 2999));
-        let error = receive_frames(&mut stream, &mut pending, 2999)
+        let error = receive_frames(&mut stream, &mut pending, 2999, STALL)
             .await
             .expect_err("overrun");
         assert!(error.to_string().contains("more than the announced"), "{error}");

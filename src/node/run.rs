@@ -28,6 +28,9 @@ pub struct NodeConfig {
     pub clock_skew: Duration,
     /// The background scrubber's rate and pause.
     pub scrub: ScrubConfig,
+    /// How long a source may stay silent while this node copies a chunk from it (`Replicate`)
+    /// before the next source is tried; see [`crate::datapath::REPLICA_STALL_DEFAULT`].
+    pub replica_stall: Duration,
 }
 
 impl NodeConfig {
@@ -36,6 +39,7 @@ impl NodeConfig {
             store,
             clock_skew: CLOCK_SKEW_DEFAULT,
             scrub: ScrubConfig::default(),
+            replica_stall: crate::datapath::REPLICA_STALL_DEFAULT,
         }
     }
 }
@@ -115,6 +119,7 @@ pub async fn start_with(
     let node_identity = NodeIdentity {
         bundle: identity.clone(),
         root_der: root_der.clone().into_owned(),
+        stall: config.replica_stall,
     };
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
     let shutdown = async move {
