@@ -8,6 +8,8 @@
 //! - A paused node (SIGSTOP) that the member still counts up: reads take its chunks from the
 //!   other replica and writes place them elsewhere, each after one stall timeout; garbage
 //!   collection goes on with the other nodes.
+//! - Node clocks skewed with libfaketime: 15 s (tolerated) changes nothing; 10 minutes (every
+//!   ticket expired by the node's clock) loses no byte, shows in `status`, and gets no new chunk.
 
 mod support;
 
@@ -648,6 +650,158 @@ fn a_full_node_gets_no_more_chunks_and_keeps_what_it_has() -> anyhow::Result<()>
     ensure!(
         read_back(&cluster, "/big.bin")? == digest(&big)?,
         "stored files unharmed"
+    );
+    Ok(())
+}
+
+/// The environment that runs a process under libfaketime with its wall clock `offset` from the
+/// real one (e.g. "+600s"); its monotonic clock, which timers and timeouts use, stays real.
+fn skewed_clock(offset: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let library = ["x86_64-linux-gnu", "aarch64-linux-gnu", ""]
+        .iter()
+        .map(|triple| {
+            Path::new("/usr/lib")
+                .join(triple)
+                .join("faketime/libfaketime.so.1")
+        })
+        .find(|candidate| candidate.exists())
+        .context("libfaketime is not installed (scripts/setup.sh installs Debian's libfaketime)")?;
+    Ok(vec![
+        ("LD_PRELOAD".to_string(), library.display().to_string()),
+        ("FAKETIME".to_string(), offset.to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".to_string(), "1".to_string()),
+    ])
+}
+
+/// Which of `nodes` hold a replica of some chunk of `files`.
+fn nodes_holding(cluster: &Cluster, files: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut holding = Vec::new();
+    for file in files {
+        for replicas in healthy_replicas(cluster, file)? {
+            holding.extend(replicas);
+        }
+    }
+    holding.sort();
+    holding.dedup();
+    Ok(holding)
+}
+
+#[test]
+fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing() -> anyhow::Result<()> {
+    // Tickets live 5 minutes and nodes tolerate 30 s of skew. node-03 runs 15 s ahead (within
+    // it); node-04 starts on time, then is restarted 10 minutes ahead, where every ticket the
+    // coordinator issues has expired by its clock. Every file, written before or after, reads
+    // back whole; the leader sees node-04's clock in its heartbeats, `status` says so, and no
+    // new chunk is placed on it.
+    let mut cluster = Cluster::single_with_env(env(&[]))?;
+    let names = ["node-01", "node-02", "node-03", "node-04"];
+    for name in names {
+        cluster.prepare_node(name, &[])?;
+    }
+    cluster.start_node("node-01")?;
+    cluster.start_node("node-02")?;
+    cluster.start_node_with("node-03", &skewed_clock("+15s")?)?;
+    cluster.start_node("node-04")?;
+    for name in names {
+        cluster.wait_node_status(name, "UP", Duration::from_secs(30))?;
+    }
+    let mut before = Vec::new();
+    for i in 0..4u64 {
+        let file = random_file(&cluster, &format!("before-{i}.bin"), 12 * MIB, 40 + i)?;
+        let remote = format!("/before-{i}.bin");
+        cluster.cli_ok(&["write", &remote, path(&file)])?;
+        before.push((remote, digest(&file)?));
+    }
+    let remotes: Vec<String> = before.iter().map(|(r, _)| r.clone()).collect();
+    let holding = nodes_holding(&cluster, &remotes)?;
+    ensure!(
+        holding.iter().any(|n| n.starts_with("node-03")),
+        "node-03, 15 s ahead, takes replicas like any node: {holding:?}"
+    );
+    ensure!(
+        holding.iter().any(|n| n.starts_with("node-04")),
+        "node-04 holds replicas of the first files: {holding:?}"
+    );
+
+    cluster.kill_node("node-04");
+    cluster.start_node_with("node-04", &skewed_clock("+600s")?)?;
+    cluster.wait_node_status("node-04", "UP", Duration::from_secs(30))?;
+    // The leader compares each heartbeat's clock with its own, and `status` shows the offset.
+    let offset = |name: &str| -> anyhow::Result<Option<i64>> {
+        let status = cluster.status_json()?;
+        Ok(status["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["address"].as_str().is_some_and(|a| a.starts_with(name)))
+            .and_then(|n| n["clock_offset_ms"].as_i64()))
+    };
+    let started = Instant::now();
+    while offset("node-04")?.is_none_or(|o| o <= 590_000) {
+        ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "status shows node-04's clock 600 s ahead: {:?}",
+            offset("node-04")?
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let node_03 = offset("node-03")?.context("node-03's clock offset")?;
+    ensure!(
+        (5_000..25_000).contains(&node_03),
+        "node-03 is about 15 s ahead: {node_03} ms"
+    );
+    let text = cluster.cli_ok(&["status"])?;
+    ensure!(
+        text.contains("ahead of the leader's") && text.contains("refuses every ticket"),
+        "status tells the operator: {text}"
+    );
+    // Every file reads back whole: node-04's replicas are refused to it, the other ones serve.
+    for (remote, expected) in &before {
+        ensure!(
+            read_back(&cluster, remote)? == *expected,
+            "{remote} reads back whole"
+        );
+    }
+    // No chunk is planned on node-04 any more: its uploads would all be refused.
+    let puts_refused = || {
+        std::fs::read_to_string(&cluster.node("node-04").log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("ticket refused") && l.contains("TICKET_OP_PUT"))
+            .count()
+    };
+    let refused_before = puts_refused();
+    let mut after = Vec::new();
+    for i in 0..4u64 {
+        let file = random_file(&cluster, &format!("after-{i}.bin"), 12 * MIB, 50 + i)?;
+        let remote = format!("/after-{i}.bin");
+        cluster.cli_ok(&["write", &remote, path(&file)])?;
+        after.push((remote, digest(&file)?));
+    }
+    for (remote, expected) in &after {
+        ensure!(
+            read_back(&cluster, remote)? == *expected,
+            "{remote} reads back whole"
+        );
+        for (index, replicas) in healthy_replicas(&cluster, remote)?.iter().enumerate() {
+            ensure!(
+                replicas.len() >= 2 && !replicas.iter().any(|n| n.starts_with("node-04")),
+                "chunk {index} of {remote}: two replicas, none on node-04: {replicas:?}"
+            );
+        }
+    }
+    ensure!(
+        puts_refused() == refused_before,
+        "no upload went to node-04 after its clock was known to be off"
+    );
+    let log = |name: &str| std::fs::read_to_string(&cluster.node(name).log).unwrap_or_default();
+    ensure!(
+        log("node-04").contains("ticket expired"),
+        "node-04 refused the tickets it was shown (reads, the leader's checks) as expired"
+    );
+    ensure!(
+        !log("node-03").contains("ticket refused"),
+        "node-03 refused no ticket"
     );
     Ok(())
 }

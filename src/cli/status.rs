@@ -2,6 +2,7 @@
 
 use super::args::StatusArgs;
 use crate::client::{self, Consistency};
+use crate::ticket::CLOCK_SKEW_DEFAULT;
 use collective_events::pb;
 use std::path::PathBuf;
 
@@ -38,7 +39,7 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                     "free_bytes": n.free_bytes, "capacity_bytes": n.capacity_bytes,
                     "labels": labels, "status_changed_at_unix_ms": n.status_changed_at_unix_ms,
                     "heartbeat_age_ms": n.heartbeat_age_ms, "load": f64::from(n.load_milli) / 1000.0,
-                    "chunk_count": n.chunk_count,
+                    "chunk_count": n.chunk_count, "clock_offset_ms": n.clock_offset_ms,
                 })
             })
             .collect();
@@ -145,6 +146,18 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                 None => String::new(),
             }
         );
+        if let Some(offset) = n
+            .clock_offset_ms
+            .filter(|o| o.unsigned_abs() > CLOCK_SKEW_DEFAULT.as_millis() as u64)
+        {
+            println!(
+                "    clock {:.1} s {} the leader's, beyond the {} s tickets tolerate: the node refuses \
+                 every ticket and gets no new chunk; correct its clock (NTP)",
+                offset.unsigned_abs() as f64 / 1000.0,
+                if offset > 0 { "ahead of" } else { "behind" },
+                CLOCK_SKEW_DEFAULT.as_secs()
+            );
+        }
     }
     match status.chunk_health {
         Some(h) => println!(

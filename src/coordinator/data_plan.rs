@@ -21,7 +21,7 @@ use super::errors::{not_leader, storage};
 use super::meta_service::now_unix_ms;
 use super::state::Coordinator;
 use crate::chunk_hash::ChunkHash;
-use crate::ticket::{self, TICKET_LIFETIME_DEFAULT, TicketGrant, TicketOp};
+use crate::ticket::{self, CLOCK_SKEW_DEFAULT, TICKET_LIFETIME_DEFAULT, TicketGrant, TicketOp};
 use crate::transport::Caller;
 
 pub use collective_proto::PLAN_CHUNKS_MAX;
@@ -147,9 +147,20 @@ pub fn plan_write(
         }
         n => n,
     };
+    // A node whose clock is off by more than tickets tolerate would refuse every upload.
+    let clock_off = |address: &str| {
+        coordinator
+            .liveness
+            .last_heard(address)
+            .is_some_and(|heard| heard.clock_out_of_bounds())
+    };
+    let skewed = all
+        .iter()
+        .filter(|c| c.status == NodeStatus::Up && clock_off(c.address))
+        .count();
     let usable: Vec<&Candidate<'_>> = all
         .iter()
-        .filter(|c| c.status == NodeStatus::Up && !excluded.contains(c.address))
+        .filter(|c| c.status == NodeStatus::Up && !excluded.contains(c.address) && !clock_off(c.address))
         .collect();
     let status_of: HashMap<&str, NodeStatus> = all.iter().map(|c| (c.address, c.status)).collect();
     let mut planned_bytes: HashMap<&str, u64> = HashMap::new();
@@ -201,11 +212,13 @@ pub fn plan_write(
         if ranked.len() < need {
             return Err(Status::failed_precondition(format!(
                 "chunk {index} needs {need} more replica(s) but only {} node(s) are up with room \
-                 for {} bytes (nodes up: {}; excluded by the writer: {})",
+                 for {} bytes (nodes up: {}; excluded by the writer: {}; up but with a clock off by \
+                 more than {} s: {skewed})",
                 ranked.len(),
                 chunk.size,
                 usable.len(),
-                excluded.len()
+                excluded.len(),
+                CLOCK_SKEW_DEFAULT.as_secs()
             )));
         }
         let targets: Vec<String> = ranked[..need].iter().map(|c| c.address.to_string()).collect();

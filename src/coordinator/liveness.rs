@@ -11,6 +11,7 @@
 
 use super::meta_service::{now_unix_ms, propose};
 use super::state::Coordinator;
+use crate::ticket::CLOCK_SKEW_DEFAULT;
 use collective_events::pb::{self, command_envelope::Command};
 use collective_projections::NodeRecord;
 use std::collections::HashMap;
@@ -34,6 +35,18 @@ pub struct Heard {
     pub chunk_count: u64,
     /// The node process's start time, as it reports it (a change means a restart).
     pub started_at_unix_ms: u64,
+    /// The node's wall clock minus this coordinator's when the heartbeat arrived, if the node
+    /// reported its clock.
+    pub clock_offset_ms: Option<i64>,
+}
+
+impl Heard {
+    /// Whether the node's clock is further from this coordinator's than nodes tolerate when
+    /// they check a ticket's times: every ticket this member issues would be refused there.
+    pub fn clock_out_of_bounds(&self) -> bool {
+        self.clock_offset_ms
+            .is_some_and(|offset| offset.unsigned_abs() > CLOCK_SKEW_DEFAULT.as_millis() as u64)
+    }
 }
 
 /// When each node (by federated address) was last heard, on this coordinator.
@@ -60,13 +73,33 @@ impl Liveness {
         Ok(Liveness::new(down_after))
     }
 
-    pub fn seen(&self, address: &str, load_milli: u32, chunk_count: u64, started_at_unix_ms: u64) {
+    /// Records a heartbeat; `sent_at_unix_ms` is the node's clock when it sent it (0: unknown).
+    pub fn seen(
+        &self,
+        address: &str,
+        load_milli: u32,
+        chunk_count: u64,
+        started_at_unix_ms: u64,
+        sent_at_unix_ms: u64,
+    ) {
+        let clock_offset_ms =
+            (sent_at_unix_ms > 0).then(|| i64::try_from(sent_at_unix_ms).unwrap_or(i64::MAX) - now_unix_ms());
+        let previous = self.last_heard(address);
         let heard = Heard {
             at: Instant::now(),
             load_milli,
             chunk_count,
             started_at_unix_ms,
+            clock_offset_ms,
         };
+        if heard.clock_out_of_bounds() && !previous.is_some_and(|p| p.clock_out_of_bounds()) {
+            tracing::warn!(
+                node = address,
+                clock_offset_ms,
+                tolerated_ms = CLOCK_SKEW_DEFAULT.as_millis() as u64,
+                "the node's clock is off by more than tickets tolerate; no chunk is placed on it until it is corrected"
+            );
+        }
         self.table().insert(address.to_string(), heard);
     }
 
@@ -203,9 +236,38 @@ mod tests {
     fn last_seen_is_recorded_per_node() {
         let liveness = Liveness::new(Duration::from_secs(1));
         assert!(liveness.last_seen("node-01@a.b").is_none());
-        liveness.seen("node-01@a.b", 250, 3, 1);
+        liveness.seen("node-01@a.b", 250, 3, 1, 0);
         let heard = liveness.last_heard("node-01@a.b").expect("heard");
         assert_eq!((heard.load_milli, heard.chunk_count), (250, 3));
+        assert_eq!(
+            heard.clock_offset_ms, None,
+            "0: the node did not report its clock"
+        );
+        assert!(!heard.clock_out_of_bounds());
         assert!(liveness.last_seen("node-02@a.b").is_none());
+    }
+
+    #[test]
+    fn a_node_clock_beyond_the_ticket_tolerance_is_out_of_bounds() {
+        let liveness = Liveness::new(Duration::from_secs(1));
+        let now = u64::try_from(now_unix_ms()).expect("after 1970");
+        let tolerated = CLOCK_SKEW_DEFAULT.as_millis() as u64;
+        for (node, sent_at, out) in [
+            ("on-time@a.b", now, false),
+            ("ahead-within@a.b", now + tolerated - 5_000, false),
+            ("behind-within@a.b", now - tolerated + 5_000, false),
+            ("ahead@a.b", now + tolerated + 5_000, true),
+            ("behind@a.b", now - tolerated - 5_000, true),
+        ] {
+            liveness.seen(node, 0, 0, 1, sent_at);
+            let heard = liveness.last_heard(node).expect("heard");
+            let offset = heard.clock_offset_ms.expect("reported");
+            let expected = i64::try_from(sent_at).expect("fits") - i64::try_from(now).expect("fits");
+            assert!(
+                (offset - expected).abs() < 2_000,
+                "{node}: {offset} ms, about {expected}"
+            );
+            assert_eq!(heard.clock_out_of_bounds(), out, "{node}");
+        }
     }
 }

@@ -242,6 +242,7 @@ impl Meta for MetaService {
             request.load_milli,
             request.chunk_count,
             request.started_at_unix_ms,
+            request.sent_at_unix_ms,
         );
         let node = self
             .coordinator

@@ -109,6 +109,7 @@ fn nodes(coordinator: &Coordinator) -> Result<Vec<api::NodeInfo>, Status> {
                 heartbeat_age_ms: heard.map(|h| h.at.elapsed().as_millis() as u64),
                 load_milli: heard.map_or(0, |h| h.load_milli),
                 chunk_count: heard.map_or(0, |h| h.chunk_count),
+                clock_offset_ms: heard.and_then(|h| h.clock_offset_ms),
                 address: joined.address,
                 endpoint: joined.endpoint,
                 status: record.status,

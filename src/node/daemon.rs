@@ -494,6 +494,7 @@ async fn report_once(
             load_milli: report.load_milli,
             chunk_count: report.chunk_count,
             started_at_unix_ms: process_started_unix_ms(),
+            sent_at_unix_ms: super::unix_ms_now(),
         })
         .await
         .context("sending a heartbeat")?;

@@ -258,7 +258,14 @@ impl Cluster {
 
     /// Starts (or restarts) node `name` and waits for its chunk listener.
     pub fn start_node(&mut self, name: &str) -> anyhow::Result<()> {
-        let env = self.env.clone();
+        self.start_node_with(name, &[])
+    }
+
+    /// [`Cluster::start_node`] with `extra` set in the node's environment only (e.g. to run it
+    /// under libfaketime).
+    pub fn start_node_with(&mut self, name: &str, extra: &[(String, String)]) -> anyhow::Result<()> {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().cloned());
         let log = self.dir.path().join(format!("{name}.log"));
         let node = self.node_mut(name);
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
