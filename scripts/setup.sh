@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Collective needs on a fresh Debian machine: libclang for
 # RocksDB's bindgen, a C++ compiler, FUSE 3, nftables and iproute2 for the fault-injection tests,
-# libfaketime for the clock-skew test, openssl for certificate checks. Idempotent; run as root (or with sudo available).
+# libfaketime for the clock-skew test, openssl for certificate checks. Idempotent; run as root
+# (or with sudo available).
 set -euo pipefail
 
 packages=(build-essential clang libclang-dev pkg-config fuse3 libfuse3-dev nftables iproute2 openssl procps libfaketime)
