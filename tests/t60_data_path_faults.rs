@@ -9,7 +9,8 @@
 //!   other replica and writes place them elsewhere, each after one stall timeout; garbage
 //!   collection goes on with the other nodes.
 //! - Node clocks skewed with libfaketime: 15 s (tolerated) changes nothing; 10 minutes (every
-//!   ticket expired by the node's clock) loses no byte, shows in `status`, and gets no new chunk.
+//!   ticket expired by the node's clock) loses no byte, shows in `status`, gets no new chunk,
+//!   and has its chunks copied elsewhere, trimmed back once its clock is right.
 
 mod support;
 
@@ -673,6 +674,17 @@ fn skewed_clock(offset: &str) -> anyhow::Result<Vec<(String, String)>> {
     ])
 }
 
+/// Node `name`'s clock offset from the leader's, as `status --json` shows it.
+fn clock_offset(cluster: &Cluster, name: &str) -> anyhow::Result<Option<i64>> {
+    let status = cluster.status_json()?;
+    Ok(status["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["address"].as_str().is_some_and(|a| a.starts_with(name)))
+        .and_then(|n| n["clock_offset_ms"].as_i64()))
+}
+
 /// Which of `nodes` hold a replica of some chunk of `files`.
 fn nodes_holding(cluster: &Cluster, files: &[String]) -> anyhow::Result<Vec<String>> {
     let mut holding = Vec::new();
@@ -691,8 +703,9 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
     // Tickets live 5 minutes and nodes tolerate 30 s of skew. node-03 runs 15 s ahead (within
     // it); node-04 starts on time, then is restarted 10 minutes ahead, where every ticket the
     // coordinator issues has expired by its clock. Every file, written before or after, reads
-    // back whole; the leader sees node-04's clock in its heartbeats, `status` says so, and no
-    // new chunk is placed on it.
+    // back whole; the leader sees node-04's clock in its heartbeats, `status` says so, no new
+    // chunk is placed on it, and its chunks are copied elsewhere; once its clock is right
+    // again, the extra replicas are trimmed.
     let mut cluster = Cluster::single_with_env(env(&[]))?;
     let names = ["node-01", "node-02", "node-03", "node-04"];
     for name in names {
@@ -727,15 +740,7 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
     cluster.start_node_with("node-04", &skewed_clock("+600s")?)?;
     cluster.wait_node_status("node-04", "UP", Duration::from_secs(30))?;
     // The leader compares each heartbeat's clock with its own, and `status` shows the offset.
-    let offset = |name: &str| -> anyhow::Result<Option<i64>> {
-        let status = cluster.status_json()?;
-        Ok(status["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|n| n["address"].as_str().is_some_and(|a| a.starts_with(name)))
-            .and_then(|n| n["clock_offset_ms"].as_i64()))
-    };
+    let offset = |name: &str| clock_offset(&cluster, name);
     let started = Instant::now();
     while offset("node-04")?.is_none_or(|o| o <= 590_000) {
         ensure!(
@@ -755,7 +760,30 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
         text.contains("ahead of the leader's") && text.contains("refuses every ticket"),
         "status tells the operator: {text}"
     );
-    // Every file reads back whole: node-04's replicas are refused to it, the other ones serve.
+    // node-04's replicas can be neither read nor copied now: repair copies those chunks to
+    // other nodes.
+    let started = Instant::now();
+    loop {
+        let mut elsewhere = true;
+        for remote in &remotes {
+            elsewhere &= healthy_replicas(&cluster, remote)?
+                .iter()
+                .all(|r| r.iter().filter(|n| !n.starts_with("node-04")).count() >= 2);
+        }
+        if elsewhere {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            cluster.dump_logs();
+            bail!("the chunks on node-04 were not copied elsewhere within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "chunks on the skewed node copied elsewhere in {:?}",
+        started.elapsed()
+    );
+    // Every file reads back whole.
     for (remote, expected) in &before {
         ensure!(
             read_back(&cluster, remote)? == *expected,
@@ -803,5 +831,34 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
         !log("node-03").contains("ticket refused"),
         "node-03 refused no ticket"
     );
+
+    // With its clock right again node-04's replicas count again, and the extra ones are trimmed.
+    cluster.kill_node("node-04");
+    cluster.start_node("node-04")?;
+    let all: Vec<&(String, blake3::Hash)> = before.iter().chain(&after).collect();
+    let started = Instant::now();
+    loop {
+        let back = clock_offset(&cluster, "node-04")?.is_some_and(|o| o.abs() < 5_000);
+        let mut exact = back;
+        if back {
+            for (remote, _) in &all {
+                exact &= healthy_replicas(&cluster, remote)?.iter().all(|r| r.len() == 2);
+            }
+        }
+        if exact {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            cluster.dump_logs();
+            bail!("not back to two replicas per chunk within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (remote, expected) in all {
+        ensure!(
+            read_back(&cluster, remote)? == *expected,
+            "{remote} reads back whole"
+        );
+    }
     Ok(())
 }

@@ -148,19 +148,16 @@ pub fn plan_write(
         n => n,
     };
     // A node whose clock is off by more than tickets tolerate would refuse every upload.
-    let clock_off = |address: &str| {
-        coordinator
-            .liveness
-            .last_heard(address)
-            .is_some_and(|heard| heard.clock_out_of_bounds())
-    };
+    let clock_off = coordinator.liveness.clock_off_nodes();
     let skewed = all
         .iter()
-        .filter(|c| c.status == NodeStatus::Up && clock_off(c.address))
+        .filter(|c| c.status == NodeStatus::Up && clock_off.contains(c.address))
         .count();
     let usable: Vec<&Candidate<'_>> = all
         .iter()
-        .filter(|c| c.status == NodeStatus::Up && !excluded.contains(c.address) && !clock_off(c.address))
+        .filter(|c| {
+            c.status == NodeStatus::Up && !excluded.contains(c.address) && !clock_off.contains(c.address)
+        })
         .collect();
     let status_of: HashMap<&str, NodeStatus> = all.iter().map(|c| (c.address, c.status)).collect();
     let mut planned_bytes: HashMap<&str, u64> = HashMap::new();

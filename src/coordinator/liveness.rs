@@ -14,7 +14,7 @@ use super::state::Coordinator;
 use crate::ticket::CLOCK_SKEW_DEFAULT;
 use collective_events::pb::{self, command_envelope::Command};
 use collective_projections::NodeRecord;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,6 +105,17 @@ impl Liveness {
 
     pub fn last_heard(&self, address: &str) -> Option<Heard> {
         self.table().get(address).copied()
+    }
+
+    /// The nodes last heard with a clock off by more than tickets tolerate
+    /// ([`Heard::clock_out_of_bounds`]): they refuse every ticket, so their replicas can be
+    /// neither read nor copied, and a chunk placed there would be refused.
+    pub fn clock_off_nodes(&self) -> HashSet<String> {
+        self.table()
+            .iter()
+            .filter(|(_, heard)| heard.clock_out_of_bounds())
+            .map(|(address, _)| address.clone())
+            .collect()
     }
 
     fn last_seen(&self, address: &str) -> Option<Instant> {

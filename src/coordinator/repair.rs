@@ -8,6 +8,11 @@
 //! not there. A replica on a node that is down is not removed: when the node returns it counts
 //! again, and the chunk, now over-replicated, is trimmed back to the count wanted.
 //!
+//! A replica on a node whose clock is off by more than tickets tolerate does not count either
+//! (the node refuses every ticket, so no one can read or copy it), and such a node takes no
+//! new replica; once its clock is corrected its replicas count again and the extras are
+//! trimmed.
+//!
 //! A corrupt replica needs nothing special: the node that finds it quarantines it and gives it
 //! up (`RemoveReplica`), which makes the chunk under-replicated, which this pass repairs.
 
@@ -173,8 +178,12 @@ async fn pass(
     min_idle: Duration,
 ) -> anyhow::Result<(api::ChunkHealth, u64)> {
     let store = coordinator.store.clone();
-    let (health, queue, trims, nodes) = tokio::task::spawn_blocking(move || scan(&store)).await??;
-    let candidates = data_plan::candidates(&nodes);
+    let clock_off = coordinator.liveness.clock_off_nodes();
+    let unusable = clock_off.clone();
+    let (health, queue, trims, nodes) =
+        tokio::task::spawn_blocking(move || scan(&store, &unusable)).await??;
+    let mut candidates = data_plan::candidates(&nodes);
+    candidates.retain(|c| !clock_off.contains(c.address));
     let repaired = stream::iter(queue)
         .map(|job| repair_one(coordinator, pool, &candidates, job))
         .buffer_unordered(REPAIRS_IN_FLIGHT)
@@ -257,13 +266,15 @@ type Scan = (
     Vec<collective_projections::NodeRecord>,
 );
 
-fn scan(store: &collective_projections::Store) -> anyhow::Result<Scan> {
+/// Counts and queues the pass's work; replicas on `clock_off` nodes count as unhealthy.
+fn scan(store: &collective_projections::Store, clock_off: &HashSet<String>) -> anyhow::Result<Scan> {
     let nodes = store.nodes()?;
     let up: HashMap<String, bool> = nodes
         .iter()
         .filter_map(|n| {
             let address = n.joined.as_ref()?.address.clone();
-            Some((address, n.status == NodeStatus::Up as i32))
+            let usable = n.status == NodeStatus::Up as i32 && !clock_off.contains(&address);
+            Some((address, usable))
         })
         .collect();
     let mut health = api::ChunkHealth {
