@@ -176,7 +176,11 @@ pub fn plan_write(
             .is_some_and(|c| c.refs > 0);
         let healthy: Vec<String> = holders
             .iter()
-            .filter(|n| status_of.get(n.as_str()) == Some(&NodeStatus::Up) && !excluded.contains(n.as_str()))
+            .filter(|n| {
+                status_of.get(n.as_str()) == Some(&NodeStatus::Up)
+                    && !excluded.contains(n.as_str())
+                    && !clock_off.contains(n.as_str())
+            })
             .cloned()
             .collect();
         // A referenced chunk's healthy replicas count; an unreferenced one's may be collected at
