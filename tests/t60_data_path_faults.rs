@@ -10,7 +10,8 @@
 //!   collection goes on with the other nodes.
 //! - Node clocks skewed with libfaketime: 15 s (tolerated) changes nothing; 10 minutes (every
 //!   ticket expired by the node's clock) loses no byte, shows in `status`, gets no new chunk,
-//!   and has its chunks copied elsewhere, trimmed back once its clock is right.
+//!   and has its chunks copied elsewhere, trimmed back once its clock is right. A coordinator
+//!   10 minutes ahead: writes and reads are refused, saying why; nothing is lost.
 
 mod support;
 
@@ -860,5 +861,73 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
             "{remote} reads back whole"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn a_coordinator_with_a_skewed_clock_refuses_clearly_and_loses_nothing() -> anyhow::Result<()> {
+    // The member's only coordinator is restarted 10 minutes ahead: every ticket it issues starts
+    // in the nodes' future, so they refuse it. Writes are refused before any upload, reads fail,
+    // both saying why; once its clock is right, every file reads back whole.
+    let mut cluster = Cluster::single_with_env(env(&[]))?;
+    start_nodes(&mut cluster, &["node-01", "node-02"], &[])?;
+    let kept = random_file(&cluster, "kept.bin", 12 * MIB, 60)?;
+    cluster.cli_ok(&["write", "/kept.bin", path(&kept)])?;
+    let expected = digest(&kept)?;
+
+    cluster.kill(1);
+    cluster.start_with(1, &skewed_clock("+600s")?)?;
+    cluster.wait_for_leader(Duration::from_secs(20))?;
+    let started = Instant::now();
+    for name in ["node-01", "node-02"] {
+        while clock_offset(&cluster, name)?.is_none_or(|o| o > -590_000) {
+            ensure!(
+                started.elapsed() < Duration::from_secs(20),
+                "status shows {name}'s clock 600 s behind the leader's: {:?}",
+                clock_offset(&cluster, name)?
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    let more = random_file(&cluster, "more.bin", 8 * MIB, 61)?;
+    let write = cluster.cli(&["write", "/more.bin", path(&more)]);
+    let stderr = String::from_utf8_lossy(&write.stderr);
+    ensure!(!write.status.success(), "the write is refused");
+    ensure!(
+        stderr.contains("check the leader's clock"),
+        "the error says why: {stderr}"
+    );
+    ensure!(
+        !cluster.cli(&["stat", "/more.bin"]).status.success(),
+        "nothing visible"
+    );
+    let out = cluster.dir.path().join("read-while-skewed");
+    let read = cluster.cli(&["read", "/kept.bin", path(&out)]);
+    let stderr = String::from_utf8_lossy(&read.stderr);
+    ensure!(!read.status.success(), "the nodes refuse the read's tickets");
+    ensure!(
+        stderr.contains("not valid before") && stderr.contains("clock is behind"),
+        "the error says why: {stderr}"
+    );
+
+    cluster.kill(1);
+    cluster.start(1)?;
+    cluster.wait_for_leader(Duration::from_secs(20))?;
+    ensure!(
+        read_back(&cluster, "/kept.bin")? == expected,
+        "kept.bin reads back whole"
+    );
+    for (index, replicas) in healthy_replicas(&cluster, "/kept.bin")?.iter().enumerate() {
+        ensure!(
+            replicas.len() == 2,
+            "chunk {index} still has two replicas: {replicas:?}"
+        );
+    }
+    cluster.cli_ok(&["write", "/more.bin", path(&more)])?;
+    ensure!(
+        read_back(&cluster, "/more.bin")? == digest(&more)?,
+        "more.bin is written now"
+    );
     Ok(())
 }

@@ -149,6 +149,7 @@ pub fn plan_write(
     };
     // A node whose clock is off by more than tickets tolerate would refuse every upload.
     let clock_off = coordinator.liveness.clock_off_nodes();
+    let up = all.iter().filter(|c| c.status == NodeStatus::Up).count();
     let skewed = all
         .iter()
         .filter(|c| c.status == NodeStatus::Up && clock_off.contains(c.address))
@@ -211,15 +212,24 @@ pub fn plan_write(
             )
         });
         if ranked.len() < need {
+            let clocks = match skewed {
+                0 => String::new(),
+                n if n == up => format!(
+                    "; every node's clock is more than {} s from this leader's: check the leader's clock",
+                    CLOCK_SKEW_DEFAULT.as_secs()
+                ),
+                n => format!(
+                    "; {n} node(s) up but with a clock more than {} s from this leader's",
+                    CLOCK_SKEW_DEFAULT.as_secs()
+                ),
+            };
             return Err(Status::failed_precondition(format!(
-                "chunk {index} needs {need} more replica(s) but only {} node(s) are up with room \
-                 for {} bytes (nodes up: {}; excluded by the writer: {}; up but with a clock off by \
-                 more than {} s: {skewed})",
+                "chunk {index} needs {need} more replica(s) but only {} node(s) can take it with \
+                 room for {} bytes (usable nodes: {}; excluded by the writer: {}{clocks})",
                 ranked.len(),
                 chunk.size,
                 usable.len(),
                 excluded.len(),
-                CLOCK_SKEW_DEFAULT.as_secs()
             )));
         }
         let targets: Vec<String> = ranked[..need].iter().map(|c| c.address.to_string()).collect();

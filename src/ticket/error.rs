@@ -30,13 +30,20 @@ pub enum TicketError {
     Misdirected { got: String, expected: String },
     #[error("ticket is held by {holder}, the caller is {caller}")]
     WrongHolder { holder: String, caller: String },
-    #[error("ticket expired at {expires_at_unix_ms} (now {now_unix_ms}, skew allowed {skew_ms} ms)")]
+    #[error(
+        "ticket expired at {expires_at_unix_ms} by this node's clock (now {now_unix_ms}, skew allowed \
+         {skew_ms} ms); a ticket refused as soon as it is issued means this node's clock is ahead \
+         of the coordinators'"
+    )]
     Expired {
         expires_at_unix_ms: u64,
         now_unix_ms: u64,
         skew_ms: u64,
     },
-    #[error("ticket is not valid before {issued_at_unix_ms} (now {now_unix_ms}, skew allowed {skew_ms} ms)")]
+    #[error(
+        "ticket is not valid before {issued_at_unix_ms} by this node's clock (now {now_unix_ms}, skew \
+         allowed {skew_ms} ms): this node's clock is behind the issuing coordinator's"
+    )]
     NotYetValid {
         issued_at_unix_ms: u64,
         now_unix_ms: u64,

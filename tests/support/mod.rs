@@ -180,7 +180,14 @@ impl Cluster {
 
     /// Starts (or restarts) coordinator `id` from its data directory and waits for its port.
     pub fn start(&mut self, id: u64) -> anyhow::Result<()> {
-        let env = self.env.clone();
+        self.start_with(id, &[])
+    }
+
+    /// [`Cluster::start`] with `extra` set in the coordinator's environment only (e.g. to run
+    /// it under libfaketime).
+    pub fn start_with(&mut self, id: u64, extra: &[(String, String)]) -> anyhow::Result<()> {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().cloned());
         let base = self.dir.path().to_path_buf();
         let coordinator = self.coordinator_mut(id);
         let log = base.join(format!("coord-{id}.log"));
