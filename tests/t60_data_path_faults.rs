@@ -686,7 +686,7 @@ fn clock_offset(cluster: &Cluster, name: &str) -> anyhow::Result<Option<i64>> {
         .and_then(|n| n["clock_offset_ms"].as_i64()))
 }
 
-/// Which of `nodes` hold a replica of some chunk of `files`.
+/// The nodes holding a replica of some chunk of `files`.
 fn nodes_holding(cluster: &Cluster, files: &[String]) -> anyhow::Result<Vec<String>> {
     let mut holding = Vec::new();
     for file in files {
