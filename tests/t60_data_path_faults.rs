@@ -686,6 +686,33 @@ fn clock_offset(cluster: &Cluster, name: &str) -> anyhow::Result<Option<i64>> {
         .and_then(|n| n["clock_offset_ms"].as_i64()))
 }
 
+/// Four files of 12 MiB of pseudo-random bytes (from `seed` on), written as `/{prefix}-N.bin`;
+/// their remote paths and digests.
+fn write_files(cluster: &Cluster, prefix: &str, seed: u64) -> anyhow::Result<Vec<(String, blake3::Hash)>> {
+    let mut written = Vec::new();
+    for i in 0..4u64 {
+        let file = random_file(cluster, &format!("{prefix}-{i}.bin"), 12 * MIB, seed + i)?;
+        let remote = format!("/{prefix}-{i}.bin");
+        cluster.cli_ok(&["write", &remote, path(&file)])?;
+        written.push((remote, digest(&file)?));
+    }
+    Ok(written)
+}
+
+/// Every file of `files` (remote path, digest) reads back byte-identical.
+fn ensure_read_back<'a>(
+    cluster: &Cluster,
+    files: impl IntoIterator<Item = &'a (String, blake3::Hash)>,
+) -> anyhow::Result<()> {
+    for (remote, expected) in files {
+        ensure!(
+            read_back(cluster, remote)? == *expected,
+            "{remote} reads back whole"
+        );
+    }
+    Ok(())
+}
+
 /// The nodes holding a replica of some chunk of `files`.
 fn nodes_holding(cluster: &Cluster, files: &[String]) -> anyhow::Result<Vec<String>> {
     let mut holding = Vec::new();
@@ -719,13 +746,7 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
     for name in names {
         cluster.wait_node_status(name, "UP", Duration::from_secs(30))?;
     }
-    let mut before = Vec::new();
-    for i in 0..4u64 {
-        let file = random_file(&cluster, &format!("before-{i}.bin"), 12 * MIB, 40 + i)?;
-        let remote = format!("/before-{i}.bin");
-        cluster.cli_ok(&["write", &remote, path(&file)])?;
-        before.push((remote, digest(&file)?));
-    }
+    let before = write_files(&cluster, "before", 40)?;
     let remotes: Vec<String> = before.iter().map(|(r, _)| r.clone()).collect();
     let holding = nodes_holding(&cluster, &remotes)?;
     ensure!(
@@ -784,13 +805,7 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
         "chunks on the skewed node copied elsewhere in {:?}",
         started.elapsed()
     );
-    // Every file reads back whole.
-    for (remote, expected) in &before {
-        ensure!(
-            read_back(&cluster, remote)? == *expected,
-            "{remote} reads back whole"
-        );
-    }
+    ensure_read_back(&cluster, &before)?;
     // No chunk is planned on node-04 any more: its uploads would all be refused.
     let puts_refused = || {
         std::fs::read_to_string(&cluster.node("node-04").log)
@@ -800,18 +815,9 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
             .count()
     };
     let refused_before = puts_refused();
-    let mut after = Vec::new();
-    for i in 0..4u64 {
-        let file = random_file(&cluster, &format!("after-{i}.bin"), 12 * MIB, 50 + i)?;
-        let remote = format!("/after-{i}.bin");
-        cluster.cli_ok(&["write", &remote, path(&file)])?;
-        after.push((remote, digest(&file)?));
-    }
-    for (remote, expected) in &after {
-        ensure!(
-            read_back(&cluster, remote)? == *expected,
-            "{remote} reads back whole"
-        );
+    let after = write_files(&cluster, "after", 50)?;
+    ensure_read_back(&cluster, &after)?;
+    for (remote, _) in &after {
         for (index, replicas) in healthy_replicas(&cluster, remote)?.iter().enumerate() {
             ensure!(
                 replicas.len() >= 2 && !replicas.iter().any(|n| n.starts_with("node-04")),
@@ -855,12 +861,7 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    for (remote, expected) in all {
-        ensure!(
-            read_back(&cluster, remote)? == *expected,
-            "{remote} reads back whole"
-        );
-    }
+    ensure_read_back(&cluster, all)?;
     Ok(())
 }
 
