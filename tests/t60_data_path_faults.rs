@@ -785,26 +785,21 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
     // node-04's replicas can be neither read nor copied now: repair copies those chunks to
     // other nodes.
     let started = Instant::now();
-    loop {
+    let elsewhere = || -> anyhow::Result<bool> {
         let mut elsewhere = true;
         for remote in &remotes {
             elsewhere &= healthy_replicas(&cluster, remote)?
                 .iter()
                 .all(|r| r.iter().filter(|n| !n.starts_with("node-04")).count() >= 2);
         }
-        if elsewhere {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            cluster.dump_logs();
-            bail!("the chunks on node-04 were not copied elsewhere within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        Ok(elsewhere)
+    };
+    if !wait_until(Duration::from_secs(60), || elsewhere().unwrap_or(false)) {
+        cluster.dump_logs();
+        bail!("the chunks on node-04 were not copied elsewhere within 60 s");
     }
-    eprintln!(
-        "chunks on the skewed node copied elsewhere in {:?}",
-        started.elapsed()
-    );
+    let took = started.elapsed();
+    eprintln!("chunks on the skewed node copied elsewhere in {took:?}");
     ensure_read_back(&cluster, &before)?;
     // No chunk is planned on node-04 any more: its uploads would all be refused.
     let puts_refused = || {
@@ -843,23 +838,19 @@ fn a_node_with_a_skewed_clock_costs_no_byte_and_tolerated_skew_changes_nothing()
     cluster.kill_node("node-04");
     cluster.start_node("node-04")?;
     let all: Vec<&(String, blake3::Hash)> = before.iter().chain(&after).collect();
-    let started = Instant::now();
-    loop {
-        let back = clock_offset(&cluster, "node-04")?.is_some_and(|o| o.abs() < 5_000);
-        let mut exact = back;
-        if back {
-            for (remote, _) in &all {
-                exact &= healthy_replicas(&cluster, remote)?.iter().all(|r| r.len() == 2);
-            }
+    let exact = || -> anyhow::Result<bool> {
+        if clock_offset(&cluster, "node-04")?.is_none_or(|o| o.abs() >= 5_000) {
+            return Ok(false);
         }
-        if exact {
-            break;
+        let mut exact = true;
+        for (remote, _) in &all {
+            exact &= healthy_replicas(&cluster, remote)?.iter().all(|r| r.len() == 2);
         }
-        if started.elapsed() > Duration::from_secs(60) {
-            cluster.dump_logs();
-            bail!("not back to two replicas per chunk within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        Ok(exact)
+    };
+    if !wait_until(Duration::from_secs(60), || exact().unwrap_or(false)) {
+        cluster.dump_logs();
+        bail!("not back to two replicas per chunk within 60 s");
     }
     ensure_read_back(&cluster, all)?;
     Ok(())
