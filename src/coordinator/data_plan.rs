@@ -212,14 +212,16 @@ pub fn plan_write(
             )
         });
         if ranked.len() < need {
+            // Nodes whose clocks all disagree with the leader's point at the leader's clock.
             let clocks = match skewed {
                 0 => String::new(),
-                n if n == up => format!(
+                n if n == up && n > 1 => format!(
                     "; every node's clock is more than {} s from this leader's: check the leader's clock",
                     CLOCK_SKEW_DEFAULT.as_secs()
                 ),
                 n => format!(
-                    "; {n} node(s) up but with a clock more than {} s from this leader's",
+                    "; {n} node(s) up but with a clock more than {} s from this leader's: check their \
+                     clocks and the leader's",
                     CLOCK_SKEW_DEFAULT.as_secs()
                 ),
             };
