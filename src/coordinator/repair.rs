@@ -11,7 +11,8 @@
 //! A replica on a node whose clock is off by more than tickets tolerate does not count either
 //! (the node refuses every ticket, so no one can read or copy it), and such a node takes no
 //! new replica; once its clock is corrected its replicas count again and the extras are
-//! trimmed.
+//! trimmed. When every node that is up is off, the leader's clock is the one to blame (see
+//! `scan`).
 //!
 //! A corrupt replica needs nothing special: the node that finds it quarantines it and gives it
 //! up (`RemoveReplica`), which makes the chunk under-replicated, which this pass repairs.
@@ -266,14 +267,23 @@ type Scan = (
     Vec<collective_projections::NodeRecord>,
 );
 
-/// Counts and queues the pass's work; replicas on `clock_off` nodes count as unhealthy.
+/// Counts and queues the pass's work; replicas on `clock_off` nodes count as unhealthy, unless
+/// every node that is up (more than one) is off: then the leader's own clock is the likely
+/// culprit, the replicas are as good as ever, and they keep counting (`status` shows the
+/// offsets, and writes are refused until the clocks agree).
 fn scan(store: &collective_projections::Store, clock_off: &HashSet<String>) -> anyhow::Result<Scan> {
     let nodes = store.nodes()?;
+    let up_addresses: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Up as i32)
+        .filter_map(|n| n.joined.as_ref().map(|j| j.address.as_str()))
+        .collect();
+    let leader_off = up_addresses.len() > 1 && up_addresses.iter().all(|a| clock_off.contains(*a));
     let up: HashMap<String, bool> = nodes
         .iter()
         .filter_map(|n| {
             let address = n.joined.as_ref()?.address.clone();
-            let usable = n.status == NodeStatus::Up as i32 && !clock_off.contains(&address);
+            let usable = n.status == NodeStatus::Up as i32 && (leader_off || !clock_off.contains(&address));
             Some((address, usable))
         })
         .collect();
