@@ -235,6 +235,16 @@ impl Messages {
         }
     }
 
+    /// The messages of a response's body, which must end with an OK `grpc-status`.
+    fn response(body: tonic::body::Body, max_len: usize) -> Messages {
+        Messages {
+            body,
+            buffer: Rope::default(),
+            max_len,
+            status: StatusState::Expected,
+        }
+    }
+
     /// The next message; `None` at the end of the body (for a response, once its status said
     /// OK). A body cut inside a message, or a response without a status, is an error.
     pub async fn next(&mut self) -> Result<Option<Rope>, Status> {
@@ -406,12 +416,7 @@ pub async fn call(
             parts.status
         )));
     }
-    let mut messages = Messages {
-        body,
-        buffer: Rope::default(),
-        max_len,
-        status: StatusState::Expected,
-    };
+    let mut messages = Messages::response(body, max_len);
     // A response of trailers only carries its status in the headers.
     if parts.headers.contains_key("grpc-status") {
         messages.status_from(&parts.headers)?;

@@ -76,6 +76,15 @@ impl NodePool {
         format!("{node}: no answer for {limit:?} while {doing}; giving up on this replica")
     }
 
+    /// The error for a call to `node` that ended with `status`; a node that is unreachable has
+    /// its channel dropped, so the next call dials afresh.
+    fn failed(&self, node: &str, status: &tonic::Status) -> String {
+        if status.code() == tonic::Code::Unavailable {
+            self.forget(node);
+        }
+        describe(node, status)
+    }
+
     /// `call` to `node`, given up after `limit` (see [`NodePool::stalled`]).
     async fn within<T>(
         &self,
@@ -144,16 +153,11 @@ impl NodePool {
         }
         let body = wire::FramesBody::new(frames, None, ());
         let call = async {
-            let reply = match wire::call(&channel, PUT_PATH, body, CHUNK_MESSAGE_BYTES_MAX).await {
-                Ok(messages) => unary::<PutResponse>(messages, "PutResponse").await,
-                Err(status) => {
-                    if status.code() == tonic::Code::Unavailable {
-                        self.forget(node);
-                    }
-                    Err(status)
-                }
-            };
-            reply
+            let messages = wire::call(&channel, PUT_PATH, body, CHUNK_MESSAGE_BYTES_MAX)
+                .await
+                .map_err(|status| self.failed(node, &status))?;
+            only_message::<PutResponse>(messages, "PutResponse")
+                .await
                 .map(|reply| reply.already_present)
                 .map_err(|status| describe(node, &status))
         };
@@ -188,12 +192,7 @@ impl NodePool {
         let call = async {
             wire::call(&channel, GET_PATH, body, CHUNK_MESSAGE_BYTES_MAX)
                 .await
-                .map_err(|status| {
-                    if status.code() == tonic::Code::Unavailable {
-                        self.forget(node);
-                    }
-                    describe(node, &status)
-                })
+                .map_err(|status| self.failed(node, &status))
         };
         let mut messages = self.within(node, self.stall, "asked for a chunk", call).await?;
         let mut frames = Vec::new();
@@ -235,7 +234,7 @@ impl NodePool {
 }
 
 /// The one message of a unary response, after which the call must end with an OK status.
-async fn unary<M: prost::Message + Default>(
+async fn only_message<M: prost::Message + Default>(
     mut messages: wire::Messages,
     what: &str,
 ) -> Result<M, tonic::Status> {
@@ -295,15 +294,11 @@ impl NodePool {
         let sources = u32::try_from(request.sources.len().max(1)).unwrap_or(u32::MAX);
         let limit = transfer_limit(self.stall, request.length_bytes).saturating_mul(sources);
         let call = async {
-            match client.replicate(request).await {
-                Ok(response) => Ok(response.into_inner()),
-                Err(status) => {
-                    if status.code() == tonic::Code::Unavailable {
-                        self.forget(node);
-                    }
-                    Err(describe(node, &status))
-                }
-            }
+            client
+                .replicate(request)
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|status| self.failed(node, &status))
         };
         self.within(node, limit, "copying a chunk", call).await
     }
