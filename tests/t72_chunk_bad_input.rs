@@ -28,6 +28,12 @@ const MIB: usize = 1024 * 1024;
 const CLEANUP_WAIT: Duration = Duration::from_secs(10);
 
 /// Nothing but the empty layout: no chunk, no temporary file, no quarantined file.
+/// `refused` has `code` and a message that says `needle`.
+fn assert_refused(refused: &tonic::Status, code: Code, needle: &str) {
+    assert_eq!(refused.code(), code, "{refused:?}");
+    assert!(refused.message().contains(needle), "{}", refused.message());
+}
+
 fn assert_empty(dir: &Path) {
     let files = files_under(dir);
     assert!(files.is_empty(), "files left behind: {files:?}");
@@ -230,12 +236,7 @@ async fn content_that_does_not_match_its_name_is_refused() {
     )
     .await
     .unwrap_err();
-    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    assert!(
-        refused.message().contains("not to its name"),
-        "{}",
-        refused.message()
-    );
+    assert_refused(&refused, Code::InvalidArgument, "not to its name");
     assert_empty(dir.path());
 }
 
@@ -267,19 +268,13 @@ async fn truncated_and_oversized_streams_are_refused_and_leave_nothing() {
     longer.push(0);
     let overrun = put_messages(ticket.clone(), hash, content.len() as u64, &longer, MIB);
     let refused = put_raw(&mut client, overrun).await.unwrap_err();
-    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    assert!(
-        refused.message().contains("more than the announced"),
-        "{}",
-        refused.message()
-    );
+    assert_refused(&refused, Code::InvalidArgument, "more than the announced");
     assert_empty(dir.path());
 
     // An announced length over the chunk limit.
     let huge = put_messages(ticket.clone(), hash, CHUNK_BYTES_MAX + 1, &[], MIB);
     let refused = put_raw(&mut client, huge).await.unwrap_err();
-    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    assert!(refused.message().contains("chunk limit"), "{}", refused.message());
+    assert_refused(&refused, Code::InvalidArgument, "chunk limit");
 
     // A frame over the frame limit.
     let big_frames = put_messages(
@@ -290,8 +285,7 @@ async fn truncated_and_oversized_streams_are_refused_and_leave_nothing() {
         CHUNK_FRAME_BYTES_MAX + 1,
     );
     let refused = put_raw(&mut client, big_frames).await.unwrap_err();
-    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    assert!(refused.message().contains("exceeds"), "{}", refused.message());
+    assert_refused(&refused, Code::InvalidArgument, "exceeds");
     assert_empty(dir.path());
 
     // Data before the header, and a second header.
@@ -431,8 +425,7 @@ async fn malformed_grpc_framing_is_refused_and_leaves_nothing() {
     let mut compressed = header.to_vec();
     compressed[0] = 1;
     let refused = put_frames(&channel, vec![compressed.into()]).await.unwrap_err();
-    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
-    assert!(refused.message().contains("compressed"), "{}", refused.message());
+    assert_refused(&refused, Code::Unimplemented, "compressed");
 
     // A message announced above the limit: refused from its prefix alone.
     let mut prefix = vec![0u8];
@@ -440,12 +433,7 @@ async fn malformed_grpc_framing_is_refused_and_leaves_nothing() {
     let refused = put_frames(&channel, vec![header.clone(), prefix.into()])
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
-    assert!(
-        refused.message().contains("above the limit"),
-        "{}",
-        refused.message()
-    );
+    assert_refused(&refused, Code::OutOfRange, "above the limit");
     assert_empty(dir.path());
 
     // The body ends inside a data message.
@@ -453,12 +441,7 @@ async fn malformed_grpc_framing_is_refused_and_leaves_nothing() {
     let refused = put_frames(&channel, vec![header.clone(), data_head.clone(), cut])
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    assert!(
-        refused.message().contains("ended inside a message"),
-        "{}",
-        refused.message()
-    );
+    assert_refused(&refused, Code::InvalidArgument, "ended inside a message");
     assert_empty(dir.path());
 
     // A data message that is not protobuf (a key of wire type 7).
@@ -466,12 +449,7 @@ async fn malformed_grpc_framing_is_refused_and_leaves_nothing() {
     let refused = put_frames(&channel, vec![header.clone(), garbage])
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    assert!(
-        refused.message().contains("malformed PutRequest"),
-        "{}",
-        refused.message()
-    );
+    assert_refused(&refused, Code::InvalidArgument, "malformed PutRequest");
     assert_empty(dir.path());
 
     // The same chunk, well framed and with the data split across frames, is stored and reads
