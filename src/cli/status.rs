@@ -148,7 +148,7 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
         );
         if let Some(offset) = n
             .clock_offset_ms
-            .filter(|o| o.unsigned_abs() > CLOCK_SKEW_DEFAULT.as_millis() as u64)
+            .filter(|o| crate::ticket::clock_offset_refuses_tickets(*o))
         {
             println!(
                 "    clock {:.1} s {} the leader's, beyond the {} s tickets tolerate: the node refuses \

@@ -45,7 +45,7 @@ impl Heard {
     /// they check a ticket's times: every ticket this member issues would be refused there.
     pub fn clock_out_of_bounds(&self) -> bool {
         self.clock_offset_ms
-            .is_some_and(|offset| offset.unsigned_abs() > CLOCK_SKEW_DEFAULT.as_millis() as u64)
+            .is_some_and(crate::ticket::clock_offset_refuses_tickets)
     }
 }
 

@@ -36,6 +36,12 @@ pub const TICKET_LIFETIME_MAX: Duration = Duration::from_secs(3600);
 pub const TICKET_LIFETIME_DEFAULT: Duration = Duration::from_secs(300);
 /// How far apart the clocks of a coordinator and a node may be before tickets fail.
 pub const CLOCK_SKEW_DEFAULT: Duration = Duration::from_secs(30);
+
+/// Whether a node whose clock is `offset_ms` from a coordinator's refuses the tickets that
+/// coordinator issues (beyond [`CLOCK_SKEW_DEFAULT`], the tolerance nodes run with).
+pub fn clock_offset_refuses_tickets(offset_ms: i64) -> bool {
+    offset_ms.unsigned_abs() > CLOCK_SKEW_DEFAULT.as_millis() as u64
+}
 /// Length of a ticket's random nonce, in bytes.
 pub const NONCE_BYTES: usize = 16;
 /// Largest encoded ticket body a node reads, in bytes: 4096 hashes of 34 encoded bytes each, and
