@@ -13,6 +13,10 @@
 //!   and has its chunks copied elsewhere, trimmed back once its clock is right. A coordinator
 //!   10 minutes ahead: writes and reads are refused, saying why; no chunk is reported lost,
 //!   and nothing is.
+//! - Partitions (each process in a network namespace of its own, packets dropped with
+//!   nftables): a node cut off from the coordinators is declared down and its chunks copied
+//!   elsewhere, then trimmed back once the link returns; a node the client cannot reach, which
+//!   the member still counts up, is given up by reads and writes. Nothing is lost.
 
 mod support;
 
@@ -23,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use rand::{RngCore, SeedableRng};
+use support::net::Network;
 use support::{Cluster, binary, path};
 
 const MIB: usize = 1024 * 1024;
@@ -929,5 +934,134 @@ fn a_coordinator_with_a_skewed_clock_refuses_clearly_and_loses_nothing() -> anyh
         read_back(&cluster, "/more.bin")? == digest(&more)?,
         "more.bin is written now"
     );
+    Ok(())
+}
+
+/// Every chunk of every file in `files` has exactly two replicas on nodes the member sees up.
+fn exactly_two_replicas(cluster: &Cluster, files: &[&(String, blake3::Hash)]) -> anyhow::Result<bool> {
+    let mut exact = true;
+    for (remote, _) in files {
+        exact &= healthy_replicas(cluster, remote)?.iter().all(|r| r.len() == 2);
+    }
+    Ok(exact)
+}
+
+#[test]
+fn a_node_cut_off_from_the_coordinators_loses_nothing_and_is_reconciled_once_healed() -> anyhow::Result<()> {
+    // Every packet between node-01 and the coordinators is dropped, both ways, while the client
+    // still reaches it. The member declares it down, copies its chunks to the others, and writes
+    // go elsewhere; every file reads back whole. Once the link is back node-01 is up again, its
+    // replicas count again, and the extra copies are trimmed to two per chunk.
+    let mut cluster = Cluster::in_network(env(&[]))?;
+    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    let before = write_files(&cluster, "before", 60)?;
+    let remotes: Vec<String> = before.iter().map(|(r, _)| r.clone()).collect();
+    ensure!(
+        nodes_holding(&cluster, &remotes)?
+            .iter()
+            .any(|n| n.starts_with("node-01")),
+        "node-01 holds replicas of the first files"
+    );
+    let node_01 = cluster.node("node-01");
+    let namespace = node_01.namespace.clone().context("node-01's namespace")?;
+    let stored = chunk_files(&node_01.data_dir).len();
+
+    cluster.network().cut(&namespace, Network::COORDINATORS)?;
+    let cut = Instant::now();
+    cluster.wait_node_status("node-01", "DOWN", Duration::from_secs(30))?;
+    let refs: Vec<&str> = remotes.iter().map(String::as_str).collect();
+    wait_repaired(&cluster, &refs, 2, Duration::from_secs(60))?;
+    eprintln!(
+        "node-01 cut off: down and its chunks copied elsewhere {:?} after the cut",
+        cut.elapsed()
+    );
+    ensure_read_back(&cluster, &before)?;
+    let during = write_files(&cluster, "during", 70)?;
+    ensure_read_back(&cluster, &during)?;
+    ensure!(
+        chunk_files(&cluster.node("node-01").data_dir).len() == stored,
+        "no chunk was placed on node-01 while the member could not hear it"
+    );
+
+    cluster.network().heal(&namespace, Network::COORDINATORS)?;
+    let healed = Instant::now();
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    eprintln!("node-01 up {:?} after the link came back", healed.elapsed());
+    let all: Vec<&(String, blake3::Hash)> = before.iter().chain(&during).collect();
+    if !wait_until(Duration::from_secs(60), || {
+        exactly_two_replicas(&cluster, &all).unwrap_or(false)
+    }) {
+        cluster.dump_logs();
+        bail!("not back to two replicas per chunk within 60 s of the link coming back");
+    }
+    eprintln!(
+        "two replicas per chunk again {:?} after the link came back",
+        healed.elapsed()
+    );
+    ensure_read_back(&cluster, all)?;
+    Ok(())
+}
+
+#[test]
+fn a_node_the_client_cannot_reach_is_given_up_and_nothing_is_lost() -> anyhow::Result<()> {
+    // Every packet between the client and node-02 is dropped, both ways, while node-02 keeps
+    // heartbeating: the member counts it up and keeps planning on it. New connections to it
+    // get no answer at all (unlike a paused node, whose kernel still accepts them). Reads take
+    // its chunks from the other replica and writes place them elsewhere, each within the
+    // connect timeout; nothing is lost, and once the link is back everything reads back.
+    let mut cluster = Cluster::in_network(env(&[]))?;
+    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    let before = write_files(&cluster, "before", 80)?;
+    let remotes: Vec<String> = before.iter().map(|(r, _)| r.clone()).collect();
+    ensure!(
+        nodes_holding(&cluster, &remotes)?
+            .iter()
+            .any(|n| n.starts_with("node-02")),
+        "node-02 holds replicas of the first files"
+    );
+    let node_02 = cluster.node("node-02");
+    let namespace = node_02.namespace.clone().context("node-02's namespace")?;
+    let stored = chunk_files(&node_02.data_dir).len();
+
+    cluster.network().cut(&namespace, Network::CLIENT)?;
+    std::thread::sleep(Duration::from_millis(2 * DOWN_AFTER_MS));
+    ensure!(
+        cluster.node_json("node-02")?.is_some_and(|n| n["status"] == "UP"),
+        "the member still hears node-02"
+    );
+    // A dial that gets no answer is given up after the data path's connect timeout (3 s), not
+    // the kernel's (about two minutes); the bound leaves room for a slow debug build.
+    for (remote, expected) in &before {
+        let started = Instant::now();
+        ensure!(
+            read_back(&cluster, remote)? == *expected,
+            "{remote} reads back whole"
+        );
+        let took = started.elapsed();
+        eprintln!("{remote} read with node-02 unreachable in {took:?}");
+        ensure!(took < Duration::from_secs(20), "{remote} took {took:?} to read");
+    }
+    let started = Instant::now();
+    let during = write_files(&cluster, "during", 90)?;
+    eprintln!(
+        "{} files written with node-02 unreachable in {:?}",
+        during.len(),
+        started.elapsed()
+    );
+    ensure!(
+        chunk_files(&cluster.node("node-02").data_dir).len() == stored,
+        "nothing reached node-02"
+    );
+    for (remote, _) in &during {
+        for (index, replicas) in healthy_replicas(&cluster, remote)?.iter().enumerate() {
+            ensure!(
+                replicas.len() >= 2 && !replicas.iter().any(|n| n.starts_with("node-02")),
+                "chunk {index} of {remote}: two replicas, none on node-02: {replicas:?}"
+            );
+        }
+    }
+
+    cluster.network().heal(&namespace, Network::CLIENT)?;
+    ensure_read_back(&cluster, before.iter().chain(&during))?;
     Ok(())
 }

@@ -190,6 +190,7 @@ async fn t20_good_client_is_served_and_identified() {
         &node,
         &fed.root_der(),
         server.expect.clone(),
+        tls::CONNECT_TIMEOUT,
     )
     .unwrap();
     assert_eq!(health_check(lazy).await.unwrap(), SERVING);

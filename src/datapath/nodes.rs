@@ -37,6 +37,13 @@ pub fn replica_stall_from_env() -> anyhow::Result<Duration> {
     crate::env::millis("COLLECTIVE_REPLICA_STALL_MS", REPLICA_STALL_DEFAULT)
 }
 
+/// Longest a dial to a node (TCP connect and TLS handshake) may take before the caller tries
+/// the next replica. Nodes sit on their member's network, where a connection takes a
+/// millisecond; 3 s still covers one lost SYN (the kernel resends it after 1 s). A node the
+/// member hears but the caller cannot reach (a partition between them) costs a read or a
+/// write this long, not the 10 s a coordinator connection is given.
+pub const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The time a call that sends or makes a node copy `bytes` may take: the stall limit, plus half
 /// of it per MiB.
 pub(crate) fn transfer_limit(stall: Duration, bytes: u64) -> Duration {
@@ -106,8 +113,8 @@ impl NodePool {
             return Ok(channel.clone());
         }
         let expect = ServerExpectation::address(node, Component::Node).map_err(|e| e.to_string())?;
-        let channel =
-            tls::connect_lazy(endpoint, &self.identity, &self.root, expect).map_err(|e| e.to_string())?;
+        let channel = tls::connect_lazy(endpoint, &self.identity, &self.root, expect, NODE_CONNECT_TIMEOUT)
+            .map_err(|e| e.to_string())?;
         channels.insert(node.to_string(), channel.clone());
         Ok(channel)
     }

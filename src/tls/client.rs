@@ -90,15 +90,20 @@ pub async fn connect(
 }
 
 /// Like [`connect`], but dials on first use and redials after failures: for long-lived peers.
+/// Each dial (TCP connect and TLS handshake) is given up after `connect_timeout`.
 pub fn connect_lazy(
     endpoint: &str,
     identity: &CertBundle,
     root_der: &CertificateDer<'_>,
     expect: ServerExpectation,
+    connect_timeout: Duration,
 ) -> Result<Channel, TlsError> {
     let server_name = server_name(&expect.server_name)?;
     let config = client_config(identity, root_der, expect)?;
-    connect_lazy_with_config(endpoint, config, server_name)
+    let (uri_endpoint, connector) = parts(endpoint, config, server_name)?;
+    Ok(uri_endpoint
+        .connect_timeout(connect_timeout)
+        .connect_with_connector_lazy(connector))
 }
 
 /// [`connect`] with a caller-built rustls configuration (which must offer ALPN `h2`).

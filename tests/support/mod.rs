@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod net;
+
 use anyhow::{Context, bail};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,8 @@ pub struct Cluster {
     /// Extra environment for every coordinator and node process (e.g. snapshot thresholds).
     pub env: Vec<(String, String)>,
     pub nodes: Vec<Node>,
+    /// The namespaces of a partition test ([`Cluster::in_network`]); none: all on 127.0.0.1.
+    pub network: Option<net::Network>,
 }
 
 /// A storage node process (`collective node run`).
@@ -65,6 +69,20 @@ pub struct Node {
     pub endpoint: String,
     pub child: Option<Child>,
     pub log: PathBuf,
+    /// The network namespace it runs in, in a partition test.
+    pub namespace: Option<String>,
+}
+
+/// `binary()`, run in `namespace` when there is one.
+fn command_in(namespace: Option<&str>) -> Command {
+    match namespace {
+        Some(namespace) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", namespace, binary()]);
+            command
+        }
+        None => Command::new(binary()),
+    }
 }
 
 impl Cluster {
@@ -74,6 +92,17 @@ impl Cluster {
     }
 
     pub fn single_with_env(env: Vec<(String, String)>) -> anyhow::Result<Cluster> {
+        Self::create(env, None)
+    }
+
+    /// A member with one coordinator, whose coordinators, nodes and CLI each run in network
+    /// namespaces of their own ([`net::Network`]), so that links between them can be cut.
+    /// Moves the calling thread into the CLI's namespace; needs root.
+    pub fn in_network(env: Vec<(String, String)>) -> anyhow::Result<Cluster> {
+        Self::create(env, Some(net::Network::new()?))
+    }
+
+    fn create(env: Vec<(String, String)>, network: Option<net::Network>) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let home = dir.path().join("home");
         let mut cluster = Cluster {
@@ -82,10 +111,11 @@ impl Cluster {
             coordinators: Vec::new(),
             env,
             nodes: Vec::new(),
+            network,
         };
         let port = free_port();
         let data_dir = cluster.dir.path().join("coord-1");
-        let endpoint = format!("127.0.0.1:{port}");
+        let endpoint = format!("{}:{port}", cluster.coordinator_host());
         cluster.cli_ok(&[
             "coordinator",
             "init",
@@ -129,7 +159,7 @@ impl Cluster {
     pub fn add_coordinator(&mut self, id: u64, voter: bool) -> anyhow::Result<()> {
         let port = free_port();
         let data_dir = self.dir.path().join(format!("coord-{id}"));
-        let endpoint = format!("127.0.0.1:{port}");
+        let endpoint = format!("{}:{port}", self.coordinator_host());
         self.cli_ok(&[
             "coordinator",
             "prepare",
@@ -164,6 +194,21 @@ impl Cluster {
         Ok(())
     }
 
+    /// The address coordinators listen on.
+    fn coordinator_host(&self) -> &'static str {
+        match self.network {
+            Some(_) => net::Network::COORDINATORS,
+            None => "127.0.0.1",
+        }
+    }
+
+    /// The cluster's namespaces; only for a cluster made with [`Cluster::in_network`].
+    pub fn network(&self) -> &net::Network {
+        self.network
+            .as_ref()
+            .expect("a cluster made with Cluster::in_network")
+    }
+
     pub fn coordinator(&self, id: u64) -> &Coordinator {
         self.coordinators
             .iter()
@@ -189,10 +234,14 @@ impl Cluster {
         let mut env = self.env.clone();
         env.extend(extra.iter().cloned());
         let base = self.dir.path().to_path_buf();
+        let namespace = self
+            .network
+            .as_ref()
+            .map(|n| n.coordinators_namespace().to_owned());
         let coordinator = self.coordinator_mut(id);
         let log = base.join(format!("coord-{id}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let child = Command::new(binary())
+        let child = command_in(namespace.as_deref())
             .args(["coordinator", "run", "--data-dir", path(&coordinator.data_dir)])
             .envs(env)
             .env("RUST_LOG", "info,openraft=warn")
@@ -225,7 +274,14 @@ impl Cluster {
     /// Prepares storage node `name` (`name@<member>`) with the admin profile; `extra` are more
     /// `node prepare` arguments (labels, capacity).
     pub fn prepare_node(&mut self, name: &str, extra: &[&str]) -> anyhow::Result<()> {
-        let endpoint = format!("127.0.0.1:{}", free_port());
+        let (namespace, host) = match self.network.as_mut() {
+            Some(network) => {
+                let (namespace, address) = network.add_node()?;
+                (Some(namespace), address)
+            }
+            None => (None, "127.0.0.1".to_owned()),
+        };
+        let endpoint = format!("{host}:{}", free_port());
         let data_dir = self.dir.path().join(name);
         let mut args = vec![
             "node",
@@ -245,6 +301,7 @@ impl Cluster {
             endpoint,
             child: None,
             log: PathBuf::new(),
+            namespace,
         });
         Ok(())
     }
@@ -276,7 +333,7 @@ impl Cluster {
         let log = self.dir.path().join(format!("{name}.log"));
         let node = self.node_mut(name);
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let child = Command::new(binary())
+        let child = command_in(node.namespace.as_deref())
             .args(["node", "run", "--data-dir", path(&node.data_dir)])
             .envs(env)
             .env("RUST_LOG", "info")

@@ -1,0 +1,148 @@
+//! Network namespaces for partition tests, so that links between real processes can be cut.
+//!
+//! The test's own thread moves into a fresh namespace, which holds a bridge at
+//! [`Network::CLIENT`]: the CLI runs there (and the test's own probes). The coordinators share
+//! one more namespace at [`Network::COORDINATORS`], and each node gets its own at 10.88.0.11 and
+//! up, each joined to the bridge by a veth pair. Cutting a link drops every packet between a
+//! node's namespace and one address, both ways, with nftables inside that namespace; nothing
+//! outside the test's namespaces is touched. The named namespaces are deleted on drop (after
+//! the cluster's processes are killed), the test's own when the test process ends.
+
+use anyhow::{Context, bail};
+use std::process::Command;
+
+/// The namespaces of one test, and the links cut between them.
+pub struct Network {
+    /// Prefix of the named namespaces: unique to this test process.
+    tag: String,
+    namespaces: Vec<String>,
+}
+
+impl Network {
+    /// Where the coordinators listen.
+    pub const COORDINATORS: &str = "10.88.0.1";
+    /// Where the CLI (and the test) connect from.
+    pub const CLIENT: &str = "10.88.0.2";
+
+    /// Moves the calling thread (and every process it spawns from now on) into a new network
+    /// namespace with a bridge, and makes the coordinators' namespace. Needs root.
+    pub fn new() -> anyhow::Result<Network> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .context("a network namespace for the test (run the tests as root)")?;
+        ip(&["link", "set", "lo", "up"])?;
+        ip(&["link", "add", "br0", "type", "bridge"])?;
+        ip(&["addr", "add", &format!("{}/24", Network::CLIENT), "dev", "br0"])?;
+        ip(&["link", "set", "br0", "up"])?;
+        let mut network = Network {
+            tag: format!("ct{}", std::process::id()),
+            namespaces: Vec::new(),
+        };
+        network.add("coord", Network::COORDINATORS)?;
+        Ok(network)
+    }
+
+    /// The namespace the coordinators run in.
+    pub fn coordinators_namespace(&self) -> &str {
+        &self.namespaces[0]
+    }
+
+    /// A namespace and an address for the next node.
+    pub fn add_node(&mut self) -> anyhow::Result<(String, String)> {
+        let address = format!("10.88.0.{}", 10 + self.namespaces.len());
+        let namespace = self.add(&format!("node{}", self.namespaces.len()), &address)?;
+        Ok((namespace, address))
+    }
+
+    /// A namespace joined to the bridge, with `address`.
+    fn add(&mut self, role: &str, address: &str) -> anyhow::Result<String> {
+        let namespace = format!("{}-{role}", self.tag);
+        let veth = format!("v{}", self.namespaces.len());
+        ip(&["netns", "add", &namespace])?;
+        self.namespaces.push(namespace.clone());
+        ip(&[
+            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &namespace,
+        ])?;
+        ip(&["link", "set", &veth, "master", "br0", "up"])?;
+        ip(&["-n", &namespace, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n",
+            &namespace,
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            "eth0",
+        ])?;
+        ip(&["-n", &namespace, "link", "set", "eth0", "up"])?;
+        Ok(namespace)
+    }
+
+    /// Drops every packet between `namespace` and `peer` (an address), both ways, from now until
+    /// [`Network::heal`]: established connections go silent, new ones never get an answer.
+    pub fn cut(&self, namespace: &str, peer: &str) -> anyhow::Result<()> {
+        let rules = format!(
+            "table inet {table} {{
+                chain input {{ type filter hook input priority 0; policy accept; ip saddr {peer} drop; }}
+                chain output {{ type filter hook output priority 0; policy accept; ip daddr {peer} drop; }}
+            }}",
+            table = table(peer)
+        );
+        run(
+            Command::new("ip")
+                .args(["netns", "exec", namespace, "nft", "-f", "-"])
+                .stdin(std::process::Stdio::piped()),
+            Some(&rules),
+        )
+    }
+
+    /// Undoes [`Network::cut`].
+    pub fn heal(&self, namespace: &str, peer: &str) -> anyhow::Result<()> {
+        run(
+            Command::new("ip").args([
+                "netns",
+                "exec",
+                namespace,
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                &table(peer),
+            ]),
+            None,
+        )
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for namespace in &self.namespaces {
+            let _ = ip(&["netns", "delete", namespace]);
+        }
+    }
+}
+
+/// The nftables table holding the cut to `peer`.
+fn table(peer: &str) -> String {
+    format!("cut_{}", peer.replace('.', "_"))
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    run(Command::new("ip").args(args), None)
+}
+
+fn run(command: &mut Command, input: Option<&str>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {command:?} (scripts/setup.sh installs iproute2 and nftables)"))?;
+    if let Some(input) = input {
+        child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}
