@@ -16,7 +16,8 @@
 //! - Partitions (each process in a network namespace of its own, packets dropped with
 //!   nftables): a node cut off from the coordinators is declared down and its chunks copied
 //!   elsewhere, then trimmed back once the link returns; a node the client cannot reach, which
-//!   the member still counts up, is given up by reads and writes. Nothing is lost.
+//!   the member still counts up, is given up by reads and writes; a repair target cut off from
+//!   the other nodes hands the copy to another. Nothing is lost.
 
 mod support;
 
@@ -1063,5 +1064,45 @@ fn a_node_the_client_cannot_reach_is_given_up_and_nothing_is_lost() -> anyhow::R
 
     cluster.network().heal(&namespace, Network::CLIENT)?;
     ensure_read_back(&cluster, before.iter().chain(&during))?;
+    Ok(())
+}
+
+#[test]
+fn repair_routes_around_a_target_that_cannot_reach_the_source() -> anyhow::Result<()> {
+    // node-04 joins empty after the first writes, and every packet between it and the other
+    // nodes is dropped; the member and the client still reach it. node-03 is then killed. The
+    // empty node-04 is the natural target for the copies node-03 held, but it cannot fetch them
+    // from their other replicas: repair must have another node make each copy, and every file
+    // still reads back whole.
+    let mut cluster = Cluster::in_network(env(&[]))?;
+    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    let before = write_files(&cluster, "before", 100)?;
+    start_nodes(&mut cluster, &["node-04"], &[])?;
+    let namespace = cluster
+        .node("node-04")
+        .namespace
+        .clone()
+        .context("node-04's namespace")?;
+    let peers: Vec<String> = ["node-01", "node-02", "node-03"]
+        .iter()
+        .map(|name| {
+            let endpoint = &cluster.node(name).endpoint;
+            endpoint.split(':').next().unwrap_or(endpoint).to_owned()
+        })
+        .collect();
+    for peer in &peers {
+        cluster.network().cut(&namespace, peer)?;
+    }
+
+    cluster.kill_node("node-03");
+    cluster.wait_node_status("node-03", "DOWN", Duration::from_secs(30))?;
+    let remotes: Vec<&str> = before.iter().map(|(r, _)| r.as_str()).collect();
+    let took = wait_repaired(&cluster, &remotes, 2, Duration::from_secs(60))?;
+    eprintln!("repaired around the cut-off node-04 in {took:?}");
+    ensure_read_back(&cluster, &before)?;
+    for peer in &peers {
+        cluster.network().heal(&namespace, peer)?;
+    }
+    ensure_read_back(&cluster, &before)?;
     Ok(())
 }

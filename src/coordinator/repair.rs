@@ -5,7 +5,9 @@
 //! A repair asks a target node to copy the chunk from a healthy replica (`Replicate`: the node
 //! fetches, verifies against the hash, stores durably), then records the new replica through
 //! Raft (`PlaceChunk`). The record follows the copy, so the log never names a replica that is
-//! not there. A replica on a node that is down is not removed: when the node returns it counts
+//! not there. When the target fails (unreachable, or unable to reach any source across a
+//! partition between nodes) the next ranked target is asked, up to three. A replica on a node
+//! that is down is not removed: when the node returns it counts
 //! again, and the chunk, now over-replicated, is trimmed back to the count wanted.
 //!
 //! A replica on a node whose clock is off by more than tickets tolerate does not count either
@@ -49,6 +51,10 @@ const REPAIRS_PER_PASS_MAX: usize = 512;
 const REPAIRS_IN_FLIGHT: usize = 4;
 /// Healthy sources offered to a target node.
 const SOURCES_PER_REPAIR_MAX: usize = 3;
+/// Target nodes asked in turn to make one copy. A target that fails (it is unreachable, or
+/// cannot reach any source: a partition between nodes) is not the last word, or the same
+/// ranking would pick it again every pass.
+const TARGETS_PER_REPAIR_MAX: usize = 3;
 
 /// One chunk to repair.
 struct Repair {
@@ -354,12 +360,29 @@ async fn repair_one(
     job: Repair,
 ) -> anyhow::Result<()> {
     let hash = ChunkHash::from_slice(&job.hash)?;
-    let Some(target) = data_plan::rank_targets(candidates, &job.hash, job.size, &job.holders)
-        .into_iter()
-        .next()
-    else {
+    let targets = data_plan::rank_targets(candidates, &job.hash, job.size, &job.holders);
+    if targets.is_empty() {
         anyhow::bail!("chunk {hash}: no node is up with room for another replica");
-    };
+    }
+    let mut failures = Vec::new();
+    for target in targets.into_iter().take(TARGETS_PER_REPAIR_MAX) {
+        match copy_to(coordinator, pool, candidates, &job, &hash, target).await {
+            Ok(()) => return Ok(()),
+            Err(error) => failures.push(error.to_string()),
+        }
+    }
+    anyhow::bail!("{}", failures.join("; "))
+}
+
+/// Has `target` copy the chunk of `job` from its healthy replicas, then records the copy.
+async fn copy_to(
+    coordinator: &Arc<Coordinator>,
+    pool: &NodePool,
+    candidates: &[Candidate<'_>],
+    job: &Repair,
+    hash: &ChunkHash,
+    target: &Candidate<'_>,
+) -> anyhow::Result<()> {
     let identity = &coordinator.peers.identity();
     let me = identity.identity()?.address.to_string();
     let issued_at = u64::try_from(now_unix_ms()).unwrap_or(0);
@@ -368,7 +391,7 @@ async fn repair_one(
             identity,
             &TicketGrant {
                 op,
-                hashes: std::slice::from_ref(&hash),
+                hashes: std::slice::from_ref(hash),
                 holder,
                 node,
                 issued_at_unix_ms: issued_at,
@@ -398,7 +421,7 @@ async fn repair_one(
         .await
         .map_err(|error| anyhow::anyhow!("chunk {hash} to {}: {error}", target.address))?;
     let command = PbCommand::PlaceChunk(pb::PlaceChunk {
-        hash: job.hash,
+        hash: job.hash.clone(),
         node: target.address.to_string(),
         size: job.size,
     });

@@ -14,7 +14,7 @@ mod write;
 
 pub use error::DataError;
 pub(crate) use nodes::transfer_limit;
-pub use nodes::{NodePool, REPLICA_STALL_DEFAULT, replica_stall_from_env};
+pub use nodes::{NODE_CONNECT_TIMEOUT, NodePool, REPLICA_STALL_DEFAULT, replica_stall_from_env};
 pub use progress::{NoProgress, Progress};
 pub use read::{READ_AHEAD_DEFAULT, ReadOptions, ReadSummary, read_file};
 pub use sink::{Discard, ReadSink, WriterThread};

@@ -26,8 +26,8 @@ use crate::tls::{self, ServerExpectation};
 pub const REPLICA_SOURCES_MAX: usize = 8;
 /// Replications this node runs at once; each holds a connection and a temporary file.
 pub const REPLICATIONS_CONCURRENT_MAX: usize = 4;
-/// How long connecting to one source may take before the next is tried.
-const SOURCE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting to one source may take before the next is tried: any dial to a node.
+const SOURCE_CONNECT_TIMEOUT: Duration = crate::datapath::NODE_CONNECT_TIMEOUT;
 
 /// What a node presents when it calls other nodes.
 #[derive(Debug, Clone)]
