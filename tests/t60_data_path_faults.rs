@@ -947,31 +947,61 @@ fn exactly_two_replicas(cluster: &Cluster, files: &[&(String, blake3::Hash)]) ->
     Ok(exact)
 }
 
+/// A member in network namespaces ([`Cluster::in_network`]) with three nodes and the first
+/// files written, some of them on the node about to be cut off.
+struct Partitioned {
+    cluster: Cluster,
+    before: Vec<(String, blake3::Hash)>,
+    /// The namespace of that node.
+    namespace: String,
+    /// Chunk files under that node's data directory once the first files are written.
+    stored: usize,
+}
+
+/// [`Partitioned`], with `node` holding replicas of the files written from `seed` on.
+fn partitioned(node: &str, seed: u64) -> anyhow::Result<Partitioned> {
+    let mut cluster = Cluster::in_network(env(&[]))?;
+    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    let before = write_files(&cluster, "before", seed)?;
+    let remotes: Vec<String> = before.iter().map(|(r, _)| r.clone()).collect();
+    ensure!(
+        nodes_holding(&cluster, &remotes)?
+            .iter()
+            .any(|n| n.starts_with(node)),
+        "{node} holds replicas of the first files"
+    );
+    let namespace = cluster
+        .node(node)
+        .namespace
+        .clone()
+        .context("the node's namespace")?;
+    let stored = chunk_files(&cluster.node(node).data_dir).len();
+    Ok(Partitioned {
+        cluster,
+        before,
+        namespace,
+        stored,
+    })
+}
+
 #[test]
 fn a_node_cut_off_from_the_coordinators_loses_nothing_and_is_reconciled_once_healed() -> anyhow::Result<()> {
     // Every packet between node-01 and the coordinators is dropped, both ways, while the client
     // still reaches it. The member declares it down, copies its chunks to the others, and writes
     // go elsewhere; every file reads back whole. Once the link is back node-01 is up again, its
     // replicas count again, and the extra copies are trimmed to two per chunk.
-    let mut cluster = Cluster::in_network(env(&[]))?;
-    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
-    let before = write_files(&cluster, "before", 60)?;
-    let remotes: Vec<String> = before.iter().map(|(r, _)| r.clone()).collect();
-    ensure!(
-        nodes_holding(&cluster, &remotes)?
-            .iter()
-            .any(|n| n.starts_with("node-01")),
-        "node-01 holds replicas of the first files"
-    );
-    let node_01 = cluster.node("node-01");
-    let namespace = node_01.namespace.clone().context("node-01's namespace")?;
-    let stored = chunk_files(&node_01.data_dir).len();
+    let Partitioned {
+        cluster,
+        before,
+        namespace,
+        stored,
+    } = partitioned("node-01", 60)?;
 
     cluster.network().cut(&namespace, Network::COORDINATORS)?;
     let cut = Instant::now();
     cluster.wait_node_status("node-01", "DOWN", Duration::from_secs(30))?;
-    let refs: Vec<&str> = remotes.iter().map(String::as_str).collect();
-    wait_repaired(&cluster, &refs, 2, Duration::from_secs(60))?;
+    let remotes: Vec<&str> = before.iter().map(|(r, _)| r.as_str()).collect();
+    wait_repaired(&cluster, &remotes, 2, Duration::from_secs(60))?;
     eprintln!(
         "node-01 cut off: down and its chunks copied elsewhere {:?} after the cut",
         cut.elapsed()
@@ -1010,19 +1040,12 @@ fn a_node_the_client_cannot_reach_is_given_up_and_nothing_is_lost() -> anyhow::R
     // get no answer at all (unlike a paused node, whose kernel still accepts them). Reads take
     // its chunks from the other replica and writes place them elsewhere, each within the
     // connect timeout; nothing is lost, and once the link is back everything reads back.
-    let mut cluster = Cluster::in_network(env(&[]))?;
-    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
-    let before = write_files(&cluster, "before", 80)?;
-    let remotes: Vec<String> = before.iter().map(|(r, _)| r.clone()).collect();
-    ensure!(
-        nodes_holding(&cluster, &remotes)?
-            .iter()
-            .any(|n| n.starts_with("node-02")),
-        "node-02 holds replicas of the first files"
-    );
-    let node_02 = cluster.node("node-02");
-    let namespace = node_02.namespace.clone().context("node-02's namespace")?;
-    let stored = chunk_files(&node_02.data_dir).len();
+    let Partitioned {
+        cluster,
+        before,
+        namespace,
+        stored,
+    } = partitioned("node-02", 80)?;
 
     cluster.network().cut(&namespace, Network::CLIENT)?;
     std::thread::sleep(Duration::from_millis(2 * DOWN_AFTER_MS));
