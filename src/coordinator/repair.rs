@@ -7,8 +7,8 @@
 //! Raft (`PlaceChunk`). The record follows the copy, so the log never names a replica that is
 //! not there. When the target fails (unreachable, or unable to reach any source across a
 //! partition between nodes) the next ranked target is asked, up to three. A replica on a node
-//! that is down is not removed: when the node returns it counts
-//! again, and the chunk, now over-replicated, is trimmed back to the count wanted.
+//! that is down is not removed: when the node returns it counts again, and the chunk, now
+//! over-replicated, is trimmed back to the count wanted.
 //!
 //! A replica on a node whose clock is off by more than tickets tolerate does not count either
 //! (the node refuses every ticket, so no one can read or copy it), and such a node takes no
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use collective_events::pb::{self, NodeStatus, command_envelope::Command as PbCommand};
 use collective_projections::ChunkRecord;
 use collective_proto::api;
-use collective_proto::chunk::{ReplicaSource, ReplicateRequest};
+use collective_proto::chunk::{ReplicaSource, ReplicateRequest, ReplicateResponse};
 use futures::stream::{self, StreamExt};
 
 use super::data_plan::{self, Candidate};
@@ -365,16 +365,38 @@ async fn repair_one(
         anyhow::bail!("chunk {hash}: no node is up with room for another replica");
     }
     let mut failures = Vec::new();
+    let mut copy = None;
     for target in targets.into_iter().take(TARGETS_PER_REPAIR_MAX) {
         match copy_to(coordinator, pool, candidates, &job, &hash, target).await {
-            Ok(()) => return Ok(()),
+            Ok(copied) => {
+                copy = Some((target, copied));
+                break;
+            }
             Err(error) => failures.push(error.to_string()),
         }
     }
-    anyhow::bail!("{}", failures.join("; "))
+    let Some((target, copied)) = copy else {
+        anyhow::bail!("{}", failures.join("; "));
+    };
+    // Recorded once, whatever happens: a copy that cannot be recorded (a lost leadership) is
+    // not made again elsewhere; the next pass, or the next leader, decides afresh.
+    let command = PbCommand::PlaceChunk(pb::PlaceChunk {
+        hash: job.hash,
+        node: target.address.to_string(),
+        size: job.size,
+    });
+    propose_own(coordinator, command).await.map_err(|status| {
+        anyhow::anyhow!(
+            "recording chunk {hash} on {}: {}",
+            target.address,
+            status.message()
+        )
+    })?;
+    tracing::info!(chunk = %hash, to = target.address, from = %copied.source, "replica repaired");
+    Ok(())
 }
 
-/// Has `target` copy the chunk of `job` from its healthy replicas, then records the copy.
+/// Has `target` copy the chunk of `job` from its healthy replicas.
 async fn copy_to(
     coordinator: &Arc<Coordinator>,
     pool: &NodePool,
@@ -382,7 +404,7 @@ async fn copy_to(
     job: &Repair,
     hash: &ChunkHash,
     target: &Candidate<'_>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ReplicateResponse> {
     let identity = &coordinator.peers.identity();
     let me = identity.identity()?.address.to_string();
     let issued_at = u64::try_from(now_unix_ms()).unwrap_or(0);
@@ -416,22 +438,7 @@ async fn copy_to(
         length_bytes: job.size,
         sources,
     };
-    let copied = pool
-        .replicate(target.address, target.endpoint, request)
+    pool.replicate(target.address, target.endpoint, request)
         .await
-        .map_err(|error| anyhow::anyhow!("chunk {hash} to {}: {error}", target.address))?;
-    let command = PbCommand::PlaceChunk(pb::PlaceChunk {
-        hash: job.hash.clone(),
-        node: target.address.to_string(),
-        size: job.size,
-    });
-    propose_own(coordinator, command).await.map_err(|status| {
-        anyhow::anyhow!(
-            "recording chunk {hash} on {}: {}",
-            target.address,
-            status.message()
-        )
-    })?;
-    tracing::info!(chunk = %hash, to = target.address, from = %copied.source, "replica repaired");
-    Ok(())
+        .map_err(|error| anyhow::anyhow!("chunk {hash} to {}: {error}", target.address))
 }
