@@ -997,7 +997,8 @@ fn a_node_cut_off_from_the_coordinators_loses_nothing_and_is_reconciled_once_hea
         stored,
     } = partitioned("node-01", 60)?;
 
-    cluster.network().cut(&namespace, Network::COORDINATORS)?;
+    let coordinator = Network::coordinator_address(1);
+    cluster.network().cut(&namespace, &coordinator)?;
     let cut = Instant::now();
     cluster.wait_node_status("node-01", "DOWN", Duration::from_secs(30))?;
     let remotes: Vec<&str> = before.iter().map(|(r, _)| r.as_str()).collect();
@@ -1014,7 +1015,7 @@ fn a_node_cut_off_from_the_coordinators_loses_nothing_and_is_reconciled_once_hea
         "no chunk was placed on node-01 while the member could not hear it"
     );
 
-    cluster.network().heal(&namespace, Network::COORDINATORS)?;
+    cluster.network().heal(&namespace, &coordinator)?;
     let healed = Instant::now();
     cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
     eprintln!("node-01 up {:?} after the link came back", healed.elapsed());
@@ -1127,5 +1128,130 @@ fn repair_routes_around_a_target_that_cannot_reach_the_source() -> anyhow::Resul
         cluster.network().heal(&namespace, peer)?;
     }
     ensure_read_back(&cluster, &before)?;
+    Ok(())
+}
+
+/// One write of the writer in [`an_isolated_leader_loses_no_acknowledged_write`].
+struct Attempt {
+    remote: String,
+    digest: blake3::Hash,
+    acknowledged: bool,
+    started: Instant,
+    took: Duration,
+}
+
+#[test]
+fn an_isolated_leader_loses_no_acknowledged_write() -> anyhow::Result<()> {
+    // Three coordinators, each in a namespace of its own. A writer writes one 1 MiB file after
+    // another while every packet between the leader and the other two coordinators is dropped
+    // for 8 s (the client and the nodes still reach all three). Writes go on through the
+    // leader the other two elect; every acknowledged write reads back whole afterwards; a write
+    // that failed left either nothing or the whole file (an ambiguous failure: committed, but
+    // not acknowledged); after the heal, every write succeeds.
+    let mut cluster = Cluster::in_network(env(&[]))?;
+    cluster.add_coordinator(2, true)?;
+    cluster.add_coordinator(3, true)?;
+    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    let mut sources = Vec::new();
+    for i in 0..300u64 {
+        let file = random_file(&cluster, &format!("w-{i}.bin"), MIB, 1000 + i)?;
+        sources.push((format!("/w-{i}.bin"), digest(&file)?, file));
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (attempts, cut_at, healed_at) = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let writer = scope.spawn(|| {
+            let mut attempts = Vec::new();
+            for (remote, digest, file) in &sources {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let started = Instant::now();
+                let output = cluster.cli(&["write", remote, path(file)]);
+                let acknowledged = output.status.success();
+                if !acknowledged {
+                    eprintln!(
+                        "{remote} failed: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    );
+                }
+                attempts.push(Attempt {
+                    remote: remote.clone(),
+                    digest: *digest,
+                    acknowledged,
+                    started,
+                    took: started.elapsed(),
+                });
+            }
+            attempts
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
+        let namespace = cluster.network().coordinator_namespace(leader);
+        let others: Vec<String> = (1..=3)
+            .filter(|id| *id != leader)
+            .map(Network::coordinator_address)
+            .collect();
+        let cut_at = Instant::now();
+        for other in &others {
+            cluster.network().cut(&namespace, other)?;
+        }
+        eprintln!("coordinator {leader} (the leader) cut off from the others");
+        std::thread::sleep(Duration::from_secs(8));
+        for other in &others {
+            cluster.network().heal(&namespace, other)?;
+        }
+        let healed_at = Instant::now();
+        std::thread::sleep(Duration::from_secs(3));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let attempts = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer panicked"))?;
+        Ok((attempts, cut_at, healed_at))
+    })?;
+
+    cluster.wait_for_leader(Duration::from_secs(30))?;
+    let during = |a: &&Attempt| a.started >= cut_at && a.started < healed_at;
+    let acknowledged = attempts.iter().filter(|a| a.acknowledged).count();
+    let failed: Vec<&Attempt> = attempts.iter().filter(|a| !a.acknowledged).collect();
+    eprintln!(
+        "{} writes, {acknowledged} acknowledged, {} failed; started during the cut: {} ({} acknowledged); slowest {:?}",
+        attempts.len(),
+        failed.len(),
+        attempts.iter().filter(during).count(),
+        attempts.iter().filter(during).filter(|a| a.acknowledged).count(),
+        attempts.iter().map(|a| a.took).max().unwrap_or_default(),
+    );
+    for attempt in &attempts {
+        let out = cluster.dir.path().join("read-back.bin");
+        let read = cluster.cli(&["read", &attempt.remote, path(&out)]);
+        let whole = read.status.success() && digest(&out)? == attempt.digest;
+        if attempt.acknowledged {
+            ensure!(
+                whole,
+                "acknowledged {} reads back whole: {}",
+                attempt.remote,
+                String::from_utf8_lossy(&read.stderr)
+            );
+        } else {
+            ensure!(
+                whole || String::from_utf8_lossy(&read.stderr).contains("does not exist"),
+                "failed {} is either whole or absent: {}",
+                attempt.remote,
+                String::from_utf8_lossy(&read.stderr)
+            );
+        }
+    }
+    // The two coordinators still in touch elect a leader and serve: the nodes and the client
+    // leave the stale one (it refuses what only a leader with a quorum may do), so the new
+    // leader neither waits on them nor declares the nodes down.
+    ensure!(
+        attempts.iter().filter(during).any(|a| a.acknowledged),
+        "writes are acknowledged while the old leader is cut off"
+    );
+    let after: Vec<&Attempt> = attempts.iter().filter(|a| a.started >= healed_at).collect();
+    ensure!(
+        !after.is_empty() && after.iter().all(|a| a.acknowledged),
+        "every write after the heal is acknowledged"
+    );
     Ok(())
 }

@@ -95,10 +95,10 @@ pub fn plan_write(
     caller: &Caller,
     request: &api::PlanWriteRequest,
 ) -> Result<api::PlanWriteResponse, Status> {
-    if !coordinator.is_leader() {
-        return Err(not_leader(
-            coordinator.leader().map(|(_, n)| n.endpoint).as_deref(),
-        ));
+    if !coordinator.leads_with_quorum() {
+        // A stale leader (see `leads_with_quorum`) names no leader: not itself.
+        let leader = coordinator.leader().filter(|(id, _)| *id != coordinator.id());
+        return Err(not_leader(leader.map(|(_, n)| n.endpoint).as_deref()));
     }
     collective_events::path::validate(&request.path)
         .map_err(|error| Status::invalid_argument(format!("{:?}: {error}", request.path)))?;

@@ -228,14 +228,17 @@ impl Meta for MetaService {
         let caller = self.authorize(&request)?;
         let request = request.into_inner();
         check_node_self(&caller, &request.address)?;
-        // Only the leader keeps the liveness table that its watchdog reads.
-        if !self.coordinator.is_leader() {
-            return Err(not_leader(
-                self.coordinator
-                    .leader()
-                    .map(|(_, node)| node.endpoint)
-                    .as_deref(),
-            ));
+        // Only the leader keeps the liveness table that its watchdog reads, and a leader that
+        // lost its quorum sends the node on: the others may have elected a new leader, which
+        // must hear the node or declare it down.
+        if !self.coordinator.leads_with_quorum() {
+            // A stale leader names no leader: naming itself would send the node straight back.
+            let leader = self
+                .coordinator
+                .leader()
+                .filter(|(id, _)| *id != self.coordinator.id())
+                .map(|(_, node)| node.endpoint);
+            return Err(not_leader(leader.as_deref()));
         }
         self.coordinator.liveness.seen(
             &request.address,
@@ -420,12 +423,33 @@ pub async fn propose_own(
     propose(coordinator, envelope).await
 }
 
+/// Longest a proposal is waited for before the caller is told to retry elsewhere.
+const PROPOSAL_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Proposes one command and waits for its outcome.
 pub async fn propose(
     coordinator: &Coordinator,
     envelope: pb::CommandEnvelope,
 ) -> Result<(u64, Vec<pb::EventEnvelope>), Status> {
-    match coordinator.raft.client_write(Command(envelope)).await {
+    // A leader cut off from its quorum would hold the proposal until the partition heals; the
+    // caller is better sent to look for the leader the others elected.
+    if coordinator.is_leader() && !coordinator.leads_with_quorum() {
+        return Err(not_leader(None));
+    }
+    // One proposed just before the quorum went missing would wait as long; the caller retries
+    // with the same request id, which the state machine applies at most once.
+    let written = tokio::time::timeout(
+        PROPOSAL_WAIT_MAX,
+        coordinator.raft.client_write(Command(envelope)),
+    )
+    .await
+    .map_err(|_| {
+        Status::unavailable(format!(
+            "the command was not committed within {PROPOSAL_WAIT_MAX:?} (this coordinator may \
+                 have lost its quorum); retrying with the same request id is safe"
+        ))
+    })?;
+    match written {
         Ok(written) => {
             let outcome = written
                 .data

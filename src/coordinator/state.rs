@@ -72,6 +72,26 @@ impl Coordinator {
         self.metrics().current_leader == Some(self.id())
     }
 
+    /// True when this coordinator leads and a quorum of voters acknowledged it within the
+    /// longest election timeout. A leader cut off from its followers believes it leads until
+    /// it hears of a higher term, while the others may have elected a new leader long since:
+    /// state only the leader keeps (node liveness) must not be fed to such a stale leader. A
+    /// single voter is its own quorum.
+    pub fn leads_with_quorum(&self) -> bool {
+        let metrics = self.metrics();
+        if metrics.current_leader != Some(self.id()) {
+            return false;
+        }
+        if metrics.membership_config.membership().voter_ids().count() <= 1 {
+            return true;
+        }
+        let fresh = std::time::Duration::from_millis(collective_raft::config::ELECTION_TIMEOUT_MAX_MS);
+        metrics
+            .last_quorum_acked
+            .as_ref()
+            .is_some_and(|acked| openraft::Instant::elapsed(&**acked) <= fresh)
+    }
+
     /// Chunk health from the last repair pass, reported only while this coordinator leads.
     pub fn chunk_health(&self) -> Option<api::ChunkHealth> {
         if !self.is_leader() {

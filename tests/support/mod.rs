@@ -113,9 +113,8 @@ impl Cluster {
             nodes: Vec::new(),
             network,
         };
-        let port = free_port();
         let data_dir = cluster.dir.path().join("coord-1");
-        let endpoint = format!("{}:{port}", cluster.coordinator_host());
+        let endpoint = cluster.coordinator_endpoint(1)?;
         cluster.cli_ok(&[
             "coordinator",
             "init",
@@ -157,9 +156,8 @@ impl Cluster {
 
     /// Prepares, starts and adds coordinator `id`.
     pub fn add_coordinator(&mut self, id: u64, voter: bool) -> anyhow::Result<()> {
-        let port = free_port();
         let data_dir = self.dir.path().join(format!("coord-{id}"));
-        let endpoint = format!("{}:{port}", self.coordinator_host());
+        let endpoint = self.coordinator_endpoint(id)?;
         self.cli_ok(&[
             "coordinator",
             "prepare",
@@ -194,12 +192,16 @@ impl Cluster {
         Ok(())
     }
 
-    /// The address coordinators listen on.
-    fn coordinator_host(&self) -> &'static str {
-        match self.network {
-            Some(_) => net::Network::COORDINATORS,
-            None => "127.0.0.1",
-        }
+    /// Where coordinator `id` is to listen (in a namespace of its own in a partition test).
+    fn coordinator_endpoint(&mut self, id: u64) -> anyhow::Result<String> {
+        let host = match self.network.as_mut() {
+            Some(network) => {
+                network.coordinator(id)?;
+                net::Network::coordinator_address(id)
+            }
+            None => "127.0.0.1".to_owned(),
+        };
+        Ok(format!("{host}:{}", free_port()))
     }
 
     /// The cluster's namespaces; only for a cluster made with [`Cluster::in_network`].
@@ -234,10 +236,10 @@ impl Cluster {
         let mut env = self.env.clone();
         env.extend(extra.iter().cloned());
         let base = self.dir.path().to_path_buf();
-        let namespace = self
-            .network
-            .as_ref()
-            .map(|n| n.coordinators_namespace().to_owned());
+        let namespace = match self.network.as_mut() {
+            Some(network) => Some(network.coordinator(id)?),
+            None => None,
+        };
         let coordinator = self.coordinator_mut(id);
         let log = base.join(format!("coord-{id}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;

@@ -1,11 +1,11 @@
 //! Network namespaces for partition tests, so that links between real processes can be cut.
 //!
 //! The test's own thread moves into a fresh namespace, which holds a bridge at
-//! [`Network::CLIENT`]: the CLI runs there (and the test's own probes). The coordinators share
-//! one more namespace at [`Network::COORDINATORS`], and each node gets its own at 10.88.0.11 and
-//! up, each joined to the bridge by a veth pair. Cutting a link drops every packet between a
-//! node's namespace and one address, both ways, with nftables inside that namespace; nothing
-//! outside the test's namespaces is touched. The named namespaces are deleted on drop (after
+//! [`Network::CLIENT`]: the CLI runs there (and the test's own probes). Each coordinator gets a
+//! namespace of its own ([`Network::coordinator_address`]: 10.88.0.101 for id 1), and so does
+//! each node (10.88.0.11 and up), each joined to the bridge by a veth pair. Cutting a link drops
+//! every packet between one namespace and one address, both ways, with nftables inside that
+//! namespace; nothing outside the test's namespaces is touched. The named namespaces are deleted on drop (after
 //! the cluster's processes are killed), the test's own when the test process ends.
 
 use anyhow::{Context, bail};
@@ -16,16 +16,20 @@ pub struct Network {
     /// Prefix of the named namespaces: unique to this test process.
     tag: String,
     namespaces: Vec<String>,
+    nodes: usize,
 }
 
 impl Network {
-    /// Where the coordinators listen.
-    pub const COORDINATORS: &str = "10.88.0.1";
     /// Where the CLI (and the test) connect from.
     pub const CLIENT: &str = "10.88.0.2";
 
+    /// Where coordinator `id` listens.
+    pub fn coordinator_address(id: u64) -> String {
+        format!("10.88.0.{}", 100 + id)
+    }
+
     /// Moves the calling thread (and every process it spawns from now on) into a new network
-    /// namespace with a bridge, and makes the coordinators' namespace. Needs root.
+    /// namespace with a bridge. Needs root.
     pub fn new() -> anyhow::Result<Network> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
             .context("a network namespace for the test (run the tests as root)")?;
@@ -33,29 +37,43 @@ impl Network {
         ip(&["link", "add", "br0", "type", "bridge"])?;
         ip(&["addr", "add", &format!("{}/24", Network::CLIENT), "dev", "br0"])?;
         ip(&["link", "set", "br0", "up"])?;
-        let mut network = Network {
+        Ok(Network {
             tag: format!("ct{}", std::process::id()),
             namespaces: Vec::new(),
-        };
-        network.add("coord", Network::COORDINATORS)?;
-        Ok(network)
+            nodes: 0,
+        })
     }
 
-    /// The namespace the coordinators run in.
-    pub fn coordinators_namespace(&self) -> &str {
-        &self.namespaces[0]
+    /// The namespace of coordinator `id`, made on first use; its address is
+    /// [`Network::coordinator_address`].
+    pub fn coordinator(&mut self, id: u64) -> anyhow::Result<String> {
+        let namespace = self.coordinator_namespace(id);
+        if !self.namespaces.contains(&namespace) {
+            self.add(&format!("coord{id}"), &Network::coordinator_address(id))?;
+        }
+        Ok(namespace)
+    }
+
+    /// The name of coordinator `id`'s namespace (made by [`Network::coordinator`]).
+    pub fn coordinator_namespace(&self, id: u64) -> String {
+        self.name(&format!("coord{id}"))
     }
 
     /// A namespace and an address for the next node.
     pub fn add_node(&mut self) -> anyhow::Result<(String, String)> {
-        let address = format!("10.88.0.{}", 10 + self.namespaces.len());
-        let namespace = self.add(&format!("node{}", self.namespaces.len()), &address)?;
+        self.nodes += 1;
+        let address = format!("10.88.0.{}", 10 + self.nodes);
+        let namespace = self.add(&format!("node{}", self.nodes), &address)?;
         Ok((namespace, address))
+    }
+
+    fn name(&self, role: &str) -> String {
+        format!("{}-{role}", self.tag)
     }
 
     /// A namespace joined to the bridge, with `address`.
     fn add(&mut self, role: &str, address: &str) -> anyhow::Result<String> {
-        let namespace = format!("{}-{role}", self.tag);
+        let namespace = self.name(role);
         let veth = format!("v{}", self.namespaces.len());
         ip(&["netns", "add", &namespace])?;
         self.namespaces.push(namespace.clone());
