@@ -17,7 +17,8 @@
 //!   nftables): a node cut off from the coordinators is declared down and its chunks copied
 //!   elsewhere, then trimmed back once the link returns; a node the client cannot reach, which
 //!   the member still counts up, is given up by reads and writes; a repair target cut off from
-//!   the other nodes hands the copy to another. Nothing is lost.
+//!   the other nodes hands the copy to another; a leader cut off from the other coordinators
+//!   is left by clients and nodes for the one the others elect. Nothing is lost.
 
 mod support;
 
