@@ -169,7 +169,9 @@ pub async fn watch(coordinator: Arc<Coordinator>) {
     let mut leading_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(period).await;
-        if !coordinator.is_leader() {
+        // Silence counts from when this coordinator leads with a quorum: while it is cut off
+        // from its followers the nodes look for another leader, and are not silent for that.
+        if !coordinator.leads_with_quorum() {
             leading_since = None;
             continue;
         }

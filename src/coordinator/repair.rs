@@ -87,7 +87,9 @@ pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig
     let mut reconciled: HashSet<(String, u64)> = HashSet::new();
     loop {
         tokio::time::sleep(interval).await;
-        if !coordinator.is_leader() {
+        // A stale leader (cut off from its quorum) neither copies nor deletes: its view may be
+        // behind the new leader's.
+        if !coordinator.leads_with_quorum() {
             led = false;
             continue;
         }
