@@ -193,8 +193,9 @@ async fn pass(
         tokio::task::spawn_blocking(move || scan(&store, &unusable)).await??;
     let mut candidates = data_plan::candidates(&nodes);
     candidates.retain(|c| !clock_off.contains(c.address));
+    let failed_targets = FailedTargets::default();
     let repaired = stream::iter(queue)
-        .map(|job| repair_one(coordinator, pool, &candidates, job))
+        .map(|job| repair_one(coordinator, pool, &candidates, &failed_targets, job))
         .buffer_unordered(REPAIRS_IN_FLIGHT)
         .fold(0u64, |done, result| async move {
             match result {
@@ -355,17 +356,29 @@ fn scan(store: &collective_projections::Store, clock_off: &HashSet<String>) -> a
 }
 
 /// Copies one chunk to one more node and records it.
+/// Targets that failed a copy during one pass. They go to the back of the line for the rest of
+/// the pass, so that one unreachable node costs a dial per chunk in flight, not per chunk.
+type FailedTargets = std::sync::Mutex<HashSet<String>>;
+
 async fn repair_one(
     coordinator: &Arc<Coordinator>,
     pool: &NodePool,
     candidates: &[Candidate<'_>],
+    failed_targets: &FailedTargets,
     job: Repair,
 ) -> anyhow::Result<()> {
     let hash = ChunkHash::from_slice(&job.hash)?;
-    let targets = data_plan::rank_targets(candidates, &job.hash, job.size, &job.holders);
+    let mut targets = data_plan::rank_targets(candidates, &job.hash, job.size, &job.holders);
     if targets.is_empty() {
         anyhow::bail!("chunk {hash}: no node is up with room for another replica");
     }
+    let failed = |address: &str| {
+        failed_targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(address)
+    };
+    targets.sort_by_key(|target| failed(target.address)); // stable: rank order within each group
     let mut failures = Vec::new();
     let mut copy = None;
     for target in targets.into_iter().take(TARGETS_PER_REPAIR_MAX) {
@@ -374,7 +387,13 @@ async fn repair_one(
                 copy = Some((target, copied));
                 break;
             }
-            Err(error) => failures.push(error.to_string()),
+            Err(error) => {
+                failed_targets
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(target.address.to_owned());
+                failures.push(error.to_string());
+            }
         }
     }
     let Some((target, copied)) = copy else {
