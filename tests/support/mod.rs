@@ -1,5 +1,6 @@
-//! Test harness: real coordinator and storage-node processes on loopback, driven through the real binary and the
-//! client library, with SIGKILL and restart for fault injection. Every process is killed when the
+//! Test harness: real coordinator and storage-node processes on loopback (or, for partition
+//! tests, in network namespaces: `net`), driven through the real binary and the client library,
+//! with SIGKILL and restart for fault injection. Every process is killed when the
 //! harness is dropped, and its files live in a temporary directory.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness

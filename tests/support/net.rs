@@ -5,8 +5,9 @@
 //! namespace of its own ([`Network::coordinator_address`]: 10.88.0.101 for id 1), and so does
 //! each node (10.88.0.11 and up), each joined to the bridge by a veth pair. Cutting a link drops
 //! every packet between one namespace and one address, both ways, with nftables inside that
-//! namespace; nothing outside the test's namespaces is touched. The named namespaces are deleted on drop (after
-//! the cluster's processes are killed), the test's own when the test process ends.
+//! namespace; nothing outside the test's namespaces is touched. The named namespaces are
+//! deleted on drop (after the cluster's processes are killed), the test's own when the test
+//! process ends.
 
 use anyhow::{Context, bail};
 use std::process::Command;
