@@ -1185,28 +1185,34 @@ fn an_isolated_leader_loses_no_acknowledged_write() -> anyhow::Result<()> {
             }
             attempts
         });
-        std::thread::sleep(Duration::from_secs(2));
-        let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
-        let namespace = cluster.network().coordinator_namespace(leader);
-        let others: Vec<String> = (1..=3)
-            .filter(|id| *id != leader)
-            .map(Network::coordinator_address)
-            .collect();
-        let cut_at = Instant::now();
-        for other in &others {
-            cluster.network().cut(&namespace, other)?;
-        }
-        eprintln!("coordinator {leader} (the leader) cut off from the others");
-        std::thread::sleep(Duration::from_secs(8));
-        for other in &others {
-            cluster.network().heal(&namespace, other)?;
-        }
-        let healed_at = Instant::now();
-        std::thread::sleep(Duration::from_secs(3));
+        let fault = || -> anyhow::Result<(Instant, Instant)> {
+            std::thread::sleep(Duration::from_secs(2));
+            let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
+            let namespace = cluster.network().coordinator_namespace(leader);
+            let others: Vec<String> = (1..=3)
+                .filter(|id| *id != leader)
+                .map(Network::coordinator_address)
+                .collect();
+            let cut_at = Instant::now();
+            for other in &others {
+                cluster.network().cut(&namespace, other)?;
+            }
+            eprintln!("coordinator {leader} (the leader) cut off from the others");
+            std::thread::sleep(Duration::from_secs(8));
+            for other in &others {
+                cluster.network().heal(&namespace, other)?;
+            }
+            let healed_at = Instant::now();
+            std::thread::sleep(Duration::from_secs(3));
+            Ok((cut_at, healed_at))
+        };
+        // The writer stops whatever happened to the fault, so a failure ends the test at once.
+        let fault = fault();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let attempts = writer
             .join()
             .map_err(|_| anyhow::anyhow!("the writer panicked"))?;
+        let (cut_at, healed_at) = fault?;
         Ok((attempts, cut_at, healed_at))
     })?;
 
