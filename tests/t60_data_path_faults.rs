@@ -1198,7 +1198,21 @@ fn an_isolated_leader_loses_no_acknowledged_write() -> anyhow::Result<()> {
                 cluster.network().cut(&namespace, other)?;
             }
             eprintln!("coordinator {leader} (the leader) cut off from the others");
-            std::thread::sleep(Duration::from_secs(8));
+            std::thread::sleep(Duration::from_secs(2));
+            // Asked directly, the stale leader says it is cut off rather than healthy.
+            let status = cluster.cli_with_home(&cluster.home_for(leader)?, &["status", "--json"]);
+            let status: serde_json::Value = serde_json::from_slice(&status.stdout)
+                .with_context(|| String::from_utf8_lossy(&status.stderr).into_owned())?;
+            ensure!(
+                status["health"] == "unavailable"
+                    && status["health_detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("cut off from a quorum")),
+                "the cut-off leader's status: {} ({})",
+                status["health"],
+                status["health_detail"]
+            );
+            std::thread::sleep(Duration::from_secs(6));
             for other in &others {
                 cluster.network().heal(&namespace, other)?;
             }

@@ -58,10 +58,18 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
     let leader = metrics
         .current_leader
         .and_then(|id| membership.get_node(&id).map(|n| (id, n.endpoint.clone())));
+    // A leader cut off from its quorum still names itself (see `leads_with_quorum`).
+    let stale = is_leader && !coordinator.leads_with_quorum();
     let (health, health_detail) = match (&leader, unreachable_voters) {
         (None, _) => (
             "unavailable",
             "no leader: an election is in progress or a quorum is lost".to_string(),
+        ),
+        (Some(_), _) if stale => (
+            "unavailable",
+            "this coordinator is cut off from a quorum of voters: it still believes it leads, \
+             but the others may have elected another leader; ask another coordinator"
+                .to_string(),
         ),
         (Some(_), 0) => (
             "healthy",
