@@ -96,9 +96,7 @@ pub fn plan_write(
     request: &api::PlanWriteRequest,
 ) -> Result<api::PlanWriteResponse, Status> {
     if !coordinator.leads_with_quorum() {
-        // A stale leader (see `leads_with_quorum`) names no leader: not itself.
-        let leader = coordinator.leader().filter(|(id, _)| *id != coordinator.id());
-        return Err(not_leader(leader.map(|(_, n)| n.endpoint).as_deref()));
+        return Err(not_leader(coordinator.leader_elsewhere().as_deref()));
     }
     collective_events::path::validate(&request.path)
         .map_err(|error| Status::invalid_argument(format!("{:?}: {error}", request.path)))?;

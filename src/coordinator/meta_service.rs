@@ -232,13 +232,7 @@ impl Meta for MetaService {
         // lost its quorum sends the node on: the others may have elected a new leader, which
         // must hear the node or declare it down.
         if !self.coordinator.leads_with_quorum() {
-            // A stale leader names no leader: naming itself would send the node straight back.
-            let leader = self
-                .coordinator
-                .leader()
-                .filter(|(id, _)| *id != self.coordinator.id())
-                .map(|(_, node)| node.endpoint);
-            return Err(not_leader(leader.as_deref()));
+            return Err(not_leader(self.coordinator.leader_elsewhere().as_deref()));
         }
         self.coordinator.liveness.seen(
             &request.address,
@@ -433,7 +427,7 @@ pub async fn propose(
 ) -> Result<(u64, Vec<pb::EventEnvelope>), Status> {
     // A leader cut off from its quorum would hold the proposal until the partition heals; the
     // caller is better sent to look for the leader the others elected.
-    if coordinator.is_leader() && !coordinator.leads_with_quorum() {
+    if coordinator.is_stale_leader() {
         return Err(not_leader(None));
     }
     // One proposed just before the quorum went missing would wait as long; the caller retries

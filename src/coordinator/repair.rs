@@ -355,11 +355,11 @@ fn scan(store: &collective_projections::Store, clock_off: &HashSet<String>) -> a
     Ok((health, queue, trims, nodes))
 }
 
-/// Copies one chunk to one more node and records it.
 /// Targets that failed a copy during one pass. They go to the back of the line for the rest of
 /// the pass, so that one unreachable node costs a dial per chunk in flight, not per chunk.
 type FailedTargets = std::sync::Mutex<HashSet<String>>;
 
+/// Copies one chunk to one more node and records it.
 async fn repair_one(
     coordinator: &Arc<Coordinator>,
     pool: &NodePool,

@@ -78,18 +78,41 @@ impl Coordinator {
     /// state only the leader keeps (node liveness) must not be fed to such a stale leader. A
     /// single voter is its own quorum.
     pub fn leads_with_quorum(&self) -> bool {
+        self.quorum_fresh() == Some(true)
+    }
+
+    /// True when this coordinator believes it leads but no quorum acknowledged it lately (see
+    /// [`Coordinator::leads_with_quorum`]).
+    pub fn is_stale_leader(&self) -> bool {
+        self.quorum_fresh() == Some(false)
+    }
+
+    /// Where to send a caller that needs the leader: the leader this coordinator knows of,
+    /// unless that is itself (then it is stale, and naming itself would send the caller
+    /// straight back).
+    pub fn leader_elsewhere(&self) -> Option<String> {
+        self.leader()
+            .filter(|(id, _)| *id != self.id())
+            .map(|(_, node)| node.endpoint)
+    }
+
+    /// None when this coordinator does not lead; otherwise whether a quorum of voters
+    /// acknowledged it within the longest election timeout (a single voter always has).
+    fn quorum_fresh(&self) -> Option<bool> {
         let metrics = self.metrics();
         if metrics.current_leader != Some(self.id()) {
-            return false;
+            return None;
         }
         if metrics.membership_config.membership().voter_ids().count() <= 1 {
-            return true;
+            return Some(true);
         }
         let fresh = std::time::Duration::from_millis(collective_raft::config::ELECTION_TIMEOUT_MAX_MS);
-        metrics
-            .last_quorum_acked
-            .as_ref()
-            .is_some_and(|acked| openraft::Instant::elapsed(&**acked) <= fresh)
+        Some(
+            metrics
+                .last_quorum_acked
+                .as_ref()
+                .is_some_and(|acked| openraft::Instant::elapsed(&**acked) <= fresh),
+        )
     }
 
     /// Chunk health from the last repair pass, reported only while this coordinator leads.

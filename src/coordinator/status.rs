@@ -59,7 +59,7 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
         .current_leader
         .and_then(|id| membership.get_node(&id).map(|n| (id, n.endpoint.clone())));
     // A leader cut off from its quorum still names itself (see `leads_with_quorum`).
-    let stale = is_leader && !coordinator.leads_with_quorum();
+    let stale = coordinator.is_stale_leader();
     let (health, health_detail) = match (&leader, unreachable_voters) {
         (None, _) => (
             "unavailable",
