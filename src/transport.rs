@@ -5,7 +5,7 @@
 //! coordinator certificate also carries the DNS name `coordinators.<member domain>`, and clients
 //! verify against that name and the policy "a coordinator of this member".
 
-use crate::pki::{CertBundle, Component};
+use crate::pki::{CertBundle, Component, PeerIdentity};
 use crate::tls::{self, Policy, ServerExpectation};
 use anyhow::Context;
 use collective_events::pb::ComponentType;
@@ -37,22 +37,28 @@ pub struct Caller {
 
 /// Reads the caller's identity from its verified TLS certificate.
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
-    let identity = tls::peer_identity(request)?;
+    Ok(caller_of(tls::peer_identity(request)?))
+}
+
+fn caller_of(identity: PeerIdentity) -> Caller {
     let component = match identity.component {
         Component::Coordinator => ComponentType::Coordinator,
         Component::Node => ComponentType::Node,
         Component::Client => ComponentType::Client,
     };
-    Ok(Caller {
+    Caller {
         address: identity.address.to_string(),
         member_domain: identity.member_domain,
         component,
-    })
+    }
 }
 
 /// The caller's identity, refused with `PERMISSION_DENIED` unless it belongs to `member_domain`.
 pub fn member_caller<T>(request: &tonic::Request<T>, member_domain: &str) -> Result<Caller, tonic::Status> {
-    let caller = caller(request)?;
+    in_member(caller(request)?, member_domain)
+}
+
+fn in_member(caller: Caller, member_domain: &str) -> Result<Caller, tonic::Status> {
     if !caller.member_domain.eq_ignore_ascii_case(member_domain) {
         return Err(tonic::Status::permission_denied(format!(
             "{} belongs to member {}, not to {member_domain}",
@@ -60,6 +66,54 @@ pub fn member_caller<T>(request: &tonic::Request<T>, member_domain: &str) -> Res
         )));
     }
     Ok(caller)
+}
+
+/// Metadata key with which a coordinator passing a request on to its leader names whom it acts
+/// for: the leaf certificate (DER) that caller presented to it.
+pub const ON_BEHALF_OF_KEY: &str = "on-behalf-of-bin";
+
+/// Whom a request acts for: its caller, or, when the caller is a coordinator passing on someone
+/// else's request (a follower forwarding to its leader for a client that cannot reach the
+/// leader), the one named under [`ON_BEHALF_OF_KEY`]. The coordinator checked that one's chain,
+/// validity and revocation in its own handshake. Only a coordinator may act for another, and
+/// only for someone of its own member; anyone else's claim is refused.
+pub fn acting_caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+    let caller = caller(request)?;
+    let Some(leaf) = passed_on_leaf(request)? else {
+        return Ok(caller);
+    };
+    if caller.component != ComponentType::Coordinator {
+        return Err(tonic::Status::permission_denied(format!(
+            "{} may not act for someone else: only a coordinator passes requests on",
+            caller.address
+        )));
+    }
+    let identity = PeerIdentity::from_der(&leaf).map_err(|error| {
+        tonic::Status::unauthenticated(format!("the certificate a request was passed on for: {error}"))
+    })?;
+    in_member(caller_of(identity), &caller.member_domain)
+}
+
+/// [`acting_caller`], refused with `PERMISSION_DENIED` unless it belongs to `member_domain`.
+pub fn acting_member_caller<T>(
+    request: &tonic::Request<T>,
+    member_domain: &str,
+) -> Result<Caller, tonic::Status> {
+    in_member(acting_caller(request)?, member_domain)
+}
+
+/// The leaf certificate a coordinator named under [`ON_BEHALF_OF_KEY`], if any (not checked:
+/// see [`acting_caller`]).
+pub fn passed_on_leaf<T>(request: &tonic::Request<T>) -> Result<Option<Vec<u8>>, tonic::Status> {
+    request
+        .metadata()
+        .get_bin(ON_BEHALF_OF_KEY)
+        .map(|value| {
+            value.to_bytes().map(|bytes| bytes.to_vec()).map_err(|_| {
+                tonic::Status::invalid_argument(format!("{ON_BEHALF_OF_KEY} is not valid base64"))
+            })
+        })
+        .transpose()
 }
 
 pub fn root_der(root_pem: &str) -> anyhow::Result<CertificateDer<'static>> {

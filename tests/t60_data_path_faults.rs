@@ -1132,7 +1132,7 @@ fn repair_routes_around_a_target_that_cannot_reach_the_source() -> anyhow::Resul
     Ok(())
 }
 
-/// One write of the writer in [`an_isolated_leader_loses_no_acknowledged_write`].
+/// One write of the writer in [`writes_through`].
 struct Attempt {
     remote: String,
     digest: blake3::Hash,
@@ -1141,33 +1141,52 @@ struct Attempt {
     took: Duration,
 }
 
-#[test]
-fn an_isolated_leader_loses_no_acknowledged_write() -> anyhow::Result<()> {
-    // Three coordinators, each in a namespace of its own. A writer writes one 1 MiB file after
-    // another while every packet between the leader and the other two coordinators is dropped
-    // for 8 s (the client and the nodes still reach all three). Writes go on through the
-    // leader the other two elect; every acknowledged write reads back whole afterwards; a write
-    // that failed left either nothing or the whole file (an ambiguous failure: committed, but
-    // not acknowledged); after the heal, every write succeeds.
+/// What the writer in [`writes_through`] did, and when the fault began and ended.
+struct Writes {
+    attempts: Vec<Attempt>,
+    cut_at: Instant,
+    healed_at: Instant,
+}
+
+impl Writes {
+    /// The writes started while the links were cut.
+    fn during(&self) -> impl Iterator<Item = &Attempt> {
+        self.attempts
+            .iter()
+            .filter(|a| a.started >= self.cut_at && a.started < self.healed_at)
+    }
+
+    /// The writes started once the links were back.
+    fn after(&self) -> impl Iterator<Item = &Attempt> {
+        self.attempts.iter().filter(|a| a.started >= self.healed_at)
+    }
+}
+
+/// Three coordinators and three nodes, each in a namespace of its own. A writer writes one
+/// 1 MiB file after another while `fault` runs: 2 s in, it is given the cluster and the
+/// leader's id, cuts links, heals them, and returns when it cut and when it healed. The writer
+/// stops 3 s after the heal. Then every acknowledged write must read back whole, and a write
+/// that failed must have left either nothing or the whole file (an ambiguous failure:
+/// committed, but not acknowledged). What else must hold is the test's to check.
+fn writes_through(
+    fault: impl FnOnce(&Cluster, u64) -> anyhow::Result<(Instant, Instant)>,
+) -> anyhow::Result<(Cluster, Writes)> {
     let mut cluster = Cluster::in_network(env(&[]))?;
     cluster.add_coordinator(2, true)?;
     cluster.add_coordinator(3, true)?;
     start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
-    let mut sources = Vec::new();
-    for i in 0..300u64 {
-        let file = random_file(&cluster, &format!("w-{i}.bin"), MIB, 1000 + i)?;
-        sources.push((format!("/w-{i}.bin"), digest(&file)?, file));
-    }
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let (attempts, cut_at, healed_at) = std::thread::scope(|scope| -> anyhow::Result<_> {
-        let writer = scope.spawn(|| {
+    let writes = std::thread::scope(|scope| -> anyhow::Result<Writes> {
+        let writer = scope.spawn(|| -> anyhow::Result<Vec<Attempt>> {
             let mut attempts = Vec::new();
-            for (remote, digest, file) in &sources {
+            for i in 0.. {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
+                let file = random_file(&cluster, "w.bin", MIB, 1000 + i)?;
+                let (remote, digest) = (format!("/w-{i}.bin"), digest(&file)?);
                 let started = Instant::now();
-                let output = cluster.cli(&["write", remote, path(file)]);
+                let output = cluster.cli(&["write", &remote, path(&file)]);
                 let acknowledged = output.status.success();
                 if !acknowledged {
                     eprintln!(
@@ -1176,73 +1195,46 @@ fn an_isolated_leader_loses_no_acknowledged_write() -> anyhow::Result<()> {
                     );
                 }
                 attempts.push(Attempt {
-                    remote: remote.clone(),
-                    digest: *digest,
+                    remote,
+                    digest,
                     acknowledged,
                     started,
                     took: started.elapsed(),
                 });
             }
-            attempts
+            Ok(attempts)
         });
-        let fault = || -> anyhow::Result<(Instant, Instant)> {
+        let fault = (|| {
             std::thread::sleep(Duration::from_secs(2));
             let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
-            let namespace = cluster.network().coordinator_namespace(leader);
-            let others: Vec<String> = (1..=3)
-                .filter(|id| *id != leader)
-                .map(Network::coordinator_address)
-                .collect();
-            let cut_at = Instant::now();
-            for other in &others {
-                cluster.network().cut(&namespace, other)?;
-            }
-            eprintln!("coordinator {leader} (the leader) cut off from the others");
-            std::thread::sleep(Duration::from_secs(2));
-            // Asked directly, the stale leader says it is cut off rather than healthy.
-            let status = cluster.cli_with_home(&cluster.home_for(leader)?, &["status", "--json"]);
-            let status: serde_json::Value = serde_json::from_slice(&status.stdout)
-                .with_context(|| String::from_utf8_lossy(&status.stderr).into_owned())?;
-            ensure!(
-                status["health"] == "unavailable"
-                    && status["health_detail"]
-                        .as_str()
-                        .is_some_and(|d| d.contains("cut off from a quorum")),
-                "the cut-off leader's status: {} ({})",
-                status["health"],
-                status["health_detail"]
-            );
-            std::thread::sleep(Duration::from_secs(6));
-            for other in &others {
-                cluster.network().heal(&namespace, other)?;
-            }
-            let healed_at = Instant::now();
+            let (cut_at, healed_at) = fault(&cluster, leader)?;
             std::thread::sleep(Duration::from_secs(3));
-            Ok((cut_at, healed_at))
-        };
+            anyhow::Ok((cut_at, healed_at))
+        })();
         // The writer stops whatever happened to the fault, so a failure ends the test at once.
-        let fault = fault();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let attempts = writer
             .join()
-            .map_err(|_| anyhow::anyhow!("the writer panicked"))?;
+            .map_err(|_| anyhow::anyhow!("the writer panicked"))??;
         let (cut_at, healed_at) = fault?;
-        Ok((attempts, cut_at, healed_at))
+        Ok(Writes {
+            attempts,
+            cut_at,
+            healed_at,
+        })
     })?;
 
     cluster.wait_for_leader(Duration::from_secs(30))?;
-    let during = |a: &&Attempt| a.started >= cut_at && a.started < healed_at;
-    let acknowledged = attempts.iter().filter(|a| a.acknowledged).count();
-    let failed: Vec<&Attempt> = attempts.iter().filter(|a| !a.acknowledged).collect();
+    let acknowledged = |a: &&Attempt| a.acknowledged;
     eprintln!(
-        "{} writes, {acknowledged} acknowledged, {} failed; started during the cut: {} ({} acknowledged); slowest {:?}",
-        attempts.len(),
-        failed.len(),
-        attempts.iter().filter(during).count(),
-        attempts.iter().filter(during).filter(|a| a.acknowledged).count(),
-        attempts.iter().map(|a| a.took).max().unwrap_or_default(),
+        "{} writes, {} acknowledged; started during the cut: {} ({} acknowledged); slowest {:?}",
+        writes.attempts.len(),
+        writes.attempts.iter().filter(acknowledged).count(),
+        writes.during().count(),
+        writes.during().filter(acknowledged).count(),
+        writes.attempts.iter().map(|a| a.took).max().unwrap_or_default(),
     );
-    for attempt in &attempts {
+    for attempt in &writes.attempts {
         let out = cluster.dir.path().join("read-back.bin");
         let read = cluster.cli(&["read", &attempt.remote, path(&out)]);
         let whole = read.status.success() && digest(&out)? == attempt.digest;
@@ -1262,16 +1254,127 @@ fn an_isolated_leader_loses_no_acknowledged_write() -> anyhow::Result<()> {
             );
         }
     }
+    Ok((cluster, writes))
+}
+
+/// Cuts (or heals, with `heal`) every link between coordinator `id` and the other two.
+fn isolate_coordinator(cluster: &Cluster, id: u64, heal: bool) -> anyhow::Result<()> {
+    let namespace = cluster.network().coordinator_namespace(id);
+    for other in (1..=3).filter(|other| *other != id) {
+        let address = Network::coordinator_address(other);
+        if heal {
+            cluster.network().heal(&namespace, &address)?;
+        } else {
+            cluster.network().cut(&namespace, &address)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn an_isolated_leader_loses_no_acknowledged_write() -> anyhow::Result<()> {
+    // Every packet between the leader and the other two coordinators is dropped for 8 s (the
+    // client and the nodes still reach all three). Writes go on through the leader the other
+    // two elect, and every write after the heal succeeds.
+    let (_cluster, writes) = writes_through(|cluster, leader| {
+        let cut_at = Instant::now();
+        isolate_coordinator(cluster, leader, false)?;
+        eprintln!("coordinator {leader} (the leader) cut off from the others");
+        std::thread::sleep(Duration::from_secs(2));
+        // Asked directly, the stale leader says it is cut off rather than healthy.
+        let status = cluster.cli_with_home(&cluster.home_for(leader)?, &["status", "--json"]);
+        let status: serde_json::Value = serde_json::from_slice(&status.stdout)
+            .with_context(|| String::from_utf8_lossy(&status.stderr).into_owned())?;
+        ensure!(
+            status["health"] == "unavailable"
+                && status["health_detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("cut off from a quorum")),
+            "the cut-off leader's status: {} ({})",
+            status["health"],
+            status["health_detail"]
+        );
+        std::thread::sleep(Duration::from_secs(6));
+        isolate_coordinator(cluster, leader, true)?;
+        Ok((cut_at, Instant::now()))
+    })?;
     // The two coordinators still in touch elect a leader and serve: the nodes and the client
     // leave the stale one (it refuses what only a leader with a quorum may do), so the new
     // leader neither waits on them nor declares the nodes down.
     ensure!(
-        attempts.iter().filter(during).any(|a| a.acknowledged),
+        writes.during().any(|a| a.acknowledged),
         "writes are acknowledged while the old leader is cut off"
     );
-    let after: Vec<&Attempt> = attempts.iter().filter(|a| a.started >= healed_at).collect();
     ensure!(
-        !after.is_empty() && after.iter().all(|a| a.acknowledged),
+        writes.after().count() > 0 && writes.after().all(|a| a.acknowledged),
+        "every write after the heal is acknowledged"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_isolated_follower_costs_no_write_and_catches_up() -> anyhow::Result<()> {
+    // Every packet between a follower and the other two coordinators is dropped for 8 s (the
+    // client and the nodes still reach all three). The leader keeps its quorum, so every write
+    // is acknowledged, during the cut and after it, whichever coordinator the client asks
+    // first; once healed, the follower has every acknowledged write.
+    let mut isolated = 0;
+    let (cluster, writes) = writes_through(|cluster, leader| {
+        isolated = (1..=3).find(|id| *id != leader).context("a follower")?;
+        let cut_at = Instant::now();
+        isolate_coordinator(cluster, isolated, false)?;
+        eprintln!("coordinator {isolated} (a follower) cut off from the others");
+        std::thread::sleep(Duration::from_secs(8));
+        isolate_coordinator(cluster, isolated, true)?;
+        Ok((cut_at, Instant::now()))
+    })?;
+    ensure!(
+        writes.during().count() > 0 && writes.during().all(|a| a.acknowledged),
+        "every write during the cut is acknowledged"
+    );
+    ensure!(
+        writes.after().count() > 0 && writes.after().all(|a| a.acknowledged),
+        "every write after the heal is acknowledged"
+    );
+    let last = writes.attempts.last().context("some writes")?;
+    let home = cluster.home_for(isolated)?;
+    let caught_up = wait_until(Duration::from_secs(10), || {
+        cluster
+            .cli_with_home(&home, &["stat", &last.remote, "--stale-ms", "5000"])
+            .status
+            .success()
+    });
+    ensure!(
+        caught_up,
+        "the follower has the last write {} once healed",
+        last.remote
+    );
+    Ok(())
+}
+
+#[test]
+fn a_client_cut_off_from_the_leader_still_writes_through_the_followers() -> anyhow::Result<()> {
+    // Every packet between the client and the leader is dropped for 25 s; the coordinators and
+    // the nodes still reach one another, and the client still reaches the followers and the
+    // nodes. A client that cannot dial the leader asks a follower to pass its requests on.
+    // The write in flight at the cut waits for its connection to the leader to be given up
+    // and for one dial to fail; each later write (a new process) tries the leader first if
+    // the profile lists it first, so the cut lasts long enough for a few.
+    let (_cluster, writes) = writes_through(|cluster, leader| {
+        let namespace = cluster.network().coordinator_namespace(leader);
+        let cut_at = Instant::now();
+        cluster.network().cut(&namespace, Network::CLIENT)?;
+        eprintln!("the client cut off from coordinator {leader} (the leader)");
+        std::thread::sleep(Duration::from_secs(25));
+        cluster.network().heal(&namespace, Network::CLIENT)?;
+        Ok((cut_at, Instant::now()))
+    })?;
+    ensure!(
+        writes.during().count() > 0 && writes.during().all(|a| a.acknowledged),
+        "every write during the cut is acknowledged"
+    );
+    ensure!(
+        writes.after().count() > 0 && writes.after().all(|a| a.acknowledged),
         "every write after the heal is acknowledged"
     );
     Ok(())

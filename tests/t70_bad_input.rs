@@ -1,6 +1,7 @@
 //! Bad input gets a clear error and changes nothing: malformed paths and addresses, oversized
 //! names and messages, operations on missing or wrong-type entries, a client certificate from an
-//! unknown CA, and a plaintext connection. The event log is compared before and after.
+//! unknown CA, a plaintext connection, and a client claiming to act for someone else. The event
+//! log is compared before and after.
 
 mod support;
 
@@ -216,6 +217,42 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()
         let status = meta.status(collective_proto::api::StatusRequest::default()).await;
         assert!(status.is_err(), "a plaintext request must fail");
     }
+
+    // A client claiming to act for someone: only a coordinator passing a request on to its
+    // leader may name whom it acts for.
+    let admin = cluster.profile()?;
+    let channel = collective::transport::connect_coordinator(
+        &cluster.coordinator(1).endpoint,
+        &admin.identity,
+        &admin.root_ca_pem,
+        &admin.config.member_domain,
+    )
+    .await?;
+    let leaf = admin.identity.presented_chain_der()?[0].to_vec();
+    let mut request = tonic::Request::new(collective_proto::api::SubmitRequest {
+        command: Some(pb::CommandEnvelope {
+            schema_version: 1,
+            request_id: vec![10; 16],
+            command: Some(Command::CreateDirectory(pb::CreateDirectory {
+                path: "/claimed".into(),
+                parents: false,
+            })),
+            ..Default::default()
+        }),
+    });
+    request.metadata_mut().insert_bin(
+        collective::transport::ON_BEHALF_OF_KEY,
+        tonic::metadata::MetadataValue::from_bytes(&leaf),
+    );
+    let status = collective_proto::api::meta_client::MetaClient::new(channel)
+        .submit(request)
+        .await
+        .expect_err("a client may not act for anyone");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("only a coordinator passes requests on"),
+        "{status:?}"
+    );
 
     // Nothing changed, and the member still serves.
     let after = events_but_own_certificates(&cluster)?;

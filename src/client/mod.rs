@@ -15,11 +15,15 @@ use anyhow::Context;
 use collective_events::pb;
 use collective_proto::api::{self, meta_client::MetaClient};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// Metadata key a follower uses to name the leader's endpoint.
 pub const LEADER_ENDPOINT_KEY: &str = "leader-endpoint";
+/// Metadata key with which a client that cannot reach the leader asks a follower to pass its
+/// request on to the leader (see `coordinator::forward`).
+pub const FORWARD_KEY: &str = "forward-to-leader";
 /// Metadata key carrying the rejection code of a refused command.
 pub const REJECTION_CODE_KEY: &str = "rejection-code";
 
@@ -53,6 +57,13 @@ impl Consistency {
     }
 }
 
+/// How long a coordinator that could not be dialed is avoided: redirects to it are not followed,
+/// and requests only a leader may serve go through a follower, which passes them on.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
+
+/// The metadata client every call uses.
+type Meta = MetaClient<InterceptedService<Channel, AskToForward>>;
+
 /// A connection to one member's coordinators.
 pub struct Client {
     profile: Profile,
@@ -60,6 +71,8 @@ pub struct Client {
     /// Index into `endpoints` of the coordinator believed to lead.
     preferred: usize,
     channels: HashMap<String, Channel>,
+    /// Coordinators whose last dial failed, and when.
+    unreachable: HashMap<String, Instant>,
     retry: RetryPolicy,
     /// Whether the profile's own certificate was checked against its federation root.
     identity_checked: bool,
@@ -73,6 +86,7 @@ impl Client {
             endpoints,
             preferred: 0,
             channels: HashMap::new(),
+            unreachable: HashMap::new(),
             retry: RetryPolicy::default(),
             identity_checked: false,
         }
@@ -217,7 +231,7 @@ impl Client {
         // Find a live leader first, through the retrying path (dead endpoints are skipped and
         // redirects followed), then stream from it.
         self.status(Consistency::Linearizable).await?;
-        let mut meta = self.meta(self.preferred).await?;
+        let mut meta = self.meta(self.preferred, false).await?;
         let request = api::ExportEventsRequest {
             from_index,
             read: Some(Consistency::Linearizable.options()),
@@ -227,7 +241,7 @@ impl Client {
             Err(status) => match leader_hint(&status) {
                 Some(leader) => {
                     self.prefer(&leader);
-                    let mut meta = self.meta(self.preferred).await?;
+                    let mut meta = self.meta(self.preferred, false).await?;
                     meta.export_events(request)
                         .await
                         .map_err(ClientError::from)?
@@ -283,10 +297,12 @@ impl Client {
     }
 
     /// Runs one RPC with leader discovery and retries. `needs_leader` says whether a follower's
-    /// redirect should be followed (writes and linearizable reads).
+    /// redirect should be followed (writes and linearizable reads). A redirect to a coordinator
+    /// this client could not dial is not followed: the request goes to the next coordinator,
+    /// asking it to pass the request on to the leader.
     async fn call<T, F, Fut>(&mut self, needs_leader: bool, mut rpc: F) -> Result<T, ClientError>
     where
-        F: FnMut(MetaClient<Channel>) -> Fut,
+        F: FnMut(Meta) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let deadline = tokio::time::Instant::now() + self.retry.deadline;
@@ -302,10 +318,13 @@ impl Client {
                 });
             }
             let index = self.preferred;
-            let outcome = match self.meta(index).await {
+            let forward = needs_leader && self.any_unreachable();
+            let outcome = match self.meta(index, forward).await {
                 Ok(meta) => rpc(meta).await.map(tonic::Response::into_inner).map_err(Some),
                 Err(error @ ClientError::Identity { .. }) => return Err(error),
                 Err(error) => {
+                    self.unreachable
+                        .insert(self.endpoints[index].clone(), Instant::now());
                     last_error = Some(error);
                     Err(None)
                 }
@@ -313,8 +332,11 @@ impl Client {
             match outcome {
                 Ok(value) => return Ok(value),
                 Err(Some(status)) => {
-                    if let Some(leader) = leader_hint(&status).filter(|_| needs_leader) {
-                        self.prefer(&leader);
+                    let redirect = leader_hint(&status).filter(|_| needs_leader);
+                    if let Some(leader) = &redirect
+                        && !self.is_unreachable(leader)
+                    {
+                        self.prefer(leader);
                         last_error = Some(ClientError::from(status));
                         // A redirect is progress, not a failure: retry at once.
                         continue;
@@ -323,16 +345,41 @@ impl Client {
                         return Err(ClientError::from(status));
                     }
                     // The coordinator we talked to may be dead or partitioned: forget its
-                    // connection and try the next one.
-                    self.channels.remove(&self.endpoints[index]);
+                    // connection and try the next one. One that redirected to a leader this
+                    // client cannot reach answered fine: keep its connection.
+                    if redirect.is_none() {
+                        self.channels.remove(&self.endpoints[index]);
+                    }
                     last_error = Some(ClientError::from(status));
                 }
                 Err(None) => {}
             }
-            self.preferred = (index + 1) % self.endpoints.len();
+            self.preferred = self.next_endpoint(index);
             attempt += 1;
             tokio::time::sleep(self.retry.backoff(attempt)).await;
         }
+    }
+
+    fn is_unreachable(&self, endpoint: &str) -> bool {
+        self.unreachable
+            .get(endpoint)
+            .is_some_and(|since| since.elapsed() < UNREACHABLE_FOR)
+    }
+
+    fn any_unreachable(&self) -> bool {
+        self.endpoints
+            .iter()
+            .any(|endpoint| self.is_unreachable(endpoint))
+    }
+
+    /// The coordinator to try after the one at `index`: the next one this client could dial
+    /// lately, or simply the next one if it could dial none.
+    fn next_endpoint(&self, index: usize) -> usize {
+        let count = self.endpoints.len();
+        (1..=count)
+            .map(|step| (index + step) % count)
+            .find(|next| !self.is_unreachable(&self.endpoints[*next]))
+            .unwrap_or((index + 1) % count)
     }
 
     fn prefer(&mut self, endpoint: &str) {
@@ -345,7 +392,9 @@ impl Client {
         }
     }
 
-    async fn meta(&mut self, index: usize) -> Result<MetaClient<Channel>, ClientError> {
+    /// A metadata client for the coordinator at `index`, asking it to pass requests on to the
+    /// leader if `forward`.
+    async fn meta(&mut self, index: usize, forward: bool) -> Result<Meta, ClientError> {
         let endpoint = self.endpoints[index].clone();
         let channel = match self.channels.get(&endpoint) {
             Some(channel) => channel.clone(),
@@ -373,7 +422,8 @@ impl Client {
                 channel
             }
         };
-        Ok(MetaClient::new(channel)
+        self.unreachable.remove(&endpoint);
+        Ok(MetaClient::with_interceptor(channel, AskToForward(forward))
             .max_decoding_message_size(collective_proto::MESSAGE_BYTES_MAX)
             .max_encoding_message_size(collective_proto::MESSAGE_BYTES_MAX))
     }
@@ -421,6 +471,21 @@ impl Client {
         self.profile.identity = renewed;
         self.channels.clear();
         Ok(serial)
+    }
+}
+
+/// Sets [`FORWARD_KEY`] on every request of a client that asks a follower to pass requests on.
+#[derive(Clone, Copy)]
+struct AskToForward(bool);
+
+impl tonic::service::Interceptor for AskToForward {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if self.0 {
+            request
+                .metadata_mut()
+                .insert(FORWARD_KEY, tonic::metadata::MetadataValue::from_static("1"));
+        }
+        Ok(request)
     }
 }
 

@@ -2,10 +2,11 @@
 //! the projections after `reads::prepare_read` made them fit for the requested consistency.
 
 use super::errors::{not_leader, rejection_status, storage};
+use super::forward::Forwarder;
 use super::reads::prepare_read;
 use super::state::Coordinator;
 use super::{data_plan, grants, liveness, membership, revocation, rotation, status};
-use crate::transport::{Caller, caller, member_caller};
+use crate::transport::{Caller, acting_caller, acting_member_caller};
 use collective_events::decide::{RIGHT_READ, RIGHT_WRITE};
 use collective_events::pb::{self, ComponentType, command_envelope::Command as PbCommand};
 use collective_projections::{EntryRecord, StoreError, Table};
@@ -26,19 +27,40 @@ const EXPORT_EVENTS_PER_MESSAGE: usize = 1000;
 /// Messages buffered ahead of a slow `ExportEvents` reader.
 const EXPORT_MESSAGES_IN_FLIGHT_MAX: usize = 4;
 
+/// Returns the leader's answer to `$request` when its caller asked this follower to pass it on
+/// (see `forward`); otherwise the handler goes on.
+macro_rules! pass_on {
+    ($service:expr, $request:expr, $rpc:ident) => {
+        if let Some(answer) = $service
+            .forward
+            .pass_on(
+                &$request,
+                |mut meta, passed| async move { meta.$rpc(passed).await },
+            )
+            .await
+        {
+            return answer;
+        }
+    };
+}
+
 pub struct MetaService {
     coordinator: Arc<Coordinator>,
+    forward: Forwarder,
 }
 
 impl MetaService {
     pub fn new(coordinator: Arc<Coordinator>) -> MetaService {
-        MetaService { coordinator }
+        MetaService {
+            forward: Forwarder::new(Arc::clone(&coordinator)),
+            coordinator,
+        }
     }
 
     /// Members of this member may use the metadata API; grants for others arrive with the
-    /// federation layer.
+    /// federation layer. A request a follower passed on acts for the client that sent it.
     fn authorize<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        member_caller(request, &self.coordinator.config.member_domain)
+        acting_member_caller(request, &self.coordinator.config.member_domain)
     }
 
     /// Changing the coordinator group takes a client certificate of this member (an admin's):
@@ -73,6 +95,7 @@ impl Meta for MetaService {
         &self,
         request: Request<api::SubmitRequest>,
     ) -> Result<Response<api::SubmitResponse>, Status> {
+        pass_on!(self, request, submit);
         let caller = self.authorize(&request)?;
         if let Some(command) = request.get_ref().command.as_ref() {
             revocation::authorize_certificate_command(&request, &caller, command.command.as_ref())?;
@@ -99,6 +122,7 @@ impl Meta for MetaService {
     }
 
     async fn stat(&self, request: Request<api::StatRequest>) -> Result<Response<api::StatResponse>, Status> {
+        pass_on!(self, request, stat);
         let caller = self.authorize(&request)?;
         let request = request.into_inner();
         grants::authorize_path(&self.coordinator, &caller, &request.path, RIGHT_READ)?;
@@ -111,6 +135,7 @@ impl Meta for MetaService {
     }
 
     async fn list(&self, request: Request<api::ListRequest>) -> Result<Response<api::ListResponse>, Status> {
+        pass_on!(self, request, list);
         let caller = self.authorize(&request)?;
         let request = request.into_inner();
         grants::authorize_path(&self.coordinator, &caller, &request.path, RIGHT_READ)?;
@@ -151,7 +176,8 @@ impl Meta for MetaService {
         &self,
         request: Request<api::StatusRequest>,
     ) -> Result<Response<api::StatusResponse>, Status> {
-        let caller = caller(&request)?;
+        pass_on!(self, request, status);
+        let caller = acting_caller(&request)?;
         let request = request.into_inner();
         let stale_ok = request.read.as_ref().is_some_and(|r| r.allow_stale);
         // Status must work without a leader (that is when it matters most), so only an explicit
@@ -225,6 +251,7 @@ impl Meta for MetaService {
         &self,
         request: Request<api::HeartbeatRequest>,
     ) -> Result<Response<api::HeartbeatResponse>, Status> {
+        pass_on!(self, request, heartbeat);
         let caller = self.authorize(&request)?;
         let request = request.into_inner();
         check_node_self(&caller, &request.address)?;
@@ -275,6 +302,7 @@ impl Meta for MetaService {
         &self,
         request: Request<api::PlanWriteRequest>,
     ) -> Result<Response<api::PlanWriteResponse>, Status> {
+        pass_on!(self, request, plan_write);
         let caller = self.authorize(&request)?;
         let coordinator = Arc::clone(&self.coordinator);
         let request = request.into_inner();
@@ -291,6 +319,7 @@ impl Meta for MetaService {
         &self,
         request: Request<api::RecordedChunksRequest>,
     ) -> Result<Response<api::RecordedChunksResponse>, Status> {
+        pass_on!(self, request, recorded_chunks);
         let caller = self.authorize(&request)?;
         let request = request.into_inner();
         check_node_self(&caller, &request.node)?;
@@ -322,6 +351,7 @@ impl Meta for MetaService {
         &self,
         request: Request<api::PlanReadRequest>,
     ) -> Result<Response<api::PlanReadResponse>, Status> {
+        pass_on!(self, request, plan_read);
         let caller = self.authorize(&request)?;
         let request = request.into_inner();
         grants::authorize_path(&self.coordinator, &caller, &request.path, RIGHT_READ)?;

@@ -5,6 +5,7 @@ pub mod config;
 pub mod data_plan;
 mod errors;
 pub mod federation;
+mod forward;
 pub mod gc;
 pub mod grants;
 pub mod liveness;

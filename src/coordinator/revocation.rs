@@ -127,16 +127,18 @@ pub fn authorize_certificate_command<T>(
 }
 
 /// The `IssueCertificate` that records the certificate the caller presented.
+/// For a request a coordinator passed on, the certificate its caller presented there.
 fn own_certificate_record<T>(request: &Request<T>) -> Result<pb::IssueCertificate, Status> {
-    let certs = request
-        .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("no tls client certificate"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("no tls client certificate"))?;
-    let identity = PeerIdentity::from_der(leaf)
+    let leaf = match crate::transport::passed_on_leaf(request)? {
+        Some(leaf) => leaf,
+        None => request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|leaf| leaf.to_vec()))
+            .ok_or_else(|| Status::unauthenticated("no tls client certificate"))?,
+    };
+    let identity = PeerIdentity::from_der(&leaf)
         .map_err(|error| Status::unauthenticated(format!("client certificate: {error}")))?;
-    Ok(issue_command(&identity, leaf))
+    Ok(issue_command(&identity, &leaf))
 }
 
 /// The `IssueCertificate` recording the leaf `der` whose identity is `identity`.

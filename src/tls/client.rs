@@ -147,7 +147,10 @@ fn parts(
         .connect_timeout(CONNECT_TIMEOUT)
         .initial_stream_window_size(super::H2_STREAM_WINDOW_BYTES)
         .initial_connection_window_size(super::H2_CONNECTION_WINDOW_BYTES)
-        .max_frame_size(super::H2_FRAME_BYTES);
+        .max_frame_size(super::H2_FRAME_BYTES)
+        .http2_keep_alive_interval(super::H2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(super::H2_KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
     let connector = FederationConnector {
         address: Arc::from(endpoint),
         tls: TlsConnector::from(config),

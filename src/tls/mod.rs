@@ -76,6 +76,14 @@ pub const H2_CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
 /// down by about a fifth (docs/benchmarks.md).
 pub const H2_FRAME_BYTES: u32 = 1024 * 1024 - 1;
 
+/// Every HTTP/2 connection a client opens is pinged this often, idle or not, and closed when a
+/// ping goes unanswered for [`H2_KEEPALIVE_TIMEOUT`]. A peer that vanished without closing its
+/// connections (a host powered off, a partition) then fails the calls in flight within
+/// seconds, and they are retried elsewhere, instead of waiting out TCP's retransmissions (about
+/// a quarter of an hour). A ping costs a few dozen bytes; its answer needs no disk.
+pub const H2_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+pub const H2_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Only TLS 1.3: every peer is ours, and 1.3 encrypts the certificates in the handshake.
 pub(crate) const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
 
