@@ -18,7 +18,9 @@
 //!   elsewhere, then trimmed back once the link returns; a node the client cannot reach, which
 //!   the member still counts up, is given up by reads and writes; a repair target cut off from
 //!   the other nodes hands the copy to another; a leader cut off from the other coordinators
-//!   is left by clients and nodes for the one the others elect. Nothing is lost.
+//!   is left by clients and nodes for the one the others elect; a follower cut off from the
+//!   others costs no write and catches up; a client cut off from the leader writes through a
+//!   follower, which passes its requests on. Nothing is lost.
 
 mod support;
 
