@@ -306,21 +306,23 @@ fn node_access(
 }
 
 /// The order a reader tries replicas in: up nodes first, rotated by the chunk's index so that
-/// consecutive chunks are read from different nodes in parallel; then draining, then down ones
-/// (they may be back before the member noticed).
-fn order_replicas(index: usize, mut replicas: Vec<api::ReplicaInfo>) -> Vec<api::ReplicaInfo> {
-    let rank = |status: i32| match NodeStatus::try_from(status) {
+/// consecutive chunks are read from different nodes in parallel; then up nodes whose clock is
+/// off (`clock_off`: they refuse tickets their clock calls expired or not yet valid); then
+/// draining, then down ones (they may be back before the member noticed).
+fn order_replicas(
+    index: usize,
+    mut replicas: Vec<api::ReplicaInfo>,
+    clock_off: &HashSet<String>,
+) -> Vec<api::ReplicaInfo> {
+    let rank = |replica: &api::ReplicaInfo| match NodeStatus::try_from(replica.status) {
+        Ok(NodeStatus::Up) if clock_off.contains(&replica.node) => 1,
         Ok(NodeStatus::Up) => 0,
-        Ok(NodeStatus::Draining) => 1,
-        Ok(NodeStatus::Down) => 2,
-        _ => 3,
+        Ok(NodeStatus::Draining) => 2,
+        Ok(NodeStatus::Down) => 3,
+        _ => 4,
     };
-    replicas.sort_by(|a, b| {
-        rank(a.status)
-            .cmp(&rank(b.status))
-            .then_with(|| a.node.cmp(&b.node))
-    });
-    let up = replicas.iter().take_while(|r| rank(r.status) == 0).count();
+    replicas.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.node.cmp(&b.node)));
+    let up = replicas.iter().take_while(|r| rank(r) == 0).count();
     if up > 1 {
         replicas[..up].rotate_left(index % up);
     }
@@ -400,10 +402,16 @@ pub fn plan_read(
     let page = &chunks[first..(first + limit).min(total)];
     let nodes = store.nodes().map_err(storage)?;
     let all = candidates(&nodes);
+    // Heard by this coordinator: empty on a follower serving a stale read.
+    let clock_off = coordinator.liveness.clock_off_nodes();
     let mut per_node: BTreeMap<String, Vec<ChunkHash>> = BTreeMap::new();
     let mut locations = Vec::with_capacity(page.len());
     for (offset, chunk) in page.iter().enumerate() {
-        let replicas = order_replicas(first + offset, replica_infos(store, &chunk.hash, &all)?);
+        let replicas = order_replicas(
+            first + offset,
+            replica_infos(store, &chunk.hash, &all)?,
+            &clock_off,
+        );
         if request.tickets {
             let hash = ChunkHash::from_slice(&chunk.hash).map_err(|e| Status::internal(e.to_string()))?;
             for replica in &replicas {
@@ -484,8 +492,25 @@ mod tests {
             replica("a", NodeStatus::Up),
         ];
         let names = |ordered: Vec<api::ReplicaInfo>| ordered.into_iter().map(|r| r.node).collect::<Vec<_>>();
-        assert_eq!(names(order_replicas(0, replicas.clone())), ["a", "b", "c"]);
-        assert_eq!(names(order_replicas(1, replicas)), ["b", "a", "c"]);
+        let none = HashSet::new();
+        assert_eq!(names(order_replicas(0, replicas.clone(), &none)), ["a", "b", "c"]);
+        assert_eq!(names(order_replicas(1, replicas, &none)), ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn readers_try_a_node_whose_clock_is_off_after_the_other_up_ones() {
+        let replicas = vec![
+            replica("d", NodeStatus::Draining),
+            replica("c", NodeStatus::Up),
+            replica("b", NodeStatus::Up),
+            replica("a", NodeStatus::Up),
+        ];
+        let names = |ordered: Vec<api::ReplicaInfo>| ordered.into_iter().map(|r| r.node).collect::<Vec<_>>();
+        let clock_off = HashSet::from(["a".to_string()]);
+        for index in 0..4 {
+            let ordered = names(order_replicas(index, replicas.clone(), &clock_off));
+            assert_eq!(ordered[2..], ["a", "d"], "chunk {index}: {ordered:?}");
+        }
     }
 
     #[test]
