@@ -20,7 +20,8 @@
 //!   the other nodes hands the copy to another; a leader cut off from the other coordinators
 //!   is left by clients and nodes for the one the others elect; a follower cut off from the
 //!   others costs no write and catches up; a client cut off from the leader writes through a
-//!   follower, which passes its requests on. Nothing is lost.
+//!   follower, which passes its requests on, and a node cut off from the leader heartbeats
+//!   through one. Nothing is lost.
 
 mod support;
 
@@ -1379,5 +1380,51 @@ fn a_client_cut_off_from_the_leader_still_writes_through_the_followers() -> anyh
         writes.after().count() > 0 && writes.after().all(|a| a.acknowledged),
         "every write after the heal is acknowledged"
     );
+    Ok(())
+}
+
+#[test]
+fn a_node_cut_off_from_the_leader_alone_heartbeats_through_the_followers() -> anyhow::Result<()> {
+    // Three coordinators. Every packet between node-01 and the leader is dropped for 30 s; the
+    // node still reaches the followers, and the client reaches everyone. The leader first
+    // declares the node down (its heartbeats stop arriving). Once the node has failed to dial
+    // the leader, it asks a follower to pass its heartbeats on, and the leader counts it up
+    // again, all while the cut lasts. Nothing is lost, and once healed every chunk is back to
+    // exactly two replicas.
+    let mut cluster = Cluster::in_network(env(&[]))?;
+    cluster.add_coordinator(2, true)?;
+    cluster.add_coordinator(3, true)?;
+    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    let before = write_files(&cluster, "before", 70)?;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
+    let namespace = cluster
+        .node("node-01")
+        .namespace
+        .clone()
+        .context("the node's namespace")?;
+    let leader_address = Network::coordinator_address(leader);
+    cluster.network().cut(&namespace, &leader_address)?;
+    let cut_at = Instant::now();
+    let down = cluster.wait_node_status("node-01", "DOWN", Duration::from_secs(15))?;
+    let up = cluster.wait_node_status("node-01", "UP", Duration::from_secs(25))?;
+    eprintln!(
+        "node-01 cut off from coordinator {leader} (the leader): down after {down:?}, up again {up:?} later"
+    );
+    let during = write_files(&cluster, "during", 80)?;
+    ensure!(
+        cut_at.elapsed() < Duration::from_secs(30),
+        "the node was up again, and the files written, while the cut lasted ({:?})",
+        cut_at.elapsed()
+    );
+    ensure_read_back(&cluster, before.iter().chain(&during))?;
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(cut_at.elapsed()));
+    cluster.network().heal(&namespace, &leader_address)?;
+    let all: Vec<&(String, blake3::Hash)> = before.iter().chain(&during).collect();
+    ensure!(
+        wait_until(Duration::from_secs(30), || exactly_two_replicas(&cluster, &all)
+            .unwrap_or(false)),
+        "every chunk is back to exactly two replicas once healed"
+    );
+    ensure_read_back(&cluster, all)?;
     Ok(())
 }
