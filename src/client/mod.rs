@@ -61,6 +61,11 @@ impl Consistency {
 /// and requests only a leader may serve go through a follower, which passes them on.
 const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
 
+/// Longest a dial to one of the member's coordinators (TCP connect and TLS handshake) may take.
+/// They sit on the member's network, or one VPN hop away: 5 s covers two lost SYNs. One that
+/// takes longer is avoided for [`UNREACHABLE_FOR`], and requests go through the others.
+const DIAL_MAX: Duration = Duration::from_secs(5);
+
 /// The metadata client every call uses.
 type Meta = MetaClient<InterceptedService<Channel, AskToForward>>;
 
@@ -319,13 +324,27 @@ impl Client {
             }
             let index = self.preferred;
             let forward = needs_leader && self.any_unreachable();
-            let outcome = match self.meta(index, forward).await {
-                Ok(meta) => rpc(meta).await.map(tonic::Response::into_inner).map_err(Some),
-                Err(error @ ClientError::Identity { .. }) => return Err(error),
-                Err(error) => {
-                    self.unreachable
-                        .insert(self.endpoints[index].clone(), Instant::now());
-                    last_error = Some(error);
+            // Each attempt, dial included, ends at the deadline.
+            let outcome = match tokio::time::timeout_at(deadline, self.meta(index, forward)).await {
+                Ok(Ok(meta)) => match tokio::time::timeout_at(deadline, rpc(meta)).await {
+                    Ok(answer) => answer.map(tonic::Response::into_inner).map_err(Some),
+                    // Its connection is dropped below, like after any retryable failure.
+                    Err(_) => Err(Some(tonic::Status::deadline_exceeded(format!(
+                        "the coordinator at {} did not answer in time",
+                        self.endpoints[index]
+                    )))),
+                },
+                Ok(Err(error @ ClientError::Identity { .. })) => return Err(error),
+                dial => {
+                    let endpoint = self.endpoints[index].clone();
+                    last_error = Some(match dial {
+                        Ok(Err(error)) => error,
+                        _ => ClientError::Connect {
+                            endpoint: endpoint.clone(),
+                            detail: "the dial was still going at the deadline".into(),
+                        },
+                    });
+                    self.unreachable.insert(endpoint, Instant::now());
                     Err(None)
                 }
             };
@@ -407,17 +426,20 @@ impl Client {
                     self.identity_checked = true;
                     self.renew_if_due().await;
                 }
-                let channel = crate::transport::connect_coordinator(
+                let dial = crate::transport::connect_coordinator(
                     &endpoint,
                     &self.profile.identity,
                     &self.profile.root_ca_pem,
                     &self.profile.config.member_domain,
-                )
-                .await
-                .map_err(|error| ClientError::Connect {
+                );
+                let connect_error = |detail: String| ClientError::Connect {
                     endpoint: endpoint.clone(),
-                    detail: format!("{error:#}"),
-                })?;
+                    detail,
+                };
+                let channel = tokio::time::timeout(DIAL_MAX, dial)
+                    .await
+                    .map_err(|_| connect_error(format!("no connection within {DIAL_MAX:?}")))?
+                    .map_err(|error| connect_error(format!("{error:#}")))?;
                 self.channels.insert(endpoint.clone(), channel.clone());
                 channel
             }
