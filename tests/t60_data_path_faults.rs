@@ -1159,10 +1159,37 @@ impl Writes {
             .filter(|a| a.started >= self.cut_at && a.started < self.healed_at)
     }
 
-    /// The writes started once the links were back.
-    fn after(&self) -> impl Iterator<Item = &Attempt> {
-        self.attempts.iter().filter(|a| a.started >= self.healed_at)
+    /// There were writes started while the links were cut, and each was acknowledged.
+    fn ensure_acknowledged_during_the_cut(&self) -> anyhow::Result<()> {
+        ensure!(
+            self.during().count() > 0 && self.during().all(|a| a.acknowledged),
+            "every write during the cut is acknowledged"
+        );
+        Ok(())
     }
+
+    /// There were writes started once the links were back, and each was acknowledged.
+    fn ensure_acknowledged_after_the_heal(&self) -> anyhow::Result<()> {
+        let after: Vec<&Attempt> = self
+            .attempts
+            .iter()
+            .filter(|a| a.started >= self.healed_at)
+            .collect();
+        ensure!(
+            !after.is_empty() && after.iter().all(|a| a.acknowledged),
+            "every write after the heal is acknowledged"
+        );
+        Ok(())
+    }
+}
+
+/// Three coordinators and three nodes, each in a network namespace of its own.
+fn three_coordinators_in_network() -> anyhow::Result<Cluster> {
+    let mut cluster = Cluster::in_network(env(&[]))?;
+    cluster.add_coordinator(2, true)?;
+    cluster.add_coordinator(3, true)?;
+    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    Ok(cluster)
 }
 
 /// Three coordinators and three nodes, each in a namespace of its own. A writer writes one
@@ -1174,10 +1201,7 @@ impl Writes {
 fn writes_through(
     fault: impl FnOnce(&Cluster, u64) -> anyhow::Result<(Instant, Instant)>,
 ) -> anyhow::Result<(Cluster, Writes)> {
-    let mut cluster = Cluster::in_network(env(&[]))?;
-    cluster.add_coordinator(2, true)?;
-    cluster.add_coordinator(3, true)?;
-    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    let cluster = three_coordinators_in_network()?;
     let stop = std::sync::atomic::AtomicBool::new(false);
     let writes = std::thread::scope(|scope| -> anyhow::Result<Writes> {
         let writer = scope.spawn(|| -> anyhow::Result<Vec<Attempt>> {
@@ -1308,10 +1332,7 @@ fn an_isolated_leader_loses_no_acknowledged_write() -> anyhow::Result<()> {
         writes.during().any(|a| a.acknowledged),
         "writes are acknowledged while the old leader is cut off"
     );
-    ensure!(
-        writes.after().count() > 0 && writes.after().all(|a| a.acknowledged),
-        "every write after the heal is acknowledged"
-    );
+    writes.ensure_acknowledged_after_the_heal()?;
     Ok(())
 }
 
@@ -1331,14 +1352,8 @@ fn an_isolated_follower_costs_no_write_and_catches_up() -> anyhow::Result<()> {
         isolate_coordinator(cluster, isolated, true)?;
         Ok((cut_at, Instant::now()))
     })?;
-    ensure!(
-        writes.during().count() > 0 && writes.during().all(|a| a.acknowledged),
-        "every write during the cut is acknowledged"
-    );
-    ensure!(
-        writes.after().count() > 0 && writes.after().all(|a| a.acknowledged),
-        "every write after the heal is acknowledged"
-    );
+    writes.ensure_acknowledged_during_the_cut()?;
+    writes.ensure_acknowledged_after_the_heal()?;
     let last = writes.attempts.last().context("some writes")?;
     let home = cluster.home_for(isolated)?;
     let caught_up = wait_until(Duration::from_secs(10), || {
@@ -1372,14 +1387,8 @@ fn a_client_cut_off_from_the_leader_still_writes_through_the_followers() -> anyh
         cluster.network().heal(&namespace, Network::CLIENT)?;
         Ok((cut_at, Instant::now()))
     })?;
-    ensure!(
-        writes.during().count() > 0 && writes.during().all(|a| a.acknowledged),
-        "every write during the cut is acknowledged"
-    );
-    ensure!(
-        writes.after().count() > 0 && writes.after().all(|a| a.acknowledged),
-        "every write after the heal is acknowledged"
-    );
+    writes.ensure_acknowledged_during_the_cut()?;
+    writes.ensure_acknowledged_after_the_heal()?;
     Ok(())
 }
 
@@ -1391,10 +1400,7 @@ fn a_node_cut_off_from_the_leader_alone_heartbeats_through_the_followers() -> an
     // the leader, it asks a follower to pass its heartbeats on, and the leader counts it up
     // again, all while the cut lasts. Nothing is lost, and once healed every chunk is back to
     // exactly two replicas.
-    let mut cluster = Cluster::in_network(env(&[]))?;
-    cluster.add_coordinator(2, true)?;
-    cluster.add_coordinator(3, true)?;
-    start_nodes(&mut cluster, &["node-01", "node-02", "node-03"], &[])?;
+    let cluster = three_coordinators_in_network()?;
     let before = write_files(&cluster, "before", 70)?;
     let leader = cluster.wait_for_leader(Duration::from_secs(10))?;
     let namespace = cluster
