@@ -1371,10 +1371,11 @@ fn an_isolated_follower_costs_no_write_and_catches_up() -> anyhow::Result<()> {
 }
 
 #[test]
-fn a_client_cut_off_from_the_leader_still_writes_through_the_followers() -> anyhow::Result<()> {
+fn a_client_cut_off_from_the_leader_still_writes_and_reads_through_the_followers() -> anyhow::Result<()> {
     // Every packet between the client and the leader is dropped for 25 s; the coordinators and
     // the nodes still reach one another, and the client still reaches the followers and the
-    // nodes. A client that cannot dial the leader asks a follower to pass its requests on.
+    // nodes. A client that cannot dial the leader asks a follower to pass its requests on,
+    // for writes and for reads.
     // The write in flight at the cut waits for its connection to the leader to be given up
     // and for one dial to fail; each later write (a new process) tries the leader first if
     // the profile lists it first, so the cut lasts long enough for a few.
@@ -1383,7 +1384,20 @@ fn a_client_cut_off_from_the_leader_still_writes_through_the_followers() -> anyh
         let cut_at = Instant::now();
         cluster.network().cut(&namespace, Network::CLIENT)?;
         eprintln!("the client cut off from coordinator {leader} (the leader)");
-        std::thread::sleep(Duration::from_secs(25));
+        // Reads go through a follower too: the plan and its tickets are the leader's, made out
+        // to the client.
+        let out = cluster.dir.path().join("read-during-the-cut.bin");
+        let read = cluster.cli(&["read", "/w-0.bin", path(&out)]);
+        ensure!(
+            read.status.success(),
+            "a read during the cut: {}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        ensure!(
+            digest(&out)? == digest(&random_file(cluster, "w-0.bin", MIB, 1000)?)?,
+            "/w-0.bin reads back whole during the cut"
+        );
+        std::thread::sleep(Duration::from_secs(25).saturating_sub(cut_at.elapsed()));
         cluster.network().heal(&namespace, Network::CLIENT)?;
         Ok((cut_at, Instant::now()))
     })?;
