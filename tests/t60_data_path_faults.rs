@@ -1474,16 +1474,18 @@ fn a_node_cut_off_from_the_leader_alone_heartbeats_through_the_followers() -> an
 #[test]
 fn nothing_acknowledged_is_lost_under_mixed_faults() -> anyhow::Result<()> {
     // Three coordinators and three nodes; a writer writes 1 MiB files one after another for
-    // about 40 s while faults follow one another, each undone before the next: a node killed
-    // (SIGKILL) and restarted, a node paused (SIGSTOP) and resumed, a node cut off from the
-    // leader, a coordinator cut off from the other two, a coordinator killed and restarted.
-    // The sequence comes from a seed (COLLECTIVE_FAULT_SEED, printed) so that a failure can be
-    // replayed. Every acknowledged write reads back whole, every write after the last fault is
-    // acknowledged, and repair gives every chunk of every acknowledged file two replicas again.
+    // about 40 s while faults follow one another, each held 4 to 12 s and undone before the
+    // next: a node killed (SIGKILL) and restarted, a node paused (SIGSTOP) and resumed, a node
+    // cut off from the leader, a coordinator cut off from the other two, a coordinator killed
+    // and restarted. The sequence comes from a seed (COLLECTIVE_FAULT_SEED, printed) so that a
+    // failure can be replayed; the default one kills a coordinator and cuts off the leader
+    // right after it restarts. With one fault at a time a quorum of coordinators and two
+    // nodes are always there, so every write must be acknowledged (and read back whole), and
+    // repair must give every chunk of every file two replicas again.
     use rand::Rng;
     let seed: u64 = match std::env::var("COLLECTIVE_FAULT_SEED") {
         Ok(seed) => seed.parse().context("COLLECTIVE_FAULT_SEED")?,
-        Err(_) => 8,
+        Err(_) => 4,
     };
     eprintln!("fault sequence seed {seed}");
     let nodes = ["node-01", "node-02", "node-03"];
@@ -1493,7 +1495,7 @@ fn nothing_acknowledged_is_lost_under_mixed_faults() -> anyhow::Result<()> {
         while began.elapsed() < Duration::from_secs(40) {
             let node = nodes[rng.random_range(0..nodes.len())];
             let coordinator = rng.random_range(1..=3u64);
-            let hold = Duration::from_millis(rng.random_range(2000..5000));
+            let hold = Duration::from_millis(rng.random_range(4000..12000));
             let started = Instant::now();
             let fault = match rng.random_range(0..5) {
                 0 => {
@@ -1535,10 +1537,7 @@ fn nothing_acknowledged_is_lost_under_mixed_faults() -> anyhow::Result<()> {
         }
         Ok((began, Instant::now()))
     })?;
-    ensure!(
-        writes.during().any(|a| a.acknowledged),
-        "writes are acknowledged while the faults go on"
-    );
+    writes.ensure_acknowledged_during_the_cut()?;
     writes.ensure_acknowledged_after_the_heal()?;
     let acknowledged: Vec<&str> = writes
         .attempts

@@ -57,7 +57,7 @@ impl Consistency {
     }
 }
 
-/// How long a coordinator that could not be dialed is avoided: redirects to it are not followed,
+/// How long a coordinator whose dial got no answer is avoided: redirects to it are not followed,
 /// and requests only a leader may serve go through a follower, which passes them on.
 const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
 
@@ -76,7 +76,9 @@ pub struct Client {
     /// Index into `endpoints` of the coordinator believed to lead.
     preferred: usize,
     channels: HashMap<String, Channel>,
-    /// Coordinators whose last dial failed, and when.
+    /// Coordinators whose last dial got no answer in time (a partition, a host gone), and when.
+    /// A refused connection does not count: the host answered, and trying again costs nothing
+    /// (a restarting coordinator refuses until it listens again).
     unreachable: HashMap<String, Instant>,
     retry: RetryPolicy,
     /// Whether the profile's own certificate was checked against its federation root.
@@ -335,16 +337,18 @@ impl Client {
                     )))),
                 },
                 Ok(Err(error @ ClientError::Identity { .. })) => return Err(error),
-                dial => {
+                // A dial that timed out marked the coordinator unreachable.
+                Ok(Err(error)) => {
+                    last_error = Some(error);
+                    Err(None)
+                }
+                Err(_) => {
                     let endpoint = self.endpoints[index].clone();
-                    last_error = Some(match dial {
-                        Ok(Err(error)) => error,
-                        _ => ClientError::Connect {
-                            endpoint: endpoint.clone(),
-                            detail: "the dial was still going at the deadline".into(),
-                        },
+                    self.unreachable.insert(endpoint.clone(), Instant::now());
+                    last_error = Some(ClientError::Connect {
+                        endpoint,
+                        detail: "the dial was still going at the deadline".into(),
                     });
-                    self.unreachable.insert(endpoint, Instant::now());
                     Err(None)
                 }
             };
@@ -436,10 +440,13 @@ impl Client {
                     endpoint: endpoint.clone(),
                     detail,
                 };
-                let channel = tokio::time::timeout(DIAL_MAX, dial)
-                    .await
-                    .map_err(|_| connect_error(format!("no connection within {DIAL_MAX:?}")))?
-                    .map_err(|error| connect_error(format!("{error:#}")))?;
+                let channel = match tokio::time::timeout(DIAL_MAX, dial).await {
+                    Ok(dialed) => dialed.map_err(|error| connect_error(format!("{error:#}")))?,
+                    Err(_) => {
+                        self.unreachable.insert(endpoint.clone(), Instant::now());
+                        return Err(connect_error(format!("no connection within {DIAL_MAX:?}")));
+                    }
+                };
                 self.channels.insert(endpoint.clone(), channel.clone());
                 channel
             }

@@ -22,8 +22,9 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 /// Longest a passed-on request waits for the leader's answer. A commit is given up after 3 s
-/// (`PROPOSAL_WAIT_MAX`), a plan takes milliseconds.
-const FORWARD_WAIT_MAX: Duration = Duration::from_secs(10);
+/// (`PROPOSAL_WAIT_MAX`), a plan takes milliseconds; the caller then retries elsewhere, within
+/// its own deadline (5 s for a node's heartbeat).
+const FORWARD_WAIT_MAX: Duration = Duration::from_secs(4);
 
 /// A follower's connection to its current leader, for passing requests on.
 pub struct Forwarder {
@@ -41,9 +42,11 @@ impl Forwarder {
     }
 
     /// Passes `request` on to the leader when its caller asked for that, this coordinator does
-    /// not lead and knows who does; `None` to serve the request here (which redirects or
-    /// refuses it if it needs a leader). A coordinator's own requests, and requests already
-    /// passed on, are never passed on.
+    /// not lead, and it heard from the leader within the longest election timeout; `None` to
+    /// serve the request here (which redirects or refuses it if it needs a leader). A leader
+    /// not heard from lately may be cut off or replaced: a request passed on to it would wait
+    /// for nothing. A coordinator's own requests, and requests already passed on, are never
+    /// passed on.
     pub async fn pass_on<Req, Resp, F, Fut>(
         &self,
         request: &Request<Req>,
@@ -55,6 +58,13 @@ impl Forwarder {
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
         if request.metadata().get(FORWARD_KEY).is_none() || self.coordinator.is_leader() {
+            return None;
+        }
+        let heard_lately = self
+            .coordinator
+            .since_leader_contact_ms()
+            .is_some_and(|ms| ms <= collective_raft::config::ELECTION_TIMEOUT_MAX_MS);
+        if !heard_lately {
             return None;
         }
         let caller = crate::transport::caller(request).ok()?;
