@@ -41,7 +41,8 @@ pub fn replica_stall_from_env() -> anyhow::Result<Duration> {
 /// the next replica. Nodes sit on their member's network, where a connection takes a
 /// millisecond; 3 s still covers one lost SYN (the kernel resends it after 1 s). A node the
 /// member hears but the caller cannot reach (a partition between them) costs a read or a
-/// write this long, not the 10 s a coordinator connection is given.
+/// write this long, not the 5 s a client gives its member's coordinators (`client::DIAL_MAX`)
+/// or the 10 s of other coordinator dials.
 pub const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The time a call that sends or makes a node copy `bytes` may take: the stall limit, plus half
