@@ -10,6 +10,7 @@
 //!
 //! A reused buffer holds what it held before. Callers hand out only bytes they wrote since.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Mutex;
 
@@ -20,28 +21,70 @@ const POOL_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Smaller buffers are cheap to allocate and not kept.
 const POOL_BUFFER_BYTES_MIN: usize = 64 * 1024;
 
-static FREE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+static FREE: Mutex<Pool> = Mutex::new(Pool::new(POOL_BYTES_MAX));
 
 /// A buffer of exactly `len` initialized bytes: a kept one of that length, or a zeroed new one.
 pub(crate) fn take(len: usize) -> Vec<u8> {
     if len >= POOL_BUFFER_BYTES_MIN {
-        let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(at) = free.iter().position(|vec| vec.len() == len) {
-            return free.swap_remove(at);
+        if let Some(kept) = FREE.lock().unwrap_or_else(|p| p.into_inner()).take(len) {
+            return kept;
         }
     }
     vec![0u8; len]
 }
 
-/// Keeps `vec` for a later [`take`] of its length, unless it is small or the pool is full.
+/// Keeps `vec` for a later [`take`] of its length, unless it is small.
 pub(crate) fn give(vec: Vec<u8>) {
     if vec.len() < POOL_BUFFER_BYTES_MIN {
         return;
     }
-    let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
-    let kept: usize = free.iter().map(Vec::len).sum();
-    if kept + vec.len() <= POOL_BYTES_MAX {
-        free.push(vec);
+    let evicted = FREE.lock().unwrap_or_else(|p| p.into_inner()).give(vec);
+    drop(evicted); // freed outside the lock
+}
+
+/// Buffers kept for reuse, oldest first, at most `bytes_max` of them in all.
+///
+/// A full pool makes room for the buffer given back by dropping the ones given back longest
+/// ago: the sizes in use change with the work (a node's put stages and its read buffers differ
+/// by a block), and a pool that kept its first buffers would serve none of the later ones.
+struct Pool {
+    kept: VecDeque<Vec<u8>>,
+    bytes: usize,
+    bytes_max: usize,
+}
+
+impl Pool {
+    const fn new(bytes_max: usize) -> Pool {
+        Pool {
+            kept: VecDeque::new(),
+            bytes: 0,
+            bytes_max,
+        }
+    }
+
+    /// The buffer of exactly `len` bytes given back last, if one is kept.
+    fn take(&mut self, len: usize) -> Option<Vec<u8>> {
+        let at = self.kept.iter().rposition(|vec| vec.len() == len)?;
+        let vec = self.kept.remove(at)?;
+        self.bytes -= vec.len();
+        Some(vec)
+    }
+
+    /// Keeps `vec`, returning the buffers dropped to make room (or `vec` itself, if it is larger
+    /// than the whole pool).
+    fn give(&mut self, vec: Vec<u8>) -> Vec<Vec<u8>> {
+        if vec.len() > self.bytes_max {
+            return vec![vec];
+        }
+        let mut evicted = Vec::new();
+        while self.bytes + vec.len() > self.bytes_max {
+            let Some(oldest) = self.kept.pop_front() else { break };
+            self.bytes -= oldest.len();
+            evicted.push(oldest);
+        }
+        self.bytes += vec.len();
+        self.kept.push_back(vec);
+        evicted
     }
 }
 
@@ -123,6 +166,25 @@ mod tests {
         let address = vec.as_ptr();
         give(vec);
         let guard = FREE.lock().unwrap_or_else(|p| p.into_inner());
-        assert!(guard.iter().all(|kept| kept.as_ptr() != address));
+        assert!(guard.kept.iter().all(|kept| kept.as_ptr() != address));
+    }
+
+    #[test]
+    fn a_full_pool_drops_its_oldest_buffers_for_the_one_given_back() {
+        let mut pool = Pool::new(10);
+        for len in [4, 4, 2] {
+            assert!(pool.give(vec![0u8; len]).is_empty(), "room for {len} bytes");
+        }
+        // Full: a 3-byte buffer costs the first 4-byte one, the oldest.
+        let evicted = pool.give(vec![1u8; 3]);
+        assert_eq!(evicted.iter().map(Vec::len).collect::<Vec<_>>(), [4]);
+        assert_eq!(pool.bytes, 9);
+        assert_eq!(pool.take(3), Some(vec![1u8; 3]), "the newest size is served");
+        assert_eq!(pool.take(5), None);
+        assert_eq!(pool.give(vec![0u8; 11]).len(), 1, "larger than the pool: not kept");
+        assert_eq!(pool.bytes, 6);
+        assert_eq!(pool.take(4).map(|v| v.len()), Some(4));
+        assert_eq!(pool.take(2).map(|v| v.len()), Some(2));
+        assert_eq!((pool.kept.len(), pool.bytes), (0, 0));
     }
 }
