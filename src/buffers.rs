@@ -25,10 +25,10 @@ static FREE: Mutex<Pool> = Mutex::new(Pool::new(POOL_BYTES_MAX));
 
 /// A buffer of exactly `len` initialized bytes: a kept one of that length, or a zeroed new one.
 pub(crate) fn take(len: usize) -> Vec<u8> {
-    if len >= POOL_BUFFER_BYTES_MIN {
-        if let Some(kept) = FREE.lock().unwrap_or_else(|p| p.into_inner()).take(len) {
-            return kept;
-        }
+    if len >= POOL_BUFFER_BYTES_MIN
+        && let Some(kept) = FREE.lock().unwrap_or_else(|p| p.into_inner()).take(len)
+    {
+        return kept;
     }
     vec![0u8; len]
 }
@@ -78,7 +78,9 @@ impl Pool {
         }
         let mut evicted = Vec::new();
         while self.bytes + vec.len() > self.bytes_max {
-            let Some(oldest) = self.kept.pop_front() else { break };
+            let Some(oldest) = self.kept.pop_front() else {
+                break;
+            };
             self.bytes -= oldest.len();
             evicted.push(oldest);
         }
@@ -181,7 +183,11 @@ mod tests {
         assert_eq!(pool.bytes, 9);
         assert_eq!(pool.take(3), Some(vec![1u8; 3]), "the newest size is served");
         assert_eq!(pool.take(5), None);
-        assert_eq!(pool.give(vec![0u8; 11]).len(), 1, "larger than the pool: not kept");
+        assert_eq!(
+            pool.give(vec![0u8; 11]).len(),
+            1,
+            "larger than the pool: not kept"
+        );
         assert_eq!(pool.bytes, 6);
         assert_eq!(pool.take(4).map(|v| v.len()), Some(4));
         assert_eq!(pool.take(2).map(|v| v.len()), Some(2));
