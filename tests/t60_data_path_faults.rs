@@ -624,6 +624,82 @@ fn a_flipped_byte_is_never_served_and_scrub_and_repair_replace_it() -> anyhow::R
     Ok(())
 }
 
+/// A disk that can no longer read one chunk's copy: the file system refuses its inode under the
+/// running node (`support::disk`). Reads go on returning the file whole, the read that met the
+/// damage reports it, the member gives the replica up and repair makes a new one elsewhere.
+#[test]
+fn a_copy_the_disk_cannot_read_is_reported_and_replaced() -> anyhow::Result<()> {
+    let mut cluster = Cluster::single_with_env(env(&[]))?;
+    let disk = support::disk::Ext4Disk::new(cluster.dir.path(), "node-01-disk", 512 * MIB as u64)?;
+    // The scrubber stays off on node-01: the client's read must be what finds the damage.
+    cluster.prepare_node("node-01", &["--data", path(disk.mount_point())])?;
+    cluster.start_node_with(
+        "node-01",
+        &[("COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC".into(), "0".into())],
+    )?;
+    start_nodes(&mut cluster, &["node-02"], &[])?;
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    let file = random_file(&cluster, "d.bin", 12 * MIB, 7)?;
+    let expected = digest(&file)?;
+    cluster.cli_ok(&["write", "/d.bin", path(&file), "--replicas", "2"])?;
+    // A third node to repair onto.
+    start_nodes(&mut cluster, &["node-03"], &[])?;
+
+    let on_disk = chunk_files(disk.mount_point());
+    ensure!(on_disk.len() == 3, "node-01 holds the three chunks: {on_disk:?}");
+    // The first chunk: read plans list its replicas by node name (rotated by the chunk's index,
+    // to spread reads), so readers ask node-01 for it first and meet the damage.
+    let chunks = || -> anyhow::Result<Vec<serde_json::Value>> {
+        let text = cluster.cli_ok(&["debug", "chunks", "--file", "/d.bin", "--json"])?;
+        let json: serde_json::Value = serde_json::from_str(&text)?;
+        json["chunks"].as_array().cloned().context("chunks")
+    };
+    let victim = chunks()?[0]["hash"].as_str().context("a hash")?.to_owned();
+    let victim_file = on_disk
+        .iter()
+        .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(victim.as_str()))
+        .context("node-01 holds the first chunk")?;
+    disk.damage_inode(victim_file)?;
+
+    for _ in 0..2 {
+        ensure!(
+            read_back(&cluster, "/d.bin")? == expected,
+            "every read returns the file whole"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = cluster.cli_ok(&["audit", "export"])?;
+        let removed: Vec<&str> = events.lines().filter(|l| l.contains("replicaRemoved")).collect();
+        if removed
+            .iter()
+            .any(|l| l.contains("node-01") && l.contains("read"))
+        {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "node-01 did not report the unreadable copy within 30 s; replicas removed: {removed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = wait_repaired(&cluster, &["/d.bin"], 2, Duration::from_secs(60))?;
+    eprintln!("repair restored the replica {took:?} after the read reported it");
+    let after = chunks()?;
+    let holders: Vec<&str> = after[0]["replicas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["node"].as_str())
+        .collect();
+    ensure!(
+        holders.len() == 2 && !holders.iter().any(|n| n.starts_with("node-01@")),
+        "the damaged chunk has two replicas again, neither the unreadable copy: {holders:?}"
+    );
+    ensure!(read_back(&cluster, "/d.bin")? == expected, "and after repair");
+    Ok(())
+}
+
 #[test]
 fn a_full_node_gets_no_more_chunks_and_keeps_what_it_has() -> anyhow::Result<()> {
     let mut cluster = Cluster::single_with_env(env(&[]))?;

@@ -1,7 +1,8 @@
 //! The scrubber and the guarded delete. A byte flipped in a stored chunk is found by the
 //! background scrub within seconds, the copy quarantined and — with a real coordinator — its
 //! replica removed from the member's records with a reason naming the scrub, even when the
-//! coordinator was down at the moment of discovery; good chunks are never reported. A chunk
+//! coordinator was down at the moment of discovery; good chunks are never reported. A copy whose
+//! inode the file system can no longer read is reported too, by a read or by the scrub. A chunk
 //! re-put just now survives a guarded delete that an idle one does not.
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
@@ -17,7 +18,7 @@ use collective::client::Client;
 use collective::node::FoundBy;
 use collective::ticket::TicketOp;
 use collective_events::pb::{self, command_envelope::Command, event_envelope::Event};
-use collective_proto::chunk::DeleteRequest;
+use collective_proto::chunk::{DeleteRequest, HasRequest};
 use node_support::*;
 
 /// Scrub rate and pause in these tests: a few small chunks are re-read several times a second.
@@ -147,6 +148,74 @@ async fn a_chunk_re_put_just_now_survives_a_guarded_delete_and_an_idle_one_does_
 }
 
 /// The `ReplicaRemoved` events in the member's log, as (hash, node, reason).
+/// On a node whose data directory is an ext4 file system of its own, one chunk's inode is
+/// damaged under the running node. `found_by` says who must find it: a client's read (the scrub
+/// is off) or the scrub. The copy must be reported for repair, never served, and no longer
+/// claimed by `Has`; the good chunk beside it is untouched.
+async fn an_unreadable_copy_is_reported(found_by: FoundBy) {
+    let fed = Federation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = support::disk::Ext4Disk::new(dir.path(), "disk", 256 * 1024 * 1024).unwrap();
+    let node = start_node_as(&fed, NODE, &[disk.mount_point()], None, |config| {
+        config.scrub.bytes_per_sec = match found_by {
+            FoundBy::Read => 0,
+            FoundBy::Scrub => SCRUB_BYTES_PER_SEC,
+        };
+        config.scrub.pass_interval = Duration::from_millis(SCRUB_INTERVAL_MS);
+    })
+    .await;
+    let mut chunks = client(&fed, &node).await;
+    let (good, victim) = (random_bytes(300_000), random_bytes(250_000));
+    put(&fed, &mut chunks, &good).await.unwrap();
+    put(&fed, &mut chunks, &victim).await.unwrap();
+    let (good_hash, victim_hash) = (ChunkHash::of(&good), ChunkHash::of(&victim));
+    let victim_path = chunk_file(disk.mount_point(), &victim_hash);
+    tokio::task::block_in_place(|| disk.damage_inode(&victim_path)).unwrap();
+
+    let reports = &node.running.corruption;
+    if found_by == FoundBy::Read {
+        let ticket = fed.ticket(TicketOp::Get, &[victim_hash]);
+        let refused = get(&mut chunks, ticket, victim_hash, 0, None).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::DataLoss, "{refused:?}");
+        assert!(
+            refused.message().contains("could not read"),
+            "the error says why: {}",
+            refused.message()
+        );
+    }
+    let found = tokio::task::block_in_place(|| eventually(FIND_WITHIN, || !reports.pending().is_empty()));
+    assert!(
+        found,
+        "the unreadable copy was not reported within {FIND_WITHIN:?}"
+    );
+    assert_eq!(reports.pending(), vec![(victim_hash, found_by)]);
+    let has = chunks
+        .has(HasRequest {
+            ticket: Some(fed.ticket(TicketOp::Has, &[])),
+            hashes: vec![good_hash.as_bytes().to_vec(), victim_hash.as_bytes().to_vec()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        has.present,
+        [true, false],
+        "Has no longer claims the unreadable copy"
+    );
+    let ticket = fed.ticket(TicketOp::Get, &[good_hash]);
+    assert_eq!(get(&mut chunks, ticket, good_hash, 0, None).await.unwrap(), good);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_reports_a_copy_the_file_system_cannot_read() {
+    an_unreadable_copy_is_reported(FoundBy::Read).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrubber_reports_a_copy_the_file_system_cannot_read() {
+    an_unreadable_copy_is_reported(FoundBy::Scrub).await;
+}
+
 async fn replicas_removed(admin: &mut Client) -> Vec<(Vec<u8>, String, String)> {
     let mut found = Vec::new();
     admin

@@ -8,7 +8,7 @@
 //! | malformed request, oversized or truncated stream, | INVALID_ARGUMENT    | no                |
 //! | content not matching its hash, chunk too large    |                     |                   |
 //! | chunk not stored here                             | NOT_FOUND           | other replica     |
-//! | chunk failed verification (now quarantined)       | DATA_LOSS           | other replica     |
+//! | chunk damaged: failed verification, or unreadable | DATA_LOSS           | other replica     |
 //! | range outside the chunk                           | OUT_OF_RANGE        | no                |
 //! | no data directory has room, disk full             | RESOURCE_EXHAUSTED  | other node        |
 //! | any other IO failure on the node                  | INTERNAL            | other replica     |

@@ -207,22 +207,27 @@ impl ChunkService {
             length_bytes,
             ..
         } = request.into_inner();
-        let chunk_length = self.blocking(move |store| store.length(&hash)).await?;
+        // A damaged copy found by either call was set aside: the member still records a
+        // replica here.
+        let reported = |status: Status| {
+            if status.code() == tonic::Code::DataLoss {
+                self.reports.push(hash, FoundBy::Read);
+            }
+            status
+        };
+        let chunk_length = self
+            .blocking(move |store| store.length(&hash))
+            .await
+            .map_err(reported)?;
         let units = chunk_length.div_ceil(BUDGET_UNIT_BYTES).max(1) as u32;
         let permit = Arc::clone(&self.read_budget)
             .acquire_many_owned(units)
             .await
             .map_err(|_| Status::unavailable("node is shutting down"))?;
-        let content = match self.blocking(move |store| store.read(&hash)).await {
-            Ok(content) => content,
-            Err(status) => {
-                if status.code() == tonic::Code::DataLoss {
-                    // Quarantined by the read: the member still records a replica here.
-                    self.reports.push(hash, FoundBy::Read);
-                }
-                return Err(status);
-            }
-        };
+        let content = self
+            .blocking(move |store| store.read(&hash))
+            .await
+            .map_err(reported)?;
         let chunk_length = content.len() as u64;
         let length = length_bytes.unwrap_or(chunk_length.saturating_sub(offset_bytes));
         let end = offset_bytes

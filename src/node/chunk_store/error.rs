@@ -9,8 +9,8 @@ use crate::chunk_hash::ChunkHash;
 pub enum StoreError {
     #[error("chunk {0} is not stored on this node")]
     NotFound(ChunkHash),
-    #[error("chunk {hash} failed verification on this node and was quarantined; read another replica")]
-    Corrupt { hash: ChunkHash },
+    #[error("chunk {hash} is damaged on this node ({why}) and was set aside; read another replica")]
+    Corrupt { hash: ChunkHash, why: &'static str },
     #[error("chunk of {length} bytes exceeds the {max} byte chunk limit")]
     TooLarge { length: u64, max: u64 },
     #[error("no data directory has room for {needed} bytes (most free: {available} bytes)")]
@@ -58,9 +58,60 @@ impl StoreError {
     }
 }
 
+/// True when `error` says the disk or the file system could not read what it holds: the copy is
+/// damaged, as surely as one whose bytes no longer hash to its name. Linux reports an I/O
+/// error as `EIO`, an unrecoverable medium error (a bad sector) as `ENODATA`, a failed
+/// integrity check as `EILSEQ`, and ext4 and XFS report metadata whose checksum fails as
+/// `EBADMSG` and other corrupt metadata as `EUCLEAN`. Running out of memory or file handles,
+/// or a permission refused, says nothing about the copy and is not damage.
+pub(crate) fn is_damage(error: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    error.raw_os_error().is_some_and(|errno| {
+        [
+            Errno::EIO,
+            Errno::ENODATA,
+            Errno::EILSEQ,
+            Errno::EBADMSG,
+            Errno::EUCLEAN,
+        ]
+        .iter()
+        .any(|damage| *damage as i32 == errno)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_errors_of_the_medium_or_the_file_system_are_damage_and_others_not() {
+        use nix::errno::Errno;
+        for errno in [
+            Errno::EIO,
+            Errno::ENODATA,
+            Errno::EILSEQ,
+            Errno::EBADMSG,
+            Errno::EUCLEAN,
+        ] {
+            assert!(
+                is_damage(&std::io::Error::from_raw_os_error(errno as i32)),
+                "{errno}"
+            );
+        }
+        for errno in [
+            Errno::ENOENT,
+            Errno::EMFILE,
+            Errno::ENOMEM,
+            Errno::EACCES,
+            Errno::EINTR,
+        ] {
+            assert!(
+                !is_damage(&std::io::Error::from_raw_os_error(errno as i32)),
+                "{errno}"
+            );
+        }
+        assert!(!is_damage(&std::io::Error::other("no errno")));
+    }
 
     #[test]
     fn no_space_and_quota_errors_read_as_disk_full() {

@@ -11,8 +11,11 @@
 //! Verified ranges without whole-chunk reads would need a blake3 outboard tree (bao) per chunk;
 //! worth it only if small ranged reads of large chunks turn out to dominate.
 //!
-//! A chunk that fails verification is moved to `quarantine/` at once, so `has` stops reporting
-//! it and repair can replace it; the read that found it fails with [`StoreError::Corrupt`].
+//! A chunk that fails verification, or that the disk or file system cannot read (see
+//! [`error::is_damage`]), is moved to `quarantine/` at once, so `has` stops reporting it and
+//! repair can replace it; the read that found it fails with [`StoreError::Corrupt`]. A copy so
+//! damaged that it cannot even be moved stays where it is, and is reported again by every read
+//! and scrub that meets it; `has` does not report it either.
 //!
 //! **A chunk's file time says when it was last written or re-put.** A put of a chunk already
 //! present refreshes it, and [`ChunkStore::delete_if_idle`] spares a chunk whose time is recent:
@@ -108,7 +111,8 @@ impl ChunkStore {
     }
 
     /// True when some data directory holds a file for `hash` (not read here; a corrupt one is
-    /// found by the next read or scrub and quarantined).
+    /// found by the next read or scrub and quarantined). A file whose metadata cannot be read
+    /// does not count.
     pub fn contains(&self, hash: &ChunkHash) -> bool {
         self.dirs.iter().any(|dir| dir.chunk_path(hash).is_file())
     }
@@ -156,12 +160,18 @@ impl ChunkStore {
         PendingChunk::create(dir, hash, length_bytes).map(|p| PutStart::Receiving(Box::new(p)))
     }
 
-    /// The whole chunk, verified against its name. A copy that fails is quarantined.
+    /// The whole chunk, verified against its name. A copy that fails, or that cannot be read for
+    /// damage, is quarantined.
     pub fn read(&self, hash: &ChunkHash) -> Result<Bytes, StoreError> {
-        let (dir, path) = self.locate(hash)?;
+        let (dir, path) = match self.locate(hash) {
+            Ok(found) => found,
+            Err(Located::Damaged(dir, error)) => return Err(self.unreadable(&dir, hash, &error)),
+            Err(Located::Missing) => return Err(StoreError::NotFound(*hash)),
+        };
         let length = match fs::metadata(&path) {
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(*hash)),
+            Err(e) if error::is_damage(&e) => return Err(self.unreadable(&dir, hash, &e)),
             Err(e) => return Err(StoreError::io("reading metadata of", &path, e)),
         };
         if length > CHUNK_BYTES_MAX {
@@ -171,6 +181,7 @@ impl ChunkStore {
         let buffer = match direct::read_whole(&path, length, dir.direct) {
             Ok(buffer) => buffer,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(*hash)),
+            Err(e) if error::is_damage(&e) => return Err(self.unreadable(&dir, hash, &e)),
             Err(e) => return Err(StoreError::io("reading", &path, e)),
         };
         if ChunkHash::of(&buffer) != *hash {
@@ -179,9 +190,14 @@ impl ChunkStore {
         Ok(buffer)
     }
 
-    /// The length of a stored chunk, from its file (not verified; [`ChunkStore::read`] does).
+    /// The length of a stored chunk, from its file (not verified; [`ChunkStore::read`] does). A
+    /// copy whose metadata cannot be read for damage is quarantined, as by a read.
     pub fn length(&self, hash: &ChunkHash) -> Result<u64, StoreError> {
-        let (_, path) = self.locate(hash)?;
+        let path = match self.locate(hash) {
+            Ok((_, path)) => path,
+            Err(Located::Damaged(dir, error)) => return Err(self.unreadable(&dir, hash, &error)),
+            Err(Located::Missing) => return Err(StoreError::NotFound(*hash)),
+        };
         match fs::metadata(&path) {
             Ok(meta) => Ok(meta.len()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(*hash)),
@@ -278,13 +294,27 @@ impl ChunkStore {
         self.dirs.iter().map(|dir| dir.capacity()).collect()
     }
 
-    fn locate(&self, hash: &ChunkHash) -> Result<(Arc<DataDir>, std::path::PathBuf), StoreError> {
-        self.dirs
-            .iter()
-            .map(|dir| (dir, dir.chunk_path(hash)))
-            .find(|(_, path)| path.is_file())
-            .map(|(dir, path)| (Arc::clone(dir), path))
-            .ok_or(StoreError::NotFound(*hash))
+    /// The first data directory with a file for `hash`, and its path. A file whose metadata the
+    /// file system cannot read for damage is passed over for a good one in another directory.
+    fn locate(&self, hash: &ChunkHash) -> Result<(Arc<DataDir>, std::path::PathBuf), Located> {
+        let mut damaged = None;
+        for dir in &self.dirs {
+            let path = dir.chunk_path(hash);
+            match fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => return Ok((Arc::clone(dir), path)),
+                Err(e) if error::is_damage(&e) => {
+                    damaged.get_or_insert((Arc::clone(dir), e));
+                }
+                Ok(_) | Err(_) => {}
+            }
+        }
+        Err(damaged.map_or(Located::Missing, |(dir, e)| Located::Damaged(dir, e)))
+    }
+
+    /// [`ChunkStore::quarantine`] for a copy the disk or file system could not read.
+    fn unreadable(&self, dir: &DataDir, hash: &ChunkHash, error: &std::io::Error) -> StoreError {
+        tracing::error!(chunk = %hash, %error, dir = %dir.chunks_dir().display(), "chunk could not be read");
+        self.quarantine(dir, hash, "the disk could not read it")
     }
 
     /// Moves a failed copy out of `chunks/` so it is never served again, and says so loudly.
@@ -305,8 +335,16 @@ impl ChunkStore {
                 tracing::error!(chunk = %hash, why, %error, "corrupt chunk could not be quarantined");
             }
         }
-        StoreError::Corrupt { hash: *hash }
+        StoreError::Corrupt { hash: *hash, why }
     }
+}
+
+/// Why [`ChunkStore::locate`] found no copy to read.
+#[derive(Debug)]
+enum Located {
+    Missing,
+    /// Only a copy whose metadata could not be read, with the error.
+    Damaged(Arc<DataDir>, std::io::Error),
 }
 
 #[cfg(test)]
