@@ -6,6 +6,7 @@
 //! bytes never pass through a coordinator.
 
 mod error;
+mod nearest;
 mod nodes;
 mod progress;
 mod read;

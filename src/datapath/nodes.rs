@@ -19,6 +19,7 @@ use prost::bytes::Bytes;
 use rustls::pki_types::CertificateDer;
 use tonic::transport::Channel;
 
+use super::nearest::Nearest;
 use crate::chunk_hash::ChunkHash;
 use crate::pki::{CertBundle, Component};
 use crate::tls::{self, ServerExpectation};
@@ -59,6 +60,8 @@ pub struct NodePool {
     root: CertificateDer<'static>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     stall: Duration,
+    /// How near each node has been lately: which replica reads ask first.
+    nearest: Arc<Nearest>,
 }
 
 impl NodePool {
@@ -68,7 +71,13 @@ impl NodePool {
             root,
             channels: Arc::new(Mutex::new(HashMap::new())),
             stall: REPLICA_STALL_DEFAULT,
+            nearest: Arc::new(Nearest::default()),
         }
+    }
+
+    /// What reads through this pool saw of each node (see [`Nearest`]).
+    pub(super) fn nearest(&self) -> &Nearest {
+        &self.nearest
     }
 
     /// Replaces how long a replica may stay silent (see [`REPLICA_STALL_DEFAULT`]).

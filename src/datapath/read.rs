@@ -2,7 +2,7 @@
 //! their replicas (the first healthy one, then the others on any error), every chunk verified
 //! against its hash before a byte of it is written out, in order.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -57,6 +57,8 @@ pub struct ReadSummary {
     pub chunks: usize,
     /// Fetches that failed on one replica and were served by another.
     pub failovers: usize,
+    /// Chunks served, by node.
+    pub fetched_from: BTreeMap<String, usize>,
     pub elapsed_ms: u64,
 }
 
@@ -108,6 +110,7 @@ pub async fn read_file<S: ReadSink>(
     let mut written = 0u64;
     let mut failovers = 0usize;
     let mut chunks = 0usize;
+    let mut fetched_from = BTreeMap::new();
     loop {
         // Keep the read-ahead window full, fetching plan pages as the window reaches them.
         while in_flight.len() < options.read_ahead.max(1) {
@@ -147,8 +150,9 @@ pub async fn read_file<S: ReadSink>(
         let Some(result) = in_flight.next().await else {
             break;
         };
-        let (frames, fetch_failovers) = result?;
+        let (frames, node, fetch_failovers) = result?;
         failovers += fetch_failovers;
+        *fetched_from.entry(node).or_insert(0) += 1;
         let mut bytes = 0u64;
         for frame in frames {
             bytes += frame.len() as u64;
@@ -175,6 +179,7 @@ pub async fn read_file<S: ReadSink>(
         bytes: written,
         chunks,
         failovers,
+        fetched_from,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }
@@ -206,6 +211,7 @@ async fn write_inline<S: ReadSink>(
         bytes: data.len() as u64,
         chunks: 0,
         failovers: 0,
+        fetched_from: BTreeMap::new(),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }
@@ -274,23 +280,29 @@ fn fetch_of(
 /// Nodes that failed a fetch during this read: later chunks try them last.
 type Avoided = Arc<Mutex<HashSet<String>>>;
 
-/// The wanted part of one chunk (as frames), from the first replica that serves the right bytes;
-/// and how many replicas failed before it. Replicas on nodes that already failed during this
-/// read are tried last, so a dead or stalled node costs the read once, not once per chunk.
+/// The wanted part of one chunk (as frames), the node that served it, and how many replicas
+/// failed before it. The nearest replica is asked first (see `nearest`); replicas on nodes that
+/// already failed during this read are tried last, so a dead or stalled node costs the read
+/// once, not once per chunk.
 async fn fetch_chunk(
     pool: &NodePool,
-    mut fetch: Fetch,
+    fetch: Fetch,
     avoided: &Avoided,
-) -> Result<(Vec<Bytes>, usize), DataError> {
-    {
-        let avoided = avoided.lock().unwrap_or_else(|p| p.into_inner());
-        fetch.sources.sort_by_key(|(node, _, _)| avoided.contains(node));
-    }
+) -> Result<(Vec<Bytes>, String, usize), DataError> {
+    let failed = avoided.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let nodes: Vec<String> = fetch.sources.iter().map(|(node, _, _)| node.clone()).collect();
+    let order = pool.nearest().order(&nodes, &failed).await;
     let mut errors = Vec::new();
-    for (node, endpoint, ticket) in &fetch.sources {
+    for at in order {
+        let (node, endpoint, ticket) = &fetch.sources[at];
+        let fetching = pool.nearest().fetching(node);
         match pool.get(node, endpoint, ticket, &fetch.hash, fetch.size).await {
-            Ok(frames) => return Ok((window(frames, fetch.skip, fetch.take), errors.len())),
+            Ok(frames) => {
+                fetching.answered(fetch.size);
+                return Ok((window(frames, fetch.skip, fetch.take), node.clone(), errors.len()));
+            }
             Err(error) => {
+                drop(fetching);
                 tracing::warn!(chunk = fetch.index, %node, %error, "replica failed; trying the next");
                 avoided
                     .lock()

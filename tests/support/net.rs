@@ -114,6 +114,18 @@ impl Network {
         )
     }
 
+    /// Limits what `namespace` sends to `rate` (tc's notation, e.g. "24mbit") with a token
+    /// bucket on its link: a node behind a slow link. Lasts as long as the namespace.
+    pub fn shape(&self, namespace: &str, rate: &str) -> anyhow::Result<()> {
+        run(
+            Command::new("ip").args([
+                "netns", "exec", namespace, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", rate,
+                "burst", "32kb", "latency", "2s",
+            ]),
+            None,
+        )
+    }
+
     /// Undoes [`Network::cut`].
     pub fn heal(&self, namespace: &str, peer: &str) -> anyhow::Result<()> {
         run(
