@@ -116,7 +116,7 @@ async fn a_flipped_byte_on_disk_is_never_served_and_the_chunk_is_quarantined() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::DataLoss, "{refused:?}");
-    assert!(refused.message().contains("quarantined"), "{}", refused.message());
+    assert!(refused.message().contains("damaged"), "{}", refused.message());
     assert!(!path.exists());
     let quarantined = files_under(&dir.path().join("quarantine"));
     assert_eq!(quarantined.len(), 1, "{quarantined:?}");

@@ -9,7 +9,7 @@ use crate::chunk_hash::ChunkHash;
 pub enum StoreError {
     #[error("chunk {0} is not stored on this node")]
     NotFound(ChunkHash),
-    #[error("chunk {hash} is damaged on this node ({why}) and was set aside; read another replica")]
+    #[error("chunk {hash} is damaged on this node ({why}) and no longer served here; read another replica")]
     Corrupt { hash: ChunkHash, why: &'static str },
     #[error("chunk of {length} bytes exceeds the {max} byte chunk limit")]
     TooLarge { length: u64, max: u64 },
