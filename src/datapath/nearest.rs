@@ -9,6 +9,15 @@
 //! waits for the next answer instead of piling onto them (at most [`PROBE_WAIT_MAX`]). So a slow
 //! node costs a read one chunk's wait, not half of its chunks. Nodes that failed during this
 //! read come last, as before.
+//!
+//! **A fetch that runs long is raced** ([`Nearest::hedge_due`]): once it has taken
+//! [`HEDGE_FACTOR`] times what a fetch from another replica takes these days (at least
+//! [`HEDGE_AFTER_MIN`]; [`HEDGE_AFTER_UNMEASURED`] when no other replica was measured), the same
+//! chunk is asked of the next replica too, once, and the first good answer wins. So a probe of a
+//! slow node, or a node that froze, costs a read a fraction of a second instead of the probe's
+//! whole transfer or the stall limit. The loser is cancelled, and its node's estimate becomes
+//! what its pace so far implies (at least as slow as that), so reads keep off it until it is
+//! probed again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -20,6 +29,15 @@ use tokio::sync::Notify;
 pub const ESTIMATE_FRESH_FOR: Duration = Duration::from_secs(30);
 /// Longest a fetch waits for a probed node's answer before it goes anyway.
 pub const PROBE_WAIT_MAX: Duration = Duration::from_secs(1);
+/// A fetch running this many times longer than another replica's usual fetch is raced.
+pub const HEDGE_FACTOR: f64 = 4.0;
+/// No fetch is raced sooner than this: a cold read's fetch that waits for the disk behind others
+/// takes a few hundred milliseconds at worst here, and racing it would only add load.
+pub const HEDGE_AFTER_MIN: Duration = Duration::from_millis(500);
+/// When no other replica has a fresh estimate, a fetch is raced after this long.
+pub const HEDGE_AFTER_UNMEASURED: Duration = Duration::from_secs(2);
+/// A raced-out node that had sent less than this counts as not sending at all.
+const SENDING_BYTES_MIN: u64 = 64 * 1024;
 /// Weight of the newest answer in a node's moving average.
 const WEIGHT_NEWEST: f64 = 0.25;
 const MIB: f64 = 1024.0 * 1024.0;
@@ -119,8 +137,30 @@ impl Nearest {
         }
     }
 
+    /// Whether a fetch of `bytes` from `nodes[running]` that started at `started` should be
+    /// raced by another replica of the chunk (one not in `failed`); see the module docs.
+    pub fn hedge_due(
+        &self,
+        nodes: &[String],
+        running: usize,
+        failed: &HashSet<String>,
+        bytes: u64,
+        started: Instant,
+    ) -> bool {
+        let now = Instant::now();
+        let seen = self.lock();
+        let others: Vec<Option<f64>> = nodes
+            .iter()
+            .enumerate()
+            .filter(|(at, node)| *at != running && !failed.contains(*node))
+            .map(|(_, node)| seen.get(node).and_then(|s| s.fresh_estimate(now)))
+            .collect();
+        drop(seen);
+        hedge_after(&others, bytes).is_some_and(|after| now.saturating_duration_since(started) >= after)
+    }
+
     /// Counts a fetch from `node` as under way until the returned guard is dropped; tell the
-    /// guard of a good answer with [`Fetching::answered`].
+    /// guard how it ended with [`Fetching::answered`] or [`Fetching::raced_out`].
     pub fn fetching<'a>(&'a self, node: &str) -> Fetching<'a> {
         self.lock().entry(node.to_owned()).or_default().under_way += 1;
         Fetching {
@@ -146,7 +186,7 @@ impl Fetching<'_> {
     /// The node delivered `bytes`: its estimate takes the time this fetch took.
     pub fn answered(self, bytes: u64) {
         let now = Instant::now();
-        let per_mib = now.duration_since(self.started).as_secs_f64() / (bytes as f64 / MIB).max(1.0 / 16.0);
+        let per_mib = per_mib(now.duration_since(self.started), bytes);
         let mut seen = self.nearest.lock();
         let entry = seen.entry(self.node.clone()).or_default();
         let average = match entry.fresh_estimate(now) {
@@ -155,6 +195,50 @@ impl Fetching<'_> {
         };
         entry.estimate = Some((average, now));
     }
+
+    /// Another replica answered first, when this node had sent `received` of the chunk's
+    /// `bytes`. A node that was sending becomes at least as slow as its pace; one that had sent
+    /// (almost) nothing, at least as slow as if the whole chunk had taken that long, and twice
+    /// as slow as before: a node that froze is asked less and less until its estimate is old.
+    pub fn raced_out(self, received: u64, bytes: u64) {
+        let now = Instant::now();
+        let took = now.duration_since(self.started);
+        let mut seen = self.nearest.lock();
+        let entry = seen.entry(self.node.clone()).or_default();
+        let old = entry.fresh_estimate(now);
+        let slowest = if received >= SENDING_BYTES_MIN {
+            let pace = per_mib(took, received);
+            old.map_or(pace, |old| old.max(pace))
+        } else {
+            let bound = per_mib(took, bytes);
+            old.map_or(bound, |old| (2.0 * old).max(bound))
+        };
+        entry.estimate = Some((slowest, now));
+    }
+}
+
+/// Seconds per MiB for `bytes` in `took`, counting at least a sixteenth of a MiB.
+fn per_mib(took: Duration, bytes: u64) -> f64 {
+    took.as_secs_f64() / (bytes as f64 / MIB).max(1.0 / 16.0)
+}
+
+/// How long a fetch of `bytes` may run before it is raced, given the fresh estimates (seconds
+/// per MiB) of the other usable replicas; `None` when there is no other replica.
+fn hedge_after(others: &[Option<f64>], bytes: u64) -> Option<Duration> {
+    if others.is_empty() {
+        return None;
+    }
+    let fastest = others
+        .iter()
+        .flatten()
+        .fold(None, |best: Option<f64>, e| Some(best.map_or(*e, |b| b.min(*e))));
+    Some(match fastest {
+        Some(secs_per_mib) => {
+            let usual = Duration::from_secs_f64(secs_per_mib * (bytes as f64 / MIB).max(1.0 / 16.0));
+            usual.mul_f64(HEDGE_FACTOR).max(HEDGE_AFTER_MIN)
+        }
+        None => HEDGE_AFTER_UNMEASURED,
+    })
 }
 
 impl Drop for Fetching<'_> {
@@ -249,6 +333,64 @@ mod tests {
         // Only failed nodes left: they are tried, in the plan's order, without waiting.
         let all_failed = [(seen(1, None, now), true), (seen(1, None, now), true)];
         assert_eq!(rank(&all_failed, now), Ranked::Go(vec![0, 1]));
+    }
+
+    #[test]
+    fn a_fetch_is_raced_after_several_times_another_replicas_usual_fetch() {
+        let chunk = 4 * 1024 * 1024;
+        // Another replica fetches a MiB in 50 ms: a 4 MiB chunk usually takes 200 ms there.
+        let after = hedge_after(&[Some(0.050)], chunk).expect("another replica");
+        assert!(
+            (after.as_secs_f64() - 0.200 * HEDGE_FACTOR).abs() < 1e-6,
+            "{after:?}"
+        );
+        // The fastest replica counts: 20 ms a chunk, times the factor, is under the floor.
+        assert_eq!(
+            hedge_after(&[Some(0.050), Some(0.005), None], chunk),
+            Some(HEDGE_AFTER_MIN)
+        );
+        // Fast replicas never make it sooner than the floor.
+        assert_eq!(hedge_after(&[Some(0.0001)], chunk), Some(HEDGE_AFTER_MIN));
+        assert_eq!(hedge_after(&[None], chunk), Some(HEDGE_AFTER_UNMEASURED));
+        assert_eq!(hedge_after(&[], chunk), None, "a lone replica is never raced");
+    }
+
+    #[test]
+    fn a_raced_out_node_counts_as_slow_as_its_pace_and_no_faster_than_before() {
+        let nearest = Nearest::default();
+        let now = Instant::now();
+        nearest.lock().insert(
+            "slow".into(),
+            Seen {
+                under_way: 0,
+                estimate: Some((0.001, now)),
+            },
+        );
+        let mut fetching = nearest.fetching("slow");
+        fetching.started = now - Duration::from_millis(400);
+        // Half a MiB of a 4 MiB chunk in 400 ms: 0.8 s per MiB, far slower than before.
+        fetching.raced_out(512 * 1024, 4 * 1024 * 1024);
+        let estimate = || {
+            nearest.lock()["slow"]
+                .fresh_estimate(Instant::now())
+                .expect("an estimate")
+        };
+        let sending = estimate();
+        assert!((0.79..0.9).contains(&sending), "{sending}");
+        assert_eq!(nearest.lock()["slow"].under_way, 0);
+
+        // Nothing sent in 400 ms: the whole chunk in that time (0.1 s per MiB) is below what is
+        // known, so the estimate doubles, and again the next time.
+        for doubled in [2.0, 4.0] {
+            let mut fetching = nearest.fetching("slow");
+            fetching.started = Instant::now() - Duration::from_millis(400);
+            fetching.raced_out(0, 4 * 1024 * 1024);
+            let silent = estimate();
+            assert!(
+                ((doubled - 0.01)..(doubled + 0.1)).contains(&(silent / sending)),
+                "{silent}"
+            );
+        }
     }
 
     #[tokio::test]

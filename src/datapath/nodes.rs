@@ -3,6 +3,7 @@
 //! [`crate::wire`] so chunk bytes are not copied.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -185,6 +186,7 @@ impl NodePool {
     /// The whole chunk `hash` from `node` as the frames it arrived in, verified against its
     /// name here as well: the node verified it before sending, and this catches anything that
     /// changed it on the way. Frames are kept as slices of what HTTP/2 received (no copies).
+    /// `received_so_far` counts the bytes as they arrive.
     pub async fn get(
         &self,
         node: &str,
@@ -192,6 +194,7 @@ impl NodePool {
         ticket: &Ticket,
         hash: &ChunkHash,
         expected_len: u64,
+        received_so_far: &AtomicU64,
     ) -> Result<Vec<Bytes>, String> {
         if expected_len > CHUNK_BYTES_MAX {
             return Err(format!(
@@ -232,6 +235,7 @@ impl NodePool {
             .map_err(|status| describe(node, &status))?
             .unwrap_or_default();
             received += data.len() as u64;
+            received_so_far.store(received, Ordering::Relaxed);
             if received > expected_len {
                 return Err(format!("{node} sent more than the chunk's {expected_len} bytes"));
             }

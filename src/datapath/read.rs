@@ -3,16 +3,18 @@
 //! against its hash before a byte of it is written out, in order.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::sink::ReadSink;
 use collective_proto::api;
 use collective_proto::ticket::Ticket;
-use futures::stream::{FuturesOrdered, StreamExt};
+use futures::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
 use prost::bytes::Bytes;
 
 use super::error::DataError;
+use super::nearest::Fetching;
 use super::nodes::NodePool;
 use super::progress::Progress;
 use crate::chunk_hash::ChunkHash;
@@ -22,6 +24,8 @@ use crate::client::{Client, Consistency};
 /// took 1.40 to 1.56 s with 16 against 1.50 to 1.70 s with 8 (the cores sat idle 9 to 11% of
 /// the time against 14 to 19%); 24 did no better (docs/benchmarks.md).
 pub const READ_AHEAD_DEFAULT: usize = 16;
+/// How often a running fetch is checked against the time a race is due (`nearest`).
+const HEDGE_CHECK_EVERY: Duration = Duration::from_millis(25);
 
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
@@ -57,6 +61,8 @@ pub struct ReadSummary {
     pub chunks: usize,
     /// Fetches that failed on one replica and were served by another.
     pub failovers: usize,
+    /// Chunks whose fetch ran long and was raced by a second replica.
+    pub hedged: usize,
     /// Chunks served, by node.
     pub fetched_from: BTreeMap<String, usize>,
     pub elapsed_ms: u64,
@@ -111,6 +117,7 @@ pub async fn read_file<S: ReadSink>(
     let mut failovers = 0usize;
     let mut chunks = 0usize;
     let mut fetched_from = BTreeMap::new();
+    let mut hedged = 0usize;
     loop {
         // Keep the read-ahead window full, fetching plan pages as the window reaches them.
         while in_flight.len() < options.read_ahead.max(1) {
@@ -150,11 +157,12 @@ pub async fn read_file<S: ReadSink>(
         let Some(result) = in_flight.next().await else {
             break;
         };
-        let (frames, node, fetch_failovers) = result?;
-        failovers += fetch_failovers;
-        *fetched_from.entry(node).or_insert(0) += 1;
+        let fetched = result?;
+        failovers += fetched.failovers;
+        hedged += usize::from(fetched.hedged);
+        *fetched_from.entry(fetched.node).or_insert(0) += 1;
         let mut bytes = 0u64;
-        for frame in frames {
+        for frame in fetched.frames {
             bytes += frame.len() as u64;
             out.put(frame)
                 .await
@@ -179,6 +187,7 @@ pub async fn read_file<S: ReadSink>(
         bytes: written,
         chunks,
         failovers,
+        hedged,
         fetched_from,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
@@ -211,6 +220,7 @@ async fn write_inline<S: ReadSink>(
         bytes: data.len() as u64,
         chunks: 0,
         failovers: 0,
+        hedged: 0,
         fetched_from: BTreeMap::new(),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
@@ -280,26 +290,94 @@ fn fetch_of(
 /// Nodes that failed a fetch during this read: later chunks try them last.
 type Avoided = Arc<Mutex<HashSet<String>>>;
 
-/// The wanted part of one chunk (as frames), the node that served it, and how many replicas
-/// failed before it. The nearest replica is asked first (see `nearest`); replicas on nodes that
-/// already failed during this read are tried last, so a dead or stalled node costs the read
-/// once, not once per chunk.
-async fn fetch_chunk(
-    pool: &NodePool,
-    fetch: Fetch,
-    avoided: &Avoided,
-) -> Result<(Vec<Bytes>, String, usize), DataError> {
+/// How one chunk was fetched.
+struct Fetched {
+    /// The wanted part of the chunk, as frames.
+    frames: Vec<Bytes>,
+    /// The node that served it.
+    node: String,
+    /// Replicas that failed before it.
+    failovers: usize,
+    /// Whether a second replica was asked while the first was still running.
+    hedged: bool,
+}
+
+/// A fetch of a chunk from one replica, under way.
+struct Attempt<'a> {
+    /// Which of the chunk's sources.
+    at: usize,
+    fetching: Fetching<'a>,
+    /// Bytes received so far.
+    received: Arc<AtomicU64>,
+    started: Instant,
+}
+
+/// One chunk, from the nearest replica (see `nearest`), raced by the next one if it runs long;
+/// replicas on nodes that already failed during this read are tried last, so a dead or stalled
+/// node costs the read once, not once per chunk.
+async fn fetch_chunk(pool: &NodePool, fetch: Fetch, avoided: &Avoided) -> Result<Fetched, DataError> {
     let failed = avoided.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let nodes: Vec<String> = fetch.sources.iter().map(|(node, _, _)| node.clone()).collect();
-    let order = pool.nearest().order(&nodes, &failed).await;
+    let nearest = pool.nearest();
+    let mut next = nearest.order(&nodes, &failed).await.into_iter();
+    // By attempt number; taken out once the attempt ended.
+    let mut running: Vec<Option<Attempt<'_>>> = Vec::new();
+    let mut attempts = FuturesUnordered::new();
     let mut errors = Vec::new();
-    for at in order {
-        let (node, endpoint, ticket) = &fetch.sources[at];
-        let fetching = pool.nearest().fetching(node);
-        match pool.get(node, endpoint, ticket, &fetch.hash, fetch.size).await {
+    let mut hedged = false;
+    loop {
+        let launch = attempts.is_empty() || {
+            // One race per chunk, against the attempt that is running.
+            let first = running.iter().flatten().next();
+            !hedged
+                && next.len() > 0
+                && first.is_some_and(|a| nearest.hedge_due(&nodes, a.at, &failed, fetch.size, a.started))
+        };
+        if launch {
+            let Some(at) = next.next() else { break };
+            if !attempts.is_empty() {
+                hedged = true;
+            }
+            let (node, endpoint, ticket) = &fetch.sources[at];
+            let received = Arc::new(AtomicU64::new(0));
+            let attempt = running.len();
+            running.push(Some(Attempt {
+                at,
+                fetching: nearest.fetching(node),
+                received: Arc::clone(&received),
+                started: Instant::now(),
+            }));
+            let hash = fetch.hash;
+            attempts.push(async move {
+                let result = pool
+                    .get(node, endpoint, ticket, &hash, fetch.size, &received)
+                    .await;
+                (attempt, result)
+            });
+            continue;
+        }
+        let done = tokio::select! {
+            done = attempts.next() => done,
+            () = tokio::time::sleep(HEDGE_CHECK_EVERY), if !hedged && next.len() > 0 => continue,
+        };
+        let Some((attempt, result)) = done else { break };
+        let Some(Attempt { at, fetching, .. }) = running[attempt].take() else {
+            continue;
+        };
+        let node = &fetch.sources[at].0;
+        match result {
             Ok(frames) => {
                 fetching.answered(fetch.size);
-                return Ok((window(frames, fetch.skip, fetch.take), node.clone(), errors.len()));
+                for loser in running.iter_mut().filter_map(Option::take) {
+                    let received = loser.received.load(Ordering::Relaxed);
+                    loser.fetching.raced_out(received, fetch.size);
+                }
+                return Ok(Fetched {
+                    frames: window(frames, fetch.skip, fetch.take),
+                    node: node.clone(),
+                    failovers: errors.len(),
+                    hedged,
+                });
             }
             Err(error) => {
                 drop(fetching);
