@@ -563,6 +563,23 @@ fn flip_byte(file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits up to 30 s for a `replicaRemoved` event in the audit log whose line passes `wanted`.
+fn wait_replica_removed(cluster: &Cluster, what: &str, wanted: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = cluster.cli_ok(&["audit", "export"])?;
+        let removed: Vec<&str> = events.lines().filter(|l| l.contains("replicaRemoved")).collect();
+        if removed.iter().any(|l| wanted(l)) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no {what} within 30 s; replicas removed: {removed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn a_flipped_byte_is_never_served_and_scrub_and_repair_replace_it() -> anyhow::Result<()> {
     let mut cluster = Cluster::single_with_env(env(&[
@@ -580,21 +597,9 @@ fn a_flipped_byte_is_never_served_and_scrub_and_repair_replace_it() -> anyhow::R
     let flipped_at = Instant::now();
 
     // The scrubber finds it and the node gives the replica up.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let events = cluster.cli_ok(&["audit", "export"])?;
-        if events
-            .lines()
-            .any(|l| l.contains("replicaRemoved") && l.contains("scrub"))
-        {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "scrub did not report the corrupt replica: {events}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_replica_removed(&cluster, "the scrubber's report of the corrupt copy", |l| {
+        l.contains("scrub")
+    })?;
     eprintln!(
         "scrub found the flipped byte {:?} after it was flipped",
         flipped_at.elapsed()
@@ -671,22 +676,9 @@ fn a_copy_the_disk_cannot_read_is_reported_and_replaced() -> anyhow::Result<()> 
             "every read returns the file whole"
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let events = cluster.cli_ok(&["audit", "export"])?;
-        let removed: Vec<&str> = events.lines().filter(|l| l.contains("replicaRemoved")).collect();
-        if removed
-            .iter()
-            .any(|l| l.contains("node-01") && l.contains("read"))
-        {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "node-01 did not report the unreadable copy within 30 s; replicas removed: {removed:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_replica_removed(&cluster, "node-01's report of the unreadable copy", |l| {
+        l.contains("node-01") && l.contains("read")
+    })?;
     let took = wait_repaired(&cluster, &["/d.bin"], 2, Duration::from_secs(60))?;
     eprintln!("repair restored the replica {took:?} after the read reported it");
     let after = chunks()?;
