@@ -73,7 +73,8 @@ enum Ranked {
     Wait,
 }
 
-/// Orders `candidates` (node, seen, failed during this read), given in the plan's order.
+/// Orders `candidates`, given in the plan's order: per replica, what this client saw of its
+/// node (if anything), and whether the node failed during this read.
 fn rank(candidates: &[(Option<Seen>, bool)], now: Instant) -> Ranked {
     let best_known = candidates
         .iter()

@@ -1,6 +1,7 @@
 //! Reading a file: the version's chunk map page by page, chunks fetched with read-ahead from
-//! their replicas (the first healthy one, then the others on any error), every chunk verified
-//! against its hash before a byte of it is written out, in order.
+//! their replicas (the nearest healthy one, raced by the next if it runs long, then the others on
+//! any error: see `nearest`), every chunk verified against its hash before a byte of it is
+//! written out, in order.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
