@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use collective_events::pb::{self, command_envelope::Command};
 use collective_proto::api;
+use futures::stream::{FuturesUnordered, StreamExt};
 use prost::bytes::Bytes;
 use std::io::Read;
 use tokio::sync::{Semaphore, mpsc};
@@ -33,6 +34,10 @@ use collective_proto::PLAN_CHUNKS_MAX;
 
 /// How many times one chunk is planned again after uploads to some of its targets failed.
 const REPLANS_PER_CHUNK_MAX: usize = 4;
+/// Once one target of a chunk stored it, the others get this many times as long again...
+const UPLOAD_LAG_FACTOR: f64 = 4.0;
+/// ...and at least this long, before they are given up for other nodes.
+const UPLOAD_LAG_MIN: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -427,22 +432,64 @@ impl Job {
         })
     }
 
+    /// Puts the chunk on every target at once. Once one target stored it, the others get
+    /// [`UPLOAD_LAG_FACTOR`] times as long again (at least [`UPLOAD_LAG_MIN`]); a target still
+    /// not done then is given up like a failed one, and the chunk is planned elsewhere. A node
+    /// that froze so costs a write seconds, not its transfer limit (30 s for a 4 MiB chunk).
     async fn run(self, pool: &NodePool) -> Upload {
-        let puts = self.targets.iter().map(|(node, endpoint, ticket)| async {
-            let result = pool
-                .put(node, endpoint, ticket, &self.cut.hash, self.cut.data.clone())
-                .await;
-            (node.clone(), result)
-        });
-        let results = futures::future::join_all(puts).await;
+        let started = Instant::now();
+        let mut puts: FuturesUnordered<_> = self
+            .targets
+            .iter()
+            .map(|(node, endpoint, ticket)| async {
+                let result = pool
+                    .put(node, endpoint, ticket, &self.cut.hash, self.cut.data.clone())
+                    .await;
+                (node.clone(), result)
+            })
+            .collect();
+        let mut pending: Vec<&str> = self.targets.iter().map(|(node, _, _)| node.as_str()).collect();
         let mut stored = Vec::new();
         let mut errors = Vec::new();
-        for (node, result) in results {
+        // Set once a target stored the chunk: (until when the others may run, how long it took).
+        let mut lag_limit: Option<(Instant, Duration)> = None;
+        loop {
+            let next = match lag_limit {
+                None => puts.next().await,
+                Some((deadline, first_took)) => {
+                    match tokio::time::timeout_at(deadline.into(), puts.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            for node in pending.drain(..) {
+                                errors.push((
+                                    node.to_owned(),
+                                    format!(
+                                        "{node} had not stored the chunk {:?} after another target \
+                                         stored it in {first_took:?}; giving up on it for this chunk",
+                                        deadline.saturating_duration_since(started + first_took)
+                                    ),
+                                ));
+                            }
+                            break;
+                        }
+                    }
+                }
+            };
+            let Some((node, result)) = next else { break };
+            pending.retain(|p| *p != node);
             match result {
-                Ok(_) => stored.push(node),
+                Ok(_) => {
+                    stored.push(node);
+                    if lag_limit.is_none() {
+                        let took = started.elapsed();
+                        let lag = took.mul_f64(UPLOAD_LAG_FACTOR).max(UPLOAD_LAG_MIN);
+                        lag_limit = Some((Instant::now() + lag, took));
+                    }
+                }
                 Err(error) => errors.push((node, error)),
             }
         }
+        drop(puts);
         Upload {
             job: self,
             stored,
