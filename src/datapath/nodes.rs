@@ -81,6 +81,11 @@ impl NodePool {
         &self.nearest
     }
 
+    /// How long a replica may stay silent (see [`REPLICA_STALL_DEFAULT`]).
+    pub(super) fn stall(&self) -> Duration {
+        self.stall
+    }
+
     /// Replaces how long a replica may stay silent (see [`REPLICA_STALL_DEFAULT`]).
     pub fn with_stall(mut self, stall: Duration) -> NodePool {
         self.stall = stall;

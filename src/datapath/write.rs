@@ -34,10 +34,9 @@ use collective_proto::PLAN_CHUNKS_MAX;
 
 /// How many times one chunk is planned again after uploads to some of its targets failed.
 const REPLANS_PER_CHUNK_MAX: usize = 4;
-/// Once one target of a chunk stored it, the others get this many times as long again...
+/// Once one target of a chunk stored it, the others get this many times as long again, and at
+/// least the pool's stall limit, before they are given up for other nodes.
 const UPLOAD_LAG_FACTOR: f64 = 4.0;
-/// ...and at least this long, before they are given up for other nodes.
-const UPLOAD_LAG_MIN: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -433,9 +432,11 @@ impl Job {
     }
 
     /// Puts the chunk on every target at once. Once one target stored it, the others get
-    /// [`UPLOAD_LAG_FACTOR`] times as long again (at least [`UPLOAD_LAG_MIN`]); a target still
-    /// not done then is given up like a failed one, and the chunk is planned elsewhere. A node
-    /// that froze so costs a write seconds, not its transfer limit (30 s for a 4 MiB chunk).
+    /// [`UPLOAD_LAG_FACTOR`] times as long again, and at least the stall limit (10 s by
+    /// default): a target still not done then counts as stalled, and the chunk is planned
+    /// elsewhere. A node that froze so costs a write about the stall limit, not the transfer
+    /// limit (30 s for a 4 MiB chunk), while a slow one that keeps within the stall limit of
+    /// its peer is waited for.
     async fn run(self, pool: &NodePool) -> Upload {
         let started = Instant::now();
         let mut puts: FuturesUnordered<_> = self
@@ -482,7 +483,7 @@ impl Job {
                     stored.push(node);
                     if lag_limit.is_none() {
                         let took = started.elapsed();
-                        let lag = took.mul_f64(UPLOAD_LAG_FACTOR).max(UPLOAD_LAG_MIN);
+                        let lag = took.mul_f64(UPLOAD_LAG_FACTOR).max(pool.stall());
                         lag_limit = Some((Instant::now() + lag, took));
                     }
                 }
