@@ -696,8 +696,8 @@ fn a_copy_the_disk_cannot_read_is_reported_and_replaced() -> anyhow::Result<()> 
     Ok(())
 }
 
-/// A node behind a slow link: a read asks it for one chunk, learns how slow it is, and takes
-/// every other chunk from the nearer replica.
+/// A node behind a slow link: a read probes it with one chunk, races that fetch once it runs
+/// long, and takes the chunks from the nearer replica (at most the probe comes from the slow one).
 #[test]
 fn reads_take_chunks_from_the_nearer_replica() -> anyhow::Result<()> {
     let mut cluster = Cluster::in_network(env(&[]))?;
