@@ -16,8 +16,9 @@
 //! chunk is asked of the next replica too, once, and the first good answer wins. So a probe of a
 //! slow node, or a node that froze, costs a read a fraction of a second instead of the probe's
 //! whole transfer or the stall limit. The loser is cancelled, and its node's estimate becomes
-//! what its pace so far implies (at least as slow as that), so reads keep off it until it is
-//! probed again.
+//! at least as slow as its pace so far; a node that had sent nothing counts at least as slow as
+//! the whole chunk in that time and twice as slow as before ([`Fetching::raced_out`]), so reads
+//! keep off it until it is probed again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -79,7 +80,7 @@ fn rank(candidates: &[(Option<Seen>, bool)], now: Instant) -> Ranked {
     let best_known = candidates
         .iter()
         .filter_map(|(seen, _)| seen.and_then(|s| s.fresh_estimate(now)))
-        .fold(None, |best: Option<f64>, e| Some(best.map_or(e, |b| b.min(e))));
+        .min_by(f64::total_cmp);
     // (group, score, plan position): group 0 usable, 1 being probed, 2 failed this read.
     let mut keyed: Vec<(u8, f64, usize)> = candidates
         .iter()
@@ -218,9 +219,15 @@ impl Fetching<'_> {
     }
 }
 
-/// Seconds per MiB for `bytes` in `took`, counting at least a sixteenth of a MiB.
+/// Seconds per MiB for `bytes` in `took`.
 fn per_mib(took: Duration, bytes: u64) -> f64 {
-    took.as_secs_f64() / (bytes as f64 / MIB).max(1.0 / 16.0)
+    took.as_secs_f64() / mib(bytes)
+}
+
+/// `bytes` in MiB, counting at least a sixteenth of one: a tiny chunk's time is mostly the
+/// round trip, not a measure of speed.
+fn mib(bytes: u64) -> f64 {
+    (bytes as f64 / MIB).max(1.0 / 16.0)
 }
 
 /// How long a fetch of `bytes` may run before it is raced, given the fresh estimates (seconds
@@ -229,13 +236,10 @@ fn hedge_after(others: &[Option<f64>], bytes: u64) -> Option<Duration> {
     if others.is_empty() {
         return None;
     }
-    let fastest = others
-        .iter()
-        .flatten()
-        .fold(None, |best: Option<f64>, e| Some(best.map_or(*e, |b| b.min(*e))));
+    let fastest = others.iter().flatten().copied().min_by(f64::total_cmp);
     Some(match fastest {
         Some(secs_per_mib) => {
-            let usual = Duration::from_secs_f64(secs_per_mib * (bytes as f64 / MIB).max(1.0 / 16.0));
+            let usual = Duration::from_secs_f64(secs_per_mib * mib(bytes));
             usual.mul_f64(HEDGE_FACTOR).max(HEDGE_AFTER_MIN)
         }
         None => HEDGE_AFTER_UNMEASURED,

@@ -452,12 +452,13 @@ impl Job {
         let mut pending: Vec<&str> = self.targets.iter().map(|(node, _, _)| node.as_str()).collect();
         let mut stored = Vec::new();
         let mut errors = Vec::new();
-        // Set once a target stored the chunk: (until when the others may run, how long it took).
-        let mut lag_limit: Option<(Instant, Duration)> = None;
+        // Set once a target stored the chunk: (how long it took, how long the others get more).
+        let mut lag_limit: Option<(Duration, Duration)> = None;
         loop {
             let next = match lag_limit {
                 None => puts.next().await,
-                Some((deadline, first_took)) => {
+                Some((first_took, lag)) => {
+                    let deadline = started + first_took + lag;
                     match tokio::time::timeout_at(deadline.into(), puts.next()).await {
                         Ok(next) => next,
                         Err(_) => {
@@ -465,9 +466,8 @@ impl Job {
                                 errors.push((
                                     node.to_owned(),
                                     format!(
-                                        "{node} had not stored the chunk {:?} after another target \
-                                         stored it in {first_took:?}; giving up on it for this chunk",
-                                        deadline.saturating_duration_since(started + first_took)
+                                        "{node} had not stored the chunk {lag:?} after another target \
+                                         stored it in {first_took:?}; giving up on it for this chunk"
                                     ),
                                 ));
                             }
@@ -483,8 +483,7 @@ impl Job {
                     stored.push(node);
                     if lag_limit.is_none() {
                         let took = started.elapsed();
-                        let lag = took.mul_f64(UPLOAD_LAG_FACTOR).max(pool.stall());
-                        lag_limit = Some((Instant::now() + lag, took));
+                        lag_limit = Some((took, took.mul_f64(UPLOAD_LAG_FACTOR).max(pool.stall())));
                     }
                 }
                 Err(error) => errors.push((node, error)),
