@@ -155,7 +155,7 @@ async fn chunks_spread_over_data_directories_and_capacity_is_reported() {
         hashes.push(ChunkHash::of(&content));
         put(&fed, &mut client, &content).await.unwrap();
     }
-    let capacity = node.running.store.capacity().unwrap();
+    let capacity = node.running.store.capacity();
     let used: Vec<u64> = capacity.iter().map(|c| c.used_bytes).collect();
     assert_eq!(
         used,

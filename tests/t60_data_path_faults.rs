@@ -696,6 +696,102 @@ fn a_copy_the_disk_cannot_read_is_reported_and_replaced() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A node whose disk dies while it runs (its file system shut down under it: every operation
+/// `EIO`) takes that data directory out of service: it says so in its heartbeat, and the member
+/// asks it again which chunks it holds, copies the ones it lost onto the other nodes, and places
+/// no new chunk on it. Nobody reads the file meanwhile, and the scrubber is off: the node's own
+/// probe must notice.
+#[test]
+fn a_failed_disk_is_taken_out_of_service_and_its_chunks_copied_again() -> anyhow::Result<()> {
+    let mut cluster = Cluster::single_with_env(env(&[]))?;
+    let disk = support::disk::Ext4Disk::new(cluster.dir.path(), "node-01-disk", 512 * MIB as u64)?;
+    cluster.prepare_node("node-01", &["--data", path(disk.mount_point())])?;
+    cluster.start_node_with(
+        "node-01",
+        &[("COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC".into(), "0".into())],
+    )?;
+    start_nodes(&mut cluster, &["node-02"], &[])?;
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    let file = random_file(&cluster, "f.bin", 24 * MIB, 9)?;
+    let expected = digest(&file)?;
+    cluster.cli_ok(&["write", "/f.bin", path(&file), "--replicas", "2"])?;
+    let on_disk = chunk_files(disk.mount_point()).len();
+    ensure!(on_disk == 6, "node-01 holds the file's six chunks: {on_disk}");
+    // A third node to copy them onto.
+    start_nodes(&mut cluster, &["node-03"], &[])?;
+
+    disk.fail()?;
+    let failed_at = Instant::now();
+    let reported = loop {
+        let node = cluster.node_json("node-01")?.context("node-01 in status")?;
+        let failed: Vec<String> = node["failed_data_dirs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str().map(str::to_owned))
+            .collect();
+        if !failed.is_empty() {
+            break failed;
+        }
+        ensure!(
+            failed_at.elapsed() < Duration::from_secs(30),
+            "node-01 did not report its failed disk within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!(
+        "node-01 reported {reported:?} {:?} after the disk failed",
+        failed_at.elapsed()
+    );
+    ensure!(
+        reported.len() == 1 && reported[0].contains(path(disk.mount_point())),
+        "the failed directory is named: {reported:?}"
+    );
+    let human = cluster.cli_ok(&["status"])?;
+    ensure!(
+        human.contains("data directory FAILED"),
+        "`status` shows the failed directory: {human}"
+    );
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(5))?;
+
+    // Every chunk back to two replicas, none of them on node-01.
+    let node_01 = |nodes: &[String]| nodes.iter().any(|n| n.starts_with("node-01@"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let replicas = healthy_replicas(&cluster, "/f.bin")?;
+        if replicas.iter().all(|r| r.len() == 2 && !node_01(r)) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the lost replicas were not copied elsewhere within 60 s: {replicas:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "every chunk had two replicas off node-01 {:?} after the disk failed",
+        failed_at.elapsed()
+    );
+    wait_replica_removed(&cluster, "removal at reconciliation", |l| {
+        l.contains("node-01") && l.contains("reconciliation")
+    })?;
+    ensure!(
+        read_back(&cluster, "/f.bin")? == expected,
+        "the file reads back whole"
+    );
+
+    // New chunks go to the working nodes only.
+    let more = random_file(&cluster, "g.bin", 16 * MIB, 10)?;
+    cluster.cli_ok(&["write", "/g.bin", path(&more), "--replicas", "2"])?;
+    let placed = healthy_replicas(&cluster, "/g.bin")?;
+    ensure!(
+        placed.iter().all(|r| r.len() == 2 && !node_01(r)),
+        "no new chunk is placed on the failed disk: {placed:?}"
+    );
+    ensure!(read_back(&cluster, "/g.bin")? == digest(&more)?);
+    Ok(())
+}
+
 /// A node behind a slow link: a read probes it with one chunk, races that fetch once it runs
 /// long, and takes the chunks from the nearer replica (at most the probe comes from the slow one).
 #[test]

@@ -40,6 +40,7 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                     "labels": labels, "status_changed_at_unix_ms": n.status_changed_at_unix_ms,
                     "heartbeat_age_ms": n.heartbeat_age_ms, "load": f64::from(n.load_milli) / 1000.0,
                     "chunk_count": n.chunk_count, "clock_offset_ms": n.clock_offset_ms,
+                    "failed_data_dirs": n.failed_data_dirs,
                 })
             })
             .collect();
@@ -146,6 +147,12 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                 None => String::new(),
             }
         );
+        for failed in &n.failed_data_dirs {
+            println!(
+                "    data directory FAILED, out of service until the node restarts (its chunks are \
+                 copied again from other replicas): {failed}"
+            );
+        }
         if let Some(offset) = n
             .clock_offset_ms
             .filter(|o| crate::ticket::clock_offset_refuses_tickets(*o))

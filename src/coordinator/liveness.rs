@@ -28,7 +28,7 @@ const WATCH_PERIOD_MAX: Duration = Duration::from_secs(1);
 pub const FREE_BYTES_REPORT_STEP_MIN: u64 = 64 * 1024 * 1024;
 
 /// A node's last heartbeat as this coordinator heard it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Heard {
     pub at: Instant,
     pub load_milli: u32,
@@ -38,6 +38,8 @@ pub struct Heard {
     /// The node's wall clock minus this coordinator's when the heartbeat arrived, if the node
     /// reported its clock.
     pub clock_offset_ms: Option<i64>,
+    /// The node's data directories out of service, each as "PATH: why".
+    pub failed_data_dirs: Vec<String>,
 }
 
 impl Heard {
@@ -81,6 +83,7 @@ impl Liveness {
         chunk_count: u64,
         started_at_unix_ms: u64,
         sent_at_unix_ms: u64,
+        failed_data_dirs: Vec<String>,
     ) {
         let clock_offset_ms =
             (sent_at_unix_ms > 0).then(|| i64::try_from(sent_at_unix_ms).unwrap_or(i64::MAX) - now_unix_ms());
@@ -91,8 +94,9 @@ impl Liveness {
             chunk_count,
             started_at_unix_ms,
             clock_offset_ms,
+            failed_data_dirs,
         };
-        if heard.clock_out_of_bounds() && !previous.is_some_and(|p| p.clock_out_of_bounds()) {
+        if heard.clock_out_of_bounds() && !previous.as_ref().is_some_and(|p| p.clock_out_of_bounds()) {
             tracing::warn!(
                 node = address,
                 clock_offset_ms,
@@ -100,11 +104,19 @@ impl Liveness {
                 "the node's clock is off by more than tickets tolerate; no chunk is placed on it until it is corrected"
             );
         }
+        let failed_before = previous.as_ref().map_or(0, |p| p.failed_data_dirs.len());
+        if heard.failed_data_dirs.len() > failed_before {
+            tracing::warn!(
+                node = address,
+                failed = ?heard.failed_data_dirs,
+                "a data directory of the node failed; its chunks are checked and copied again"
+            );
+        }
         self.table().insert(address.to_string(), heard);
     }
 
     pub fn last_heard(&self, address: &str) -> Option<Heard> {
-        self.table().get(address).copied()
+        self.table().get(address).cloned()
     }
 
     /// The nodes last heard with a clock off by more than tickets tolerate
@@ -249,7 +261,7 @@ mod tests {
     fn last_seen_is_recorded_per_node() {
         let liveness = Liveness::new(Duration::from_secs(1));
         assert!(liveness.last_seen("node-01@a.b").is_none());
-        liveness.seen("node-01@a.b", 250, 3, 1, 0);
+        liveness.seen("node-01@a.b", 250, 3, 1, 0, Vec::new());
         let heard = liveness.last_heard("node-01@a.b").expect("heard");
         assert_eq!((heard.load_milli, heard.chunk_count), (250, 3));
         assert_eq!(
@@ -272,7 +284,7 @@ mod tests {
             ("ahead@a.b", now + tolerated + 5_000, true),
             ("behind@a.b", now - tolerated - 5_000, true),
         ] {
-            liveness.seen(node, 0, 0, 1, sent_at);
+            liveness.seen(node, 0, 0, 1, sent_at, Vec::new());
             let heard = liveness.last_heard(node).expect("heard");
             let offset = heard.clock_offset_ms.expect("reported");
             let expected = i64::try_from(sent_at).expect("fits") - i64::try_from(now).expect("fits");

@@ -267,6 +267,7 @@ impl Meta for MetaService {
             request.chunk_count,
             request.started_at_unix_ms,
             request.sent_at_unix_ms,
+            request.failed_data_dirs,
         );
         let node = self
             .coordinator

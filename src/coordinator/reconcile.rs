@@ -1,7 +1,8 @@
-//! Reconciling a node with the log, on the leader: when a node comes (back) up, the leader asks
-//! it which of the chunks the log records on it it really holds (`Has`), and records every
-//! missing one as removed (`RemoveReplica`), so repair copies it again. A node that lost a disk,
-//! or lost files while it was down, is thereby counted for what it has, not for what it had.
+//! Reconciling a node with the log, on the leader: when a node comes (back) up, or reports a
+//! data directory newly out of service (its disk failed), the leader asks it which of the chunks
+//! the log records on it it really holds (`Has`), and records every missing one as removed
+//! (`RemoveReplica`), so repair copies it again. A node that lost a disk, or lost files while it
+//! was down, is thereby counted for what it has, not for what it had.
 //!
 //! The other direction, copies on a node that the log does not record (uploads of writes that
 //! never committed), the node sweeps itself (`node/orphans.rs`).

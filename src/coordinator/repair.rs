@@ -82,9 +82,10 @@ pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig
     let mut repaired_total = 0u64;
     let mut collected_total = 0u64;
     let mut led = false;
-    // Node processes (address, start time) reconciled in this term: a node declared down drops
-    // out, and a restarted one reports a new start time, so either is reconciled again.
-    let mut reconciled: HashSet<(String, u64)> = HashSet::new();
+    // Node processes (address, start time, failed data directories) reconciled in this term: a
+    // node declared down drops out, a restarted one reports a new start time, and one whose
+    // disk failed reports one more failed directory, so each is reconciled again.
+    let mut reconciled: HashSet<(String, u64, usize)> = HashSet::new();
     loop {
         tokio::time::sleep(interval).await;
         // A stale leader (cut off from its quorum) neither copies nor deletes: its view may be
@@ -137,7 +138,7 @@ pub async fn run(coordinator: Arc<Coordinator>, interval: Duration, gc: GcConfig
 async fn reconcile_returned(
     coordinator: &Coordinator,
     pool: &NodePool,
-    reconciled: &mut HashSet<(String, u64)>,
+    reconciled: &mut HashSet<(String, u64, usize)>,
 ) {
     let nodes = match coordinator.store.nodes() {
         Ok(nodes) => nodes,
@@ -149,14 +150,18 @@ async fn reconcile_returned(
     for record in nodes {
         let Some(joined) = record.joined else { continue };
         if record.status != NodeStatus::Up as i32 {
-            reconciled.retain(|(address, _)| *address != joined.address);
+            reconciled.retain(|(address, _, _)| *address != joined.address);
             continue;
         }
         // Reconciled once the leader heard the process (its start time is in the heartbeat).
         let Some(heard) = coordinator.liveness.last_heard(&joined.address) else {
             continue;
         };
-        let process = (joined.address.clone(), heard.started_at_unix_ms);
+        let process = (
+            joined.address.clone(),
+            heard.started_at_unix_ms,
+            heard.failed_data_dirs.len(),
+        );
         if reconciled.contains(&process) {
             continue;
         }

@@ -114,10 +114,11 @@ fn nodes(coordinator: &Coordinator) -> Result<Vec<api::NodeInfo>, Status> {
                 .then(|| coordinator.liveness.last_heard(&joined.address))
                 .flatten();
             Some(api::NodeInfo {
-                heartbeat_age_ms: heard.map(|h| h.at.elapsed().as_millis() as u64),
-                load_milli: heard.map_or(0, |h| h.load_milli),
-                chunk_count: heard.map_or(0, |h| h.chunk_count),
-                clock_offset_ms: heard.and_then(|h| h.clock_offset_ms),
+                heartbeat_age_ms: heard.as_ref().map(|h| h.at.elapsed().as_millis() as u64),
+                load_milli: heard.as_ref().map_or(0, |h| h.load_milli),
+                chunk_count: heard.as_ref().map_or(0, |h| h.chunk_count),
+                clock_offset_ms: heard.as_ref().and_then(|h| h.clock_offset_ms),
+                failed_data_dirs: heard.map(|h| h.failed_data_dirs).unwrap_or_default(),
                 address: joined.address,
                 endpoint: joined.endpoint,
                 status: record.status,

@@ -30,6 +30,9 @@ const CONFIG_FILE: &str = "node.toml";
 pub const NODE_BUNDLE: &str = "node";
 /// Default period of heartbeats; a coordinator declares a node down after several are missed.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
+/// How often the heartbeat probes each data directory for a failed disk (at most; a probe
+/// writes and syncs one block).
+const DATA_DIR_PROBE_EVERY: Duration = Duration::from_secs(5);
 /// Bytes each file system keeps free beyond chunks (room for the OS and other users).
 pub const FREE_BYTES_RESERVED_DEFAULT: u64 = 256 * 1024 * 1024;
 /// How long one registration or heartbeat call may retry (leader discovery included) before
@@ -378,23 +381,31 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     daemon.finish().await
 }
 
-/// What a heartbeat reports, summed over the data directories.
-#[derive(Debug, Default, Clone, Copy)]
+/// What a heartbeat reports, summed over the data directories in service.
+#[derive(Debug, Default, Clone)]
 struct Report {
     total_bytes: u64,
     free_bytes: u64,
     chunk_count: u64,
     load_milli: u32,
+    /// The data directories out of service, each as "PATH: why".
+    failed_data_dirs: Vec<String>,
 }
 
+/// Probes the data directories due for it (see `chunk_store/data_dir.rs`), then sums what
+/// they hold.
 async fn measure(store: &Arc<super::ChunkStore>) -> anyhow::Result<Report> {
     let store = Arc::clone(store);
-    let (dirs, load_milli) = tokio::task::spawn_blocking(move || (store.capacity(), load_milli()))
-        .await
-        .context("the capacity task panicked")?;
-    Ok(dirs?.iter().fold(
+    let (dirs, failed_data_dirs, load_milli) = tokio::task::spawn_blocking(move || {
+        store.check(DATA_DIR_PROBE_EVERY);
+        (store.capacity(), store.failures(), load_milli())
+    })
+    .await
+    .context("the capacity task panicked")?;
+    Ok(dirs.iter().fold(
         Report {
             load_milli,
+            failed_data_dirs,
             ..Report::default()
         },
         |report, dir| Report {
@@ -495,6 +506,7 @@ async fn report_once(
             chunk_count: report.chunk_count,
             started_at_unix_ms: process_started_unix_ms(),
             sent_at_unix_ms: super::unix_ms_now(),
+            failed_data_dirs: report.failed_data_dirs,
         })
         .await
         .context("sending a heartbeat")?;

@@ -11,6 +11,7 @@
 //! | chunk damaged: failed verification, or unreadable | DATA_LOSS           | other replica     |
 //! | range outside the chunk                           | OUT_OF_RANGE        | no                |
 //! | no data directory has room, disk full             | RESOURCE_EXHAUSTED  | other node        |
+//! | every data directory failed (out of service)      | UNAVAILABLE         | other node        |
 //! | any other IO failure on the node                  | INTERNAL            | other replica     |
 //! | replicate: no source delivered a good copy (each  | UNAVAILABLE         | other sources     |
 //! | source's failure named in the message)            |                     |                   |
@@ -47,6 +48,7 @@ pub fn store_status(error: &StoreError) -> Status {
         | StoreError::HashMismatch { .. } => Status::invalid_argument(message),
         StoreError::OutOfRange { .. } => Status::out_of_range(message),
         StoreError::Full { .. } | StoreError::DiskFull { .. } => Status::resource_exhausted(message),
+        StoreError::NoWorkingDir(_) => Status::unavailable(message),
         StoreError::Io { .. } | StoreError::Config(_) => {
             tracing::error!(error = %message, "chunk store failure");
             Status::internal(message)

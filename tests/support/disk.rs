@@ -1,6 +1,6 @@
 //! A small ext4 file system of a test's own, on a loop device, for damage a real disk does: an
-//! inode the file system can no longer read. Needs root (mount) and e2fsprogs (mkfs.ext4,
-//! debugfs). Unmounted when dropped.
+//! inode the file system can no longer read, or the whole disk gone. Needs root (mount),
+//! e2fsprogs (mkfs.ext4, debugfs) and xfsprogs (xfs_io). Unmounted when dropped.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -104,6 +104,19 @@ impl Ext4Disk {
                 "{} should now be unreadable, but stat gave {other:?}",
                 file.display()
             ),
+        }
+    }
+}
+
+impl Ext4Disk {
+    /// Shuts the file system down under whoever uses it, as a disk that died leaves it: from
+    /// then on every read and write on it fails with `EIO` (ext4's shutdown ioctl, which
+    /// `xfs_io` issues on ext4 too, without flushing the journal).
+    pub fn fail(&self) -> anyhow::Result<()> {
+        run("xfs_io", &["-x", "-c", "shutdown", super::path(&self.mount)])?;
+        match std::fs::write(self.mount.join("probe-after-shutdown"), b"x") {
+            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => Ok(()),
+            other => bail!("the file system should now fail every write, but one gave {other:?}"),
         }
     }
 }

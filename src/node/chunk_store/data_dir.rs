@@ -6,13 +6,32 @@
 //! <root>/quarantine/<hex>.<ms>   chunks that failed verification, kept for inspection
 //! ```
 //! Temporary files live on the same file system as the chunks, so publishing one is a rename.
+//!
+//! **A directory whose disk fails is taken out of service.** Every few seconds, and after any
+//! I/O error in it, the directory is probed: a small file is written, synced, read back and
+//! removed, and `chunks/` is listed. A probe that fails for any reason but a full disk (or a
+//! process out of file handles or memory) marks the directory failed until the node restarts:
+//! no chunk is placed there, none is served or reported present from there, and it counts no
+//! space. The heartbeat names it, so the member asks the node again which chunks it holds and
+//! copies the missing ones from other replicas. One unreadable copy does not fail a directory
+//! (that copy is quarantined, see the store's docs); a disk that also refuses the probe does.
 
 use std::fs::{self, File};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
 
 use super::StoreError;
 use crate::chunk_hash::ChunkHash;
+
+/// The shortest time between two probes of a directory after I/O errors in it: a failing disk
+/// fails every operation, and one probe a second is enough to tell.
+pub(crate) const PROBE_AFTER_ERROR_EVERY: Duration = Duration::from_secs(1);
+/// Bytes a probe writes and reads back: one block.
+const PROBE_BYTES: usize = 4096;
 
 /// Where a data directory may put chunks, and how much it may hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +52,9 @@ pub struct DirCapacity {
     pub free_bytes: u64,
     pub used_bytes: u64,
     pub chunk_count: u64,
+    /// Why the directory was taken out of service; `None` while it works. A failed directory
+    /// counts no bytes and no chunks.
+    pub failed: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +63,14 @@ struct Usage {
     chunk_count: u64,
     /// Bytes promised to puts in progress.
     reserved_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    /// Why the directory was taken out of service; once set, kept until the process ends.
+    failed: Option<String>,
+    /// When the last probe started.
+    probed_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -54,18 +84,14 @@ pub(crate) struct DataDir {
     /// Chunk files are written and read with direct I/O (see `direct.rs`).
     pub(crate) direct: bool,
     usage: Mutex<Usage>,
+    health: Mutex<Health>,
 }
 
 impl DataDir {
-    /// Creates the layout if needed, deletes leftovers of interrupted puts, counts chunks, and
-    /// (when `direct_io` asks for it) finds out whether the file system takes direct I/O.
-    pub(crate) fn open(
-        config: &DataDirConfig,
-        free_bytes_reserved: u64,
-        direct_io: bool,
-    ) -> Result<DataDir, StoreError> {
+    /// The directory as configured, before anything on disk is looked at.
+    pub(crate) fn new(config: &DataDirConfig, free_bytes_reserved: u64) -> DataDir {
         let root = config.path.clone();
-        let mut dir = DataDir {
+        DataDir {
             chunks: root.join("chunks"),
             tmp: root.join("tmp"),
             quarantine: root.join("quarantine"),
@@ -74,7 +100,18 @@ impl DataDir {
             free_bytes_reserved,
             direct: false,
             usage: Mutex::new(Usage::default()),
-        };
+            health: Mutex::new(Health::default()),
+        }
+    }
+
+    /// Creates the layout if needed, deletes leftovers of interrupted puts, counts chunks, and
+    /// (when `direct_io` asks for it) finds out whether the file system takes direct I/O.
+    pub(crate) fn open(
+        config: &DataDirConfig,
+        free_bytes_reserved: u64,
+        direct_io: bool,
+    ) -> Result<DataDir, StoreError> {
+        let mut dir = DataDir::new(config, free_bytes_reserved);
         for path in [&dir.root, &dir.chunks, &dir.tmp, &dir.quarantine] {
             fs::create_dir_all(path).map_err(|e| StoreError::io("creating", path, e))?;
         }
@@ -90,6 +127,85 @@ impl DataDir {
             reserved_bytes: 0,
         };
         Ok(dir)
+    }
+
+    /// Why the directory is out of service, or `None` while it works.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.health().failed.clone()
+    }
+
+    pub(crate) fn working(&self) -> bool {
+        self.health().failed.is_none()
+    }
+
+    /// Takes the directory out of service, saying so loudly; true if it was in service.
+    pub(crate) fn fail(&self, why: String) -> bool {
+        let mut health = self.health();
+        if health.failed.is_some() {
+            return false;
+        }
+        tracing::error!(
+            dir = %self.root.display(),
+            %why,
+            "data directory failed: until the node restarts it stores no chunk and serves none, \
+             and the member copies its chunks again from other replicas"
+        );
+        health.failed = Some(why);
+        true
+    }
+
+    /// Probes the directory (see the module docs) unless it failed already or was probed less
+    /// than `interval` ago; a failed probe takes it out of service. True when this call did.
+    pub(crate) fn check(&self, interval: Duration) -> bool {
+        {
+            let mut health = self.health();
+            if health.failed.is_some() || health.probed_at.is_some_and(|at| at.elapsed() < interval) {
+                return false;
+            }
+            health.probed_at = Some(Instant::now());
+        }
+        match self.probe() {
+            Ok(()) => false,
+            Err(error) if super::error::says_nothing_of_the_disk(&error) => false,
+            Err(error) => self.fail(format!("probe failed: {error}")),
+        }
+    }
+
+    /// `error`, from an operation in this directory; an I/O failure other than a full disk
+    /// gets the directory probed (at most once a second), since a failing disk fails everything.
+    pub(crate) fn suspect(&self, error: StoreError) -> StoreError {
+        if matches!(error, StoreError::Io { .. }) {
+            self.check(PROBE_AFTER_ERROR_EVERY);
+        }
+        error
+    }
+
+    /// Writes, syncs, reads back and removes a one-block file in `tmp/`, then lists `chunks/`.
+    fn probe(&self) -> std::io::Result<()> {
+        let mut random = [0u8; 8];
+        rand::rng().fill_bytes(&mut random);
+        let content: Vec<u8> = random.iter().copied().cycle().take(PROBE_BYTES).collect();
+        let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let path = self.tmp.join(format!("probe.{suffix}.tmp"));
+        let written = (|| {
+            let mut file = File::create_new(&path)?;
+            file.write_all(&content)?;
+            file.sync_all()?;
+            let mut back = Vec::with_capacity(PROBE_BYTES);
+            File::open(&path)?.read_to_end(&mut back)?;
+            if back != content {
+                return Err(std::io::Error::other("a probe file read back different bytes"));
+            }
+            Ok(())
+        })();
+        let removed = match fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
+        written?;
+        removed?;
+        fs::read_dir(&self.chunks)?.next().transpose()?;
+        Ok(())
     }
 
     /// `chunks/ab/cd`: two levels of 256 keep every directory small up to billions of chunks.
@@ -114,10 +230,27 @@ impl DataDir {
         &self.chunks
     }
 
-    /// What this directory can take now.
-    pub(crate) fn capacity(&self) -> Result<DirCapacity, StoreError> {
-        let stat = nix::sys::statvfs::statvfs(&self.root)
-            .map_err(|e| StoreError::io("statvfs", &self.root, std::io::Error::from(e)))?;
+    /// What this directory can take now; nothing once it failed (a file system that cannot
+    /// even say how full it is fails it).
+    pub(crate) fn capacity(&self) -> DirCapacity {
+        let out_of_service = |why: String| DirCapacity {
+            path: self.root.clone(),
+            total_bytes: 0,
+            free_bytes: 0,
+            used_bytes: 0,
+            chunk_count: 0,
+            failed: Some(why),
+        };
+        if let Some(why) = self.failure() {
+            return out_of_service(why);
+        }
+        let stat = match nix::sys::statvfs::statvfs(&self.root) {
+            Ok(stat) => stat,
+            Err(errno) => {
+                self.fail(format!("statvfs failed: {errno}"));
+                return out_of_service(self.failure().unwrap_or_default());
+            }
+        };
         let block = stat.fragment_size();
         let fs_total = stat.blocks().saturating_mul(block);
         let fs_free = stat.blocks_available().saturating_mul(block);
@@ -130,13 +263,14 @@ impl DataDir {
             free = free.min(max.saturating_sub(usage.used_bytes + usage.reserved_bytes));
             total = total.min(max);
         }
-        Ok(DirCapacity {
+        DirCapacity {
             path: self.root.clone(),
             total_bytes: total,
             free_bytes: free,
             used_bytes: usage.used_bytes,
             chunk_count: usage.chunk_count,
-        })
+            failed: None,
+        }
     }
 
     pub(crate) fn reserve(&self, bytes: u64) {
@@ -163,6 +297,12 @@ impl DataDir {
     fn lock(&self) -> std::sync::MutexGuard<'_, Usage> {
         // Usage is plain counters; a panic elsewhere leaves them whole, so keep going.
         self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

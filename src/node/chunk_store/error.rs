@@ -15,6 +15,8 @@ pub enum StoreError {
     TooLarge { length: u64, max: u64 },
     #[error("no data directory has room for {needed} bytes (most free: {available} bytes)")]
     Full { needed: u64, available: u64 },
+    #[error("no data directory on this node is in service ({0}); store the chunk on another node")]
+    NoWorkingDir(String),
     #[error("disk full writing {path}: {source}")]
     DiskFull { path: PathBuf, source: std::io::Error },
     #[error("stream sent more than the announced {announced} bytes")]
@@ -79,6 +81,19 @@ pub(crate) fn is_damage(error: &std::io::Error) -> bool {
     })
 }
 
+/// True for errors that say nothing about the disk, so a probe that meets one does not fail a
+/// data directory: the file system is full (puts are refused with a clear error for that), or
+/// the process ran out of file handles or memory.
+pub(crate) fn says_nothing_of_the_disk(error: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::OutOfMemory
+    ) || error
+        .raw_os_error()
+        .is_some_and(|errno| errno == Errno::EMFILE as i32 || errno == Errno::ENFILE as i32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +126,29 @@ mod tests {
             );
         }
         assert!(!is_damage(&std::io::Error::other("no errno")));
+    }
+
+    #[test]
+    fn a_full_disk_or_a_process_out_of_handles_says_nothing_of_the_disk_and_io_errors_do() {
+        use nix::errno::Errno;
+        for errno in [
+            Errno::ENOSPC,
+            Errno::EDQUOT,
+            Errno::ENOMEM,
+            Errno::EMFILE,
+            Errno::ENFILE,
+        ] {
+            assert!(
+                says_nothing_of_the_disk(&std::io::Error::from_raw_os_error(errno as i32)),
+                "{errno}"
+            );
+        }
+        for errno in [Errno::EIO, Errno::EROFS, Errno::ENOTDIR, Errno::EUCLEAN] {
+            assert!(
+                !says_nothing_of_the_disk(&std::io::Error::from_raw_os_error(errno as i32)),
+                "{errno}"
+            );
+        }
     }
 
     #[test]

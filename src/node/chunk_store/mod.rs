@@ -98,11 +98,25 @@ impl ChunkStore {
         if config.data_dirs.is_empty() {
             return Err(StoreError::Config("at least one data directory is needed".into()));
         }
-        let dirs = config
-            .data_dirs
-            .iter()
-            .map(|dir| DataDir::open(dir, config.free_bytes_reserved, config.direct_io).map(Arc::new))
-            .collect::<Result<_, _>>()?;
+        // A directory that cannot be opened is taken out of service, not the node: its other
+        // directories still serve. With none left there is nothing to serve.
+        let mut dirs = Vec::with_capacity(config.data_dirs.len());
+        let mut first_error = None;
+        for dir_config in &config.data_dirs {
+            let dir = match DataDir::open(dir_config, config.free_bytes_reserved, config.direct_io) {
+                Ok(dir) => dir,
+                Err(error) => {
+                    let dir = DataDir::new(dir_config, config.free_bytes_reserved);
+                    dir.fail(format!("could not be opened: {error}"));
+                    first_error.get_or_insert(error);
+                    dir
+                }
+            };
+            dirs.push(Arc::new(dir));
+        }
+        if let Some(error) = first_error.filter(|_| !dirs.iter().any(|dir| dir.working())) {
+            return Err(error);
+        }
         Ok(ChunkStore {
             dirs,
             placing: Mutex::new(()),
@@ -114,7 +128,7 @@ impl ChunkStore {
     /// found by the next read or scrub and quarantined). A file whose metadata cannot be read
     /// does not count.
     pub fn contains(&self, hash: &ChunkHash) -> bool {
-        self.dirs.iter().any(|dir| dir.chunk_path(hash).is_file())
+        self.working().any(|dir| dir.chunk_path(hash).is_file())
     }
 
     /// Starts a put of `length_bytes` bytes named `hash`, in the directory with the most room.
@@ -142,12 +156,13 @@ impl ChunkStore {
             let _placing = self.placing.lock().unwrap_or_else(|p| p.into_inner());
             let mut best: Option<(u64, &Arc<DataDir>)> = None;
             for dir in &self.dirs {
-                let free = dir.capacity()?.free_bytes;
-                if best.is_none_or(|(most, _)| free > most) {
-                    best = Some((free, dir));
+                let capacity = dir.capacity();
+                if capacity.failed.is_none() && best.is_none_or(|(most, _)| capacity.free_bytes > most) {
+                    best = Some((capacity.free_bytes, dir));
                 }
             }
-            let (available, dir) = best.ok_or_else(|| StoreError::Config("no data directory".into()))?;
+            let (available, dir) =
+                best.ok_or_else(|| StoreError::NoWorkingDir(self.failures().join("; ")))?;
             if available < length_bytes {
                 return Err(StoreError::Full {
                     needed: length_bytes,
@@ -172,7 +187,7 @@ impl ChunkStore {
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(*hash)),
             Err(e) if error::is_damage(&e) => return Err(self.unreadable(&dir, hash, &e)),
-            Err(e) => return Err(StoreError::io("reading metadata of", &path, e)),
+            Err(e) => return Err(dir.suspect(StoreError::io("reading metadata of", &path, e))),
         };
         if length > CHUNK_BYTES_MAX {
             return Err(self.quarantine(&dir, hash, "longer than any chunk may be"));
@@ -182,7 +197,7 @@ impl ChunkStore {
             Ok(buffer) => buffer,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(*hash)),
             Err(e) if error::is_damage(&e) => return Err(self.unreadable(&dir, hash, &e)),
-            Err(e) => return Err(StoreError::io("reading", &path, e)),
+            Err(e) => return Err(dir.suspect(StoreError::io("reading", &path, e))),
         };
         if ChunkHash::of(&buffer) != *hash {
             return Err(self.quarantine(&dir, hash, "content does not match its hash"));
@@ -207,12 +222,7 @@ impl ChunkStore {
 
     /// Every chunk on disk, data directory by data directory; see [`ChunkList`].
     pub fn list(&self) -> ChunkList {
-        ChunkList::new(
-            self.dirs
-                .iter()
-                .map(|dir| dir.chunks_dir().to_path_buf())
-                .collect(),
-        )
+        ChunkList::new(self.working().map(|dir| dir.chunks_dir().to_path_buf()).collect())
     }
 
     /// Sets the file time of the stored copy of `hash` to now; false when there is none (it
@@ -242,7 +252,7 @@ impl ChunkStore {
     ) -> Result<Deletion, StoreError> {
         let _deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
         if !min_idle.is_zero() {
-            for dir in &self.dirs {
+            for dir in self.working() {
                 let path = dir.chunk_path(hash);
                 let modified = match fs::metadata(&path).and_then(|meta| meta.modified()) {
                     Ok(modified) => modified,
@@ -270,7 +280,7 @@ impl ChunkStore {
 
     fn delete_locked(&self, hash: &ChunkHash) -> Result<bool, StoreError> {
         let mut removed = false;
-        for dir in &self.dirs {
+        for dir in self.working() {
             let path = dir.chunk_path(hash);
             let length = match fs::metadata(&path) {
                 Ok(meta) => meta.len(),
@@ -289,16 +299,35 @@ impl ChunkStore {
         Ok(removed)
     }
 
-    /// Space in every data directory, in configuration order.
-    pub fn capacity(&self) -> Result<Vec<DirCapacity>, StoreError> {
+    /// Space in every data directory, in configuration order; a failed one says why.
+    pub fn capacity(&self) -> Vec<DirCapacity> {
         self.dirs.iter().map(|dir| dir.capacity()).collect()
+    }
+
+    /// Probes every data directory in service that was not probed within `interval` (see
+    /// `data_dir.rs`), taking out of service any whose disk fails; returns how many it took out.
+    pub fn check(&self, interval: Duration) -> usize {
+        self.working().filter(|dir| dir.check(interval)).count()
+    }
+
+    /// The data directories out of service, each as "PATH: why".
+    pub fn failures(&self) -> Vec<String> {
+        self.dirs
+            .iter()
+            .filter_map(|dir| dir.failure().map(|why| format!("{}: {why}", dir.root.display())))
+            .collect()
+    }
+
+    /// The data directories in service.
+    fn working(&self) -> impl Iterator<Item = &Arc<DataDir>> {
+        self.dirs.iter().filter(|dir| dir.working())
     }
 
     /// The first data directory with a file for `hash`, and its path. A file whose metadata the
     /// file system cannot read for damage is passed over for a good one in another directory.
     fn locate(&self, hash: &ChunkHash) -> Result<(Arc<DataDir>, std::path::PathBuf), Located> {
         let mut damaged = None;
-        for dir in &self.dirs {
+        for dir in self.working() {
             let path = dir.chunk_path(hash);
             match fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => return Ok((Arc::clone(dir), path)),
@@ -314,7 +343,10 @@ impl ChunkStore {
     /// [`ChunkStore::quarantine`] for a copy the disk or file system could not read.
     fn unreadable(&self, dir: &DataDir, hash: &ChunkHash, error: &std::io::Error) -> StoreError {
         tracing::error!(chunk = %hash, %error, dir = %dir.chunks_dir().display(), "chunk could not be read");
-        self.quarantine(dir, hash, "the disk could not read it")
+        let damaged = self.quarantine(dir, hash, "the disk could not read it");
+        // One bad sector, or the whole disk? The probe tells.
+        dir.check(data_dir::PROBE_AFTER_ERROR_EVERY);
+        damaged
     }
 
     /// Moves a failed copy out of `chunks/` so it is never served again, and says so loudly.

@@ -40,7 +40,7 @@ impl PendingChunk {
             Ok(file) => StagedWriter::new(file, length_bytes),
             Err(e) => {
                 dir.release(length_bytes);
-                return Err(StoreError::io("creating", &tmp_path, e));
+                return Err(dir.suspect(StoreError::io("creating", &tmp_path, e)));
             }
         };
         Ok(PendingChunk {
@@ -69,7 +69,7 @@ impl PendingChunk {
         })?;
         writer
             .write(data)
-            .map_err(|e| StoreError::io("writing", &self.tmp_path, e))?;
+            .map_err(|e| self.dir.suspect(StoreError::io("writing", &self.tmp_path, e)))?;
         self.hasher.update(data);
         self.received_bytes += len;
         Ok(())
@@ -89,6 +89,10 @@ impl PendingChunk {
     /// Checks length and hash, syncs the file, renames it into place and syncs the directory.
     /// On any error the temporary file is removed and nothing becomes visible.
     pub fn commit(mut self) -> Result<(), StoreError> {
+        self.publish().map_err(|e| self.dir.suspect(e))
+    }
+
+    fn publish(&mut self) -> Result<(), StoreError> {
         if self.received_bytes != self.length_bytes {
             return Err(StoreError::Truncated {
                 announced: self.length_bytes,

@@ -67,7 +67,7 @@ fn a_put_chunk_reads_back_and_lies_in_its_shard() {
         files(tmp.path()),
         vec![format!("chunks/{}/{}/{hex}", &hex[..2], &hex[2..4])]
     );
-    let cap = &store.capacity().unwrap()[0];
+    let cap = &store.capacity()[0];
     assert_eq!((cap.used_bytes, cap.chunk_count), (5000, 1));
     // Again: a no-op.
     assert!(matches!(
@@ -77,7 +77,7 @@ fn a_put_chunk_reads_back_and_lies_in_its_shard() {
     assert!(store.delete(&hash).unwrap());
     assert!(!store.delete(&hash).unwrap());
     assert!(matches!(store.read(&hash), Err(StoreError::NotFound(_))));
-    assert_eq!(store.capacity().unwrap()[0].used_bytes, 0);
+    assert_eq!(store.capacity()[0].used_bytes, 0);
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn puts_go_to_the_directory_with_the_most_room_and_reads_find_them_anywhere() {
     for (hash, byte) in [(a, 1u8), (b, 2), (c, 3)] {
         assert_eq!(store.read(&hash).unwrap().as_ref(), &[byte; 1000]);
     }
-    let used: Vec<u64> = store.capacity().unwrap().iter().map(|c| c.used_bytes).collect();
+    let used: Vec<u64> = store.capacity().iter().map(|c| c.used_bytes).collect();
     assert_eq!(used, vec![1000, 2000]);
 }
 
@@ -238,7 +238,7 @@ fn opening_removes_leftovers_of_interrupted_puts() {
     let store = store_in(&[(tmp.path(), None)]);
     assert!(files(&tmp.path().join("tmp")).is_empty());
     assert_eq!(store.read(&hash).unwrap().as_ref(), b"kept");
-    assert_eq!(store.capacity().unwrap()[0].chunk_count, 1);
+    assert_eq!(store.capacity()[0].chunk_count, 1);
 }
 
 #[test]
@@ -334,5 +334,114 @@ fn a_re_put_refreshes_the_file_time_so_a_guarded_delete_keeps_it() {
             .unwrap(),
         Deletion::Removed,
         "min idle zero deletes unconditionally"
+    );
+}
+
+/// Makes `dir` refuse the store's probe as a failed disk would: its `tmp/` is no longer a
+/// directory, so creating the probe file fails (`ENOTDIR`).
+fn break_probe(dir: &Path) {
+    fs::remove_dir_all(dir.join("tmp")).unwrap();
+    fs::write(dir.join("tmp"), b"not a directory").unwrap();
+}
+
+#[test]
+fn a_directory_whose_probe_fails_stops_storing_and_serving_and_the_others_go_on() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = store_in(&[(a.path(), None), (b.path(), None)]);
+    let first = put(&store, &[1u8; 3000]).unwrap();
+    let (lost, kept) = if store.dirs[0].chunk_path(&first).is_file() {
+        (a.path(), b.path())
+    } else {
+        (b.path(), a.path())
+    };
+    assert_eq!(
+        store.check(Duration::ZERO),
+        0,
+        "working directories pass the probe"
+    );
+    assert!(store.failures().is_empty());
+
+    break_probe(lost);
+    assert_eq!(store.check(Duration::ZERO), 1);
+    assert_eq!(
+        store.check(Duration::ZERO),
+        0,
+        "a failed directory is failed once"
+    );
+    let failures = store.failures();
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0].starts_with(&lost.display().to_string()),
+        "{failures:?}"
+    );
+    assert!(
+        !store.contains(&first),
+        "a copy on a failed directory is not reported present"
+    );
+    assert!(matches!(store.read(&first), Err(StoreError::NotFound(_))));
+    assert_eq!(store.list().count(), 0, "nor listed");
+    let capacity = store.capacity();
+    let failed = capacity.iter().find(|c| c.path == lost).unwrap();
+    assert!(failed.failed.is_some());
+    assert_eq!(
+        (failed.free_bytes, failed.total_bytes, failed.chunk_count),
+        (0, 0, 0)
+    );
+
+    // The same chunk again, and another: both go to the working directory.
+    assert_eq!(put(&store, &[1u8; 3000]).unwrap(), first);
+    let second = put(&store, &[2u8; 3000]).unwrap();
+    for hash in [first, second] {
+        assert!(kept.join("chunks").join(&hash.to_hex()[0..2]).is_dir());
+        assert!(store.contains(&hash));
+    }
+    assert_eq!(store.read(&second).unwrap().as_ref(), &[2u8; 3000]);
+
+    break_probe(kept);
+    assert_eq!(store.check(Duration::ZERO), 1);
+    match put(&store, &[3u8; 3000]) {
+        Err(StoreError::NoWorkingDir(why)) => assert!(why.contains("probe failed"), "{why}"),
+        other => panic!("a store with no working directory takes no chunk: {other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_write_gets_the_directory_probed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(&[(tmp.path(), None)]);
+    break_probe(tmp.path());
+    // The put's own temporary file cannot be created either; the probe that follows fails.
+    assert!(matches!(put(&store, &[5u8; 100]), Err(StoreError::Io { .. })));
+    assert_eq!(
+        store.failures().len(),
+        1,
+        "the write's failure got the directory probed"
+    );
+}
+
+#[test]
+fn a_directory_that_cannot_be_opened_is_out_of_service_unless_it_is_the_only_one() {
+    let good = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let bad = parent.path().join("not-a-directory");
+    fs::write(&bad, b"a file where a data directory should be").unwrap();
+    let store = store_in(&[(bad.as_path(), None), (good.path(), None)]);
+    let failures = store.failures();
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].contains("could not be opened"), "{failures:?}");
+    let hash = put(&store, b"stored in the good one").unwrap();
+    assert!(good.path().join("chunks").join(&hash.to_hex()[0..2]).is_dir());
+
+    let only_bad = ChunkStore::open(&StoreConfig {
+        data_dirs: vec![DataDirConfig {
+            path: bad.clone(),
+            capacity_bytes_max: None,
+        }],
+        free_bytes_reserved: 0,
+        direct_io: true,
+    });
+    assert!(
+        only_bad.is_err(),
+        "a node whose every directory fails to open does not start"
     );
 }
