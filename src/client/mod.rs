@@ -6,9 +6,12 @@
 //! at most once. So a retried write is never applied twice, and an acknowledged write is durable
 //! on a quorum.
 
+mod hints;
 mod retry;
 
 pub use retry::RetryPolicy;
+
+use hints::Hints;
 
 use crate::profile::Profile;
 use anyhow::Context;
@@ -79,24 +82,75 @@ pub struct Client {
     /// Coordinators whose last dial got no answer in time (a partition, a host gone), and when.
     /// A refused connection does not count: the host answered, and trying again costs nothing
     /// (a restarting coordinator refuses until it listens again).
-    unreachable: HashMap<String, Instant>,
+    unreachable: HashMap<String, Since>,
+    /// The coordinator that last answered as the leader, or that another named as leader.
+    leader: Option<String>,
+    /// What the profile directory's hints say (as loaded, or as this client last saved them).
+    hints: Hints,
     retry: RetryPolicy,
     /// Whether the profile's own certificate was checked against its federation root.
     identity_checked: bool,
 }
 
+/// When a coordinator was found unreachable: by this process's clock, and by the wall clock for
+/// the hints left to the next process.
+#[derive(Debug, Clone, Copy)]
+struct Since {
+    at: Instant,
+    unix_ms: i64,
+}
+
+impl Since {
+    fn now() -> Since {
+        Since {
+            at: Instant::now(),
+            unix_ms: crate::coordinator::now_unix_ms(),
+        }
+    }
+}
+
 impl Client {
+    /// A client of the profile's member. A profile kept in a directory starts from the hints an
+    /// earlier process left there (see `hints.rs`): it asks the last known leader first, and
+    /// does not dial a coordinator found unreachable less than [`UNREACHABLE_FOR`] ago.
     pub fn new(profile: Profile) -> Client {
         let endpoints = profile.config.coordinators.clone();
-        Client {
+        let hints = if profile.dir.as_os_str().is_empty() {
+            Hints::default()
+        } else {
+            Hints::load(&profile.dir)
+        };
+        let now = Instant::now();
+        let now_unix_ms = crate::coordinator::now_unix_ms();
+        let unreachable = hints
+            .unreachable_within(now_unix_ms, UNREACHABLE_FOR)
+            .into_iter()
+            .map(|(endpoint, ago)| {
+                let since = Since {
+                    at: now.checked_sub(ago).unwrap_or(now),
+                    unix_ms: now_unix_ms - ago.as_millis() as i64,
+                };
+                (endpoint, since)
+            })
+            .collect();
+        let mut client = Client {
             profile,
             endpoints,
             preferred: 0,
             channels: HashMap::new(),
-            unreachable: HashMap::new(),
+            unreachable,
+            leader: hints.leader.clone(),
+            hints,
             retry: RetryPolicy::default(),
             identity_checked: false,
+        };
+        if let Some(leader) = client.leader.clone() {
+            client.prefer(&leader);
         }
+        if client.is_unreachable(&client.endpoints[client.preferred]) {
+            client.preferred = client.next_endpoint(client.preferred);
+        }
+        client
     }
 
     /// A client acting as another component of the member (a storage node) with its own
@@ -307,7 +361,17 @@ impl Client {
     /// redirect should be followed (writes and linearizable reads). A redirect to a coordinator
     /// this client could not dial is not followed: the request goes to the next coordinator,
     /// asking it to pass the request on to the leader.
-    async fn call<T, F, Fut>(&mut self, needs_leader: bool, mut rpc: F) -> Result<T, ClientError>
+    async fn call<T, F, Fut>(&mut self, needs_leader: bool, rpc: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Meta) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let answer = self.call_with_retries(needs_leader, rpc).await;
+        self.remember();
+        answer
+    }
+
+    async fn call_with_retries<T, F, Fut>(&mut self, needs_leader: bool, mut rpc: F) -> Result<T, ClientError>
     where
         F: FnMut(Meta) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -344,7 +408,7 @@ impl Client {
                 }
                 Err(_) => {
                     let endpoint = self.endpoints[index].clone();
-                    self.unreachable.insert(endpoint.clone(), Instant::now());
+                    self.unreachable.insert(endpoint.clone(), Since::now());
                     last_error = Some(ClientError::Connect {
                         endpoint,
                         detail: "the dial was still going at the deadline".into(),
@@ -353,9 +417,17 @@ impl Client {
                 }
             };
             match outcome {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    if needs_leader && !forward {
+                        self.leader = Some(self.endpoints[index].clone());
+                    }
+                    return Ok(value);
+                }
                 Err(Some(status)) => {
                     let redirect = leader_hint(&status).filter(|_| needs_leader);
+                    if let Some(leader) = &redirect {
+                        self.leader = Some(leader.clone());
+                    }
                     if let Some(leader) = &redirect
                         && !self.is_unreachable(leader)
                     {
@@ -386,7 +458,27 @@ impl Client {
     fn is_unreachable(&self, endpoint: &str) -> bool {
         self.unreachable
             .get(endpoint)
-            .is_some_and(|since| since.elapsed() < UNREACHABLE_FOR)
+            .is_some_and(|since| since.at.elapsed() < UNREACHABLE_FOR)
+    }
+
+    /// Leaves what this client learned for the next process, if it changed (see `hints.rs`).
+    fn remember(&mut self) {
+        if self.profile.dir.as_os_str().is_empty() {
+            return;
+        }
+        let hints = Hints {
+            leader: self.leader.clone(),
+            unreachable: self
+                .unreachable
+                .iter()
+                .filter(|(_, since)| since.at.elapsed() < UNREACHABLE_FOR)
+                .map(|(endpoint, since)| (endpoint.clone(), since.unix_ms))
+                .collect(),
+        };
+        if hints != self.hints {
+            hints.save(&self.profile.dir);
+            self.hints = hints;
+        }
     }
 
     fn any_unreachable(&self) -> bool {
@@ -443,7 +535,7 @@ impl Client {
                 let channel = match tokio::time::timeout(DIAL_MAX, dial).await {
                     Ok(dialed) => dialed.map_err(|error| connect_error(format!("{error:#}")))?,
                     Err(_) => {
-                        self.unreachable.insert(endpoint.clone(), Instant::now());
+                        self.unreachable.insert(endpoint.clone(), Since::now());
                         return Err(connect_error(format!("no connection within {DIAL_MAX:?}")));
                     }
                 };
