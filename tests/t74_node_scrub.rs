@@ -2,8 +2,9 @@
 //! background scrub within seconds, the copy quarantined and — with a real coordinator — its
 //! replica removed from the member's records with a reason naming the scrub, even when the
 //! coordinator was down at the moment of discovery; good chunks are never reported. A copy whose
-//! inode the file system can no longer read is reported too, by a read or by the scrub. A chunk
-//! re-put just now survives a guarded delete that an idle one does not.
+//! inode the file system can no longer read is reported too, by a read or by the scrub. A disk
+//! that fails whole takes its data directory out of service; one that is merely full does not. A
+//! chunk re-put just now survives a guarded delete that an idle one does not.
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
@@ -18,8 +19,10 @@ use collective::client::Client;
 use collective::node::FoundBy;
 use collective::ticket::TicketOp;
 use collective_events::pb::{self, command_envelope::Command, event_envelope::Event};
+use collective_proto::chunk::chunks_client::ChunksClient;
 use collective_proto::chunk::{DeleteRequest, HasRequest};
 use node_support::*;
+use tonic::transport::Channel;
 
 /// Scrub rate and pause in these tests: a few small chunks are re-read several times a second.
 const SCRUB_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
@@ -214,6 +217,110 @@ async fn a_read_reports_a_copy_the_file_system_cannot_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scrubber_reports_a_copy_the_file_system_cannot_read() {
     an_unreadable_copy_is_reported(FoundBy::Scrub).await;
+}
+
+/// Whether `hashes` are present on the node, by `Has`.
+async fn present(fed: &Federation, chunks: &mut ChunksClient<Channel>, hashes: &[ChunkHash]) -> Vec<bool> {
+    chunks
+        .has(HasRequest {
+            ticket: Some(fed.ticket(TicketOp::Has, &[])),
+            hashes: hashes.iter().map(|h| h.as_bytes().to_vec()).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .present
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fails_whole_takes_its_directory_out_of_service() {
+    let fed = Federation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = support::disk::Ext4Disk::new(dir.path(), "disk", 256 * 1024 * 1024).unwrap();
+    let node = start_node_as(&fed, NODE, &[disk.mount_point()], None, |config| {
+        config.scrub.bytes_per_sec = 0;
+    })
+    .await;
+    let mut chunks = client(&fed, &node).await;
+    let stored = random_bytes(200_000);
+    put(&fed, &mut chunks, &stored).await.unwrap();
+    let stored_hash = ChunkHash::of(&stored);
+    let store = &node.running.store;
+    assert!(store.failures().is_empty());
+
+    tokio::task::block_in_place(|| disk.fail()).unwrap();
+    // The first put after the failure meets it; its error gets the directory probed.
+    let first = put(&fed, &mut chunks, &random_bytes(100_000)).await.unwrap_err();
+    assert_eq!(first.code(), tonic::Code::Internal, "{first:?}");
+    let failures = store.failures();
+    assert_eq!(
+        failures.len(),
+        1,
+        "the failed write took the directory out: {failures:?}"
+    );
+    assert!(failures[0].contains("probe failed"), "{failures:?}");
+
+    let refused = put(&fed, &mut chunks, &random_bytes(100_000)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("another node"),
+        "the refusal says where to go: {}",
+        refused.message()
+    );
+    assert_eq!(
+        present(&fed, &mut chunks, &[stored_hash]).await,
+        [false],
+        "a chunk on the failed disk is not claimed"
+    );
+    let ticket = fed.ticket(TicketOp::Get, &[stored_hash]);
+    let missing = get(&mut chunks, ticket, stored_hash, 0, None).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound, "{missing:?}");
+    let capacity = store.capacity();
+    assert!(
+        capacity[0].failed.is_some() && capacity[0].free_bytes == 0,
+        "{capacity:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_file_system_keeps_its_directory_in_service() {
+    let fed = Federation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = support::disk::Ext4Disk::new(dir.path(), "disk", 64 * 1024 * 1024).unwrap();
+    let node = start_node_as(&fed, NODE, &[disk.mount_point()], None, |config| {
+        config.scrub.bytes_per_sec = 0;
+    })
+    .await;
+    let mut chunks = client(&fed, &node).await;
+    let stored = random_bytes(200_000);
+    put(&fed, &mut chunks, &stored).await.unwrap();
+    // Another user of the file system fills it to the last block.
+    tokio::task::block_in_place(|| {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(disk.mount_point().join("filler")).unwrap();
+        let block = vec![0xa5u8; 1 << 20];
+        loop {
+            match filler.write_all(&block).and_then(|()| filler.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        // The last partial block too.
+        while filler
+            .write_all(&[0u8; 512])
+            .and_then(|()| filler.sync_all())
+            .is_ok()
+        {}
+    });
+    let store = &node.running.store;
+    assert_eq!(store.check(Duration::ZERO), 0, "a full disk is not a failed one");
+    let refused = put(&fed, &mut chunks, &random_bytes(100_000)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+    assert!(store.failures().is_empty(), "{:?}", store.failures());
+    let hash = ChunkHash::of(&stored);
+    let ticket = fed.ticket(TicketOp::Get, &[hash]);
+    assert_eq!(get(&mut chunks, ticket, hash, 0, None).await.unwrap(), stored);
 }
 
 async fn replicas_removed(admin: &mut Client) -> Vec<(Vec<u8>, String, String)> {
