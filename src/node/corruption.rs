@@ -37,11 +37,12 @@ pub enum FoundBy {
 }
 
 impl FoundBy {
-    /// The reason recorded in the member's `ReplicaRemoved` event.
+    /// The reason recorded in the member's `ReplicaRemoved` event. The copy either failed its
+    /// hash or could not be read at all (the node's log says which).
     pub fn reason(self) -> &'static str {
         match self {
-            FoundBy::Read => "corrupt: found by read",
-            FoundBy::Scrub => "corrupt: found by scrub",
+            FoundBy::Read => "corrupt or unreadable: found by read",
+            FoundBy::Scrub => "corrupt or unreadable: found by scrub",
         }
     }
 }
