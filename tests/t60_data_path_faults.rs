@@ -792,6 +792,68 @@ fn a_failed_disk_is_taken_out_of_service_and_its_chunks_copied_again() -> anyhow
     Ok(())
 }
 
+/// A node whose only data directory's disk is not mounted when it starts refuses to start, saying
+/// why, and leaves the empty mount point empty. (Before, it filled the file system under the
+/// mount point anew, and the member counted every chunk on the real disk as lost.) With the disk
+/// mounted again, the node starts and serves the chunks it held.
+#[test]
+fn a_node_whose_disk_is_not_mounted_refuses_to_start_and_serves_again_once_it_is() -> anyhow::Result<()> {
+    let mut cluster = Cluster::single_with_env(env(&[]))?;
+    let mut disk = support::disk::Ext4Disk::new(cluster.dir.path(), "node-01-disk", 512 * MIB as u64)?;
+    cluster.prepare_node("node-01", &["--data", path(disk.mount_point())])?;
+    cluster.start_node("node-01")?;
+    start_nodes(&mut cluster, &["node-02"], &[])?;
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    let file = random_file(&cluster, "m.bin", 8 * MIB, 11)?;
+    cluster.cli_ok(&["write", "/m.bin", path(&file), "--replicas", "2"])?;
+    ensure!(
+        chunk_files(disk.mount_point()).len() == 2,
+        "node-01 holds both chunks"
+    );
+
+    cluster.kill_node("node-01");
+    disk.unmount()?;
+    let mut node = Command::new(binary())
+        .args([
+            "node",
+            "run",
+            "--data-dir",
+            path(&cluster.node("node-01").data_dir),
+        ])
+        .envs(cluster.env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let exited = wait_until(Duration::from_secs(20), || {
+        node.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = node.kill();
+        let _ = node.wait();
+        anyhow::bail!("node-01 started on the empty mount point");
+    }
+    let output = node.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(!output.status.success(), "the node refuses to start");
+    ensure!(stderr.contains("is its disk mounted"), "and says why: {stderr}");
+    ensure!(
+        std::fs::read_dir(disk.mount_point())?.next().is_none(),
+        "nothing was written under the mount point"
+    );
+
+    disk.mount()?;
+    cluster.start_node("node-01")?;
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    // node-01 alone now serves the file.
+    cluster.kill_node("node-02");
+    ensure!(
+        read_back(&cluster, "/m.bin")? == digest(&file)?,
+        "node-01 serves its chunks again"
+    );
+    Ok(())
+}
+
 /// A node behind a slow link: a read probes it with one chunk, races that fetch once it runs
 /// long, and takes the chunks from the nearer replica (at most the probe comes from the slow one).
 #[test]

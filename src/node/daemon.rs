@@ -30,6 +30,8 @@ const CONFIG_FILE: &str = "node.toml";
 pub const NODE_BUNDLE: &str = "node";
 /// Default period of heartbeats; a coordinator declares a node down after several are missed.
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
+/// Beside `node.toml`: the marker of each data directory the node has used.
+const MARKERS_FILE: &str = "data-dirs.json";
 /// How often the heartbeat probes each data directory for a failed disk (at most; a probe
 /// writes and syncs one block).
 const DATA_DIR_PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -157,6 +159,7 @@ impl NodeFileConfig {
                 .map(|path| DataDirConfig {
                     path: path.clone(),
                     capacity_bytes_max: self.capacity_bytes_max,
+                    marker: None,
                 })
                 .collect(),
             free_bytes_reserved: FREE_BYTES_RESERVED_DEFAULT,
@@ -301,7 +304,19 @@ pub async fn launch(
     let trust = TrustStore::new(&root_der(&root_pem)?)?;
     let mut node_config = config.node_config();
     node_config.replica_stall = crate::datapath::replica_stall_from_env()?;
+    let mut markers = load_markers(data_dir)?;
+    for dir in &mut node_config.store.data_dirs {
+        dir.marker = markers.get(&dir.path).cloned();
+    }
     let node = start_with(node_config, &handle, &trust, listener, server_stop).await?;
+    let opened = node.store.markers();
+    if opened
+        .iter()
+        .any(|(path, marker)| markers.get(path) != Some(marker))
+    {
+        markers.extend(opened);
+        save_markers(data_dir, &markers)?;
+    }
     let member = MemberEndpoints {
         coordinators: config.coordinators.clone(),
         member_domain: config.member_domain.clone(),
@@ -379,6 +394,36 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         daemon.config.address, daemon.node.local_addr
     );
     daemon.finish().await
+}
+
+/// The marker of each data directory the node has used, by path (see
+/// `chunk_store/data_dir.rs`); empty before the first start.
+fn load_markers(data_dir: &Path) -> anyhow::Result<BTreeMap<PathBuf, String>> {
+    let path = data_dir.join(MARKERS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "parsing {}: it records which disk each data directory is; restore it, or remove \
+                 it to accept the directories as they are now",
+                path.display()
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn save_markers(data_dir: &Path, markers: &BTreeMap<PathBuf, String>) -> anyhow::Result<()> {
+    let path = data_dir.join(MARKERS_FILE);
+    let tmp = data_dir.join(format!("{MARKERS_FILE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(markers)?)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(data_dir)?.sync_all()
+    };
+    write().with_context(|| format!("writing {}", path.display()))
 }
 
 /// What a heartbeat reports, summed over the data directories in service.

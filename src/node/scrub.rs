@@ -245,6 +245,7 @@ mod tests {
                 data_dirs: vec![DataDirConfig {
                     path: tmp.path().to_path_buf(),
                     capacity_bytes_max: None,
+                    marker: None,
                 }],
                 free_bytes_reserved: 0,
                 direct_io: true,

@@ -112,6 +112,7 @@ pub async fn start_node_as(
             .map(|path| DataDirConfig {
                 path: path.to_path_buf(),
                 capacity_bytes_max,
+                marker: None,
             })
             .collect(),
         free_bytes_reserved: 0,

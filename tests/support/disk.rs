@@ -14,6 +14,7 @@ const BLOCK_BYTES: u64 = 4096;
 const INODE_BLOCK_MAP_OFFSET: u64 = 0x28;
 
 pub struct Ext4Disk {
+    image: PathBuf,
     mount: PathBuf,
     device: String,
 }
@@ -52,18 +53,42 @@ impl Ext4Disk {
         )?;
         let mount = dir.join(name);
         std::fs::create_dir_all(&mount)?;
+        let mut disk = Ext4Disk {
+            image,
+            mount,
+            device: String::new(),
+        };
+        disk.mount()?;
+        Ok(disk)
+    }
+
+    /// Mounts the image (again) on its mount point, on a loop device.
+    pub fn mount(&mut self) -> anyhow::Result<()> {
         run(
             "mount",
-            &["-o", "loop,errors=continue", image_arg, super::path(&mount)],
+            &[
+                "-o",
+                "loop,errors=continue",
+                super::path(&self.image),
+                super::path(&self.mount),
+            ],
         )?;
-        let device = run("findmnt", &["-n", "-o", "SOURCE", super::path(&mount)])?
+        let device = run("findmnt", &["-n", "-o", "SOURCE", super::path(&self.mount)])?
             .trim()
             .to_owned();
         ensure!(
             device.starts_with("/dev/loop"),
             "mounted from {device:?}, not a loop device"
         );
-        Ok(Ext4Disk { mount, device })
+        self.device = device;
+        Ok(())
+    }
+
+    /// Unmounts the file system, leaving the empty mount point, as a disk that was not mounted
+    /// at boot leaves it.
+    pub fn unmount(&self) -> anyhow::Result<()> {
+        run("umount", &[super::path(&self.mount)])?;
+        Ok(())
     }
 
     pub fn mount_point(&self) -> &Path {

@@ -4,8 +4,17 @@
 //! <root>/chunks/ab/cd/<64 hex>   chunks, by hash; visible only once complete and verified
 //! <root>/tmp/<hex>.<random>.tmp  puts in progress; emptied at every open
 //! <root>/quarantine/<hex>.<ms>   chunks that failed verification, kept for inspection
+//! <root>/collective-data-dir     the directory's marker: a random name, written at first open
 //! ```
 //! Temporary files live on the same file system as the chunks, so publishing one is a rename.
+//!
+//! **A directory is the one the node stored chunks in, or it is not used.** The node records
+//! each directory's marker (`data-dirs.json` beside `node.toml`) and passes it back at every
+//! open. A directory without it is refused rather than filled anew: most often its disk is not
+//! mounted, and the node would otherwise store chunks on the file system under the mount point
+//! (often the system disk) while the member counted every chunk on the real disk as lost. A
+//! directory with another marker holds some other disk. Either is out of service, with the
+//! reason, until the disk is back (or the record is removed, to start that directory afresh).
 //!
 //! **A directory whose disk fails is taken out of service.** Every few seconds, and after any
 //! I/O error in it, the directory is probed: a small file is written, synced, read back and
@@ -32,6 +41,8 @@ use crate::chunk_hash::ChunkHash;
 pub(crate) const PROBE_AFTER_ERROR_EVERY: Duration = Duration::from_secs(1);
 /// Bytes a probe writes and reads back: one block.
 const PROBE_BYTES: usize = 4096;
+/// The file naming a data directory (see the module docs).
+pub(super) const MARKER_FILE: &str = "collective-data-dir";
 
 /// Where a data directory may put chunks, and how much it may hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +51,9 @@ pub struct DataDirConfig {
     /// Most bytes of chunks to keep here, whatever the file system has free; `None`: no limit
     /// but the file system's.
     pub capacity_bytes_max: Option<u64>,
+    /// The marker the directory held when this node last opened it, which it must hold again;
+    /// `None` for a directory the node has not used yet (its marker is adopted, or written).
+    pub marker: Option<String>,
 }
 
 /// Space in one data directory, for heartbeats and placement.
@@ -83,6 +97,8 @@ pub(crate) struct DataDir {
     free_bytes_reserved: u64,
     /// Chunk files are written and read with direct I/O (see `direct.rs`).
     pub(crate) direct: bool,
+    /// The directory's marker; empty for one that could not be opened.
+    pub(crate) marker: String,
     usage: Mutex<Usage>,
     health: Mutex<Health>,
 }
@@ -99,19 +115,22 @@ impl DataDir {
             capacity_bytes_max: config.capacity_bytes_max,
             free_bytes_reserved,
             direct: false,
+            marker: String::new(),
             usage: Mutex::new(Usage::default()),
             health: Mutex::new(Health::default()),
         }
     }
 
-    /// Creates the layout if needed, deletes leftovers of interrupted puts, counts chunks, and
-    /// (when `direct_io` asks for it) finds out whether the file system takes direct I/O.
+    /// Checks the directory's marker, creates the layout if needed, deletes leftovers of
+    /// interrupted puts, counts chunks, and (when `direct_io` asks for it) finds out whether the
+    /// file system takes direct I/O.
     pub(crate) fn open(
         config: &DataDirConfig,
         free_bytes_reserved: u64,
         direct_io: bool,
     ) -> Result<DataDir, StoreError> {
         let mut dir = DataDir::new(config, free_bytes_reserved);
+        dir.marker = dir.check_marker(config.marker.as_deref())?;
         for path in [&dir.root, &dir.chunks, &dir.tmp, &dir.quarantine] {
             fs::create_dir_all(path).map_err(|e| StoreError::io("creating", path, e))?;
         }
@@ -127,6 +146,49 @@ impl DataDir {
             reserved_bytes: 0,
         };
         Ok(dir)
+    }
+
+    /// The directory's marker: `expected` if it holds that, its own if the node has none on record
+    /// (a fresh one written if it has none either). Checked before anything is created, so a
+    /// mount point whose disk is missing stays empty.
+    fn check_marker(&self, expected: Option<&str>) -> Result<String, StoreError> {
+        let path = self.root.join(MARKER_FILE);
+        let found = match fs::read_to_string(&path) {
+            Ok(text) => Some(text.trim().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StoreError::io("reading", &path, e)),
+        };
+        match (expected, found) {
+            (Some(expected), Some(found)) if expected == found => Ok(found),
+            (Some(expected), Some(found)) => Err(StoreError::Config(format!(
+                "{} holds data directory {found}, not {expected}, the one this node stored chunks \
+                 in: is another disk mounted there?",
+                self.root.display()
+            ))),
+            (Some(expected), None) => Err(StoreError::Config(format!(
+                "{} is not the data directory this node stored chunks in (its marker {expected} is \
+                 missing): is its disk mounted? (To start it afresh, remove it from the node's \
+                 data-dirs.json.)",
+                self.root.display()
+            ))),
+            (None, Some(found)) => Ok(found),
+            (None, None) => {
+                let mut random = [0u8; 16];
+                rand::rng().fill_bytes(&mut random);
+                let marker: String = random.iter().map(|b| format!("{b:02x}")).collect();
+                fs::create_dir_all(&self.root).map_err(|e| StoreError::io("creating", &self.root, e))?;
+                let tmp = self.root.join(format!("{MARKER_FILE}.tmp"));
+                File::create(&tmp)
+                    .and_then(|mut file| {
+                        file.write_all(format!("{marker}\n").as_bytes())?;
+                        file.sync_all()
+                    })
+                    .and_then(|()| fs::rename(&tmp, &path))
+                    .map_err(|e| StoreError::io("writing", &path, e))?;
+                sync_dir(&self.root)?;
+                Ok(marker)
+            }
+        }
     }
 
     /// Why the directory is out of service, or `None` while it works.

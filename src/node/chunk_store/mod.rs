@@ -310,6 +310,13 @@ impl ChunkStore {
         self.working().filter(|dir| dir.check(interval)).count()
     }
 
+    /// Each data directory in service, with its marker (for the node to record).
+    pub fn markers(&self) -> Vec<(std::path::PathBuf, String)> {
+        self.working()
+            .map(|dir| (dir.root.clone(), dir.marker.clone()))
+            .collect()
+    }
+
     /// The data directories out of service, each as "PATH: why".
     pub fn failures(&self) -> Vec<String> {
         self.dirs

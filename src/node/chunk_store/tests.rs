@@ -13,6 +13,7 @@ fn store_in(dirs: &[(&Path, Option<u64>)]) -> ChunkStore {
             .map(|(path, max)| DataDirConfig {
                 path: path.to_path_buf(),
                 capacity_bytes_max: *max,
+                marker: None,
             })
             .collect(),
         free_bytes_reserved: 0,
@@ -35,7 +36,7 @@ fn put(store: &ChunkStore, content: &[u8]) -> Result<ChunkHash, StoreError> {
     Ok(hash)
 }
 
-/// Every regular file under `dir`, relative.
+/// Every regular file under `dir`, relative, but the directory's marker.
 fn files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -44,7 +45,7 @@ fn files(dir: &Path) -> Vec<String> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else {
+            } else if p != dir.join(data_dir::MARKER_FILE) {
                 out.push(p.strip_prefix(dir).unwrap().display().to_string());
             }
         }
@@ -436,6 +437,7 @@ fn a_directory_that_cannot_be_opened_is_out_of_service_unless_it_is_the_only_one
         data_dirs: vec![DataDirConfig {
             path: bad.clone(),
             capacity_bytes_max: None,
+            marker: None,
         }],
         free_bytes_reserved: 0,
         direct_io: true,
@@ -443,5 +445,85 @@ fn a_directory_that_cannot_be_opened_is_out_of_service_unless_it_is_the_only_one
     assert!(
         only_bad.is_err(),
         "a node whose every directory fails to open does not start"
+    );
+}
+
+fn open_with_marker(dir: &Path, marker: Option<String>) -> Result<ChunkStore, StoreError> {
+    ChunkStore::open(&StoreConfig {
+        data_dirs: vec![DataDirConfig {
+            path: dir.to_path_buf(),
+            capacity_bytes_max: None,
+            marker,
+        }],
+        free_bytes_reserved: 0,
+        direct_io: true,
+    })
+}
+
+#[test]
+fn a_directory_keeps_its_marker_and_one_without_it_is_refused_untouched() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("disk");
+    let store = open_with_marker(&root, None).unwrap();
+    let [(path, marker)] = store.markers().try_into().unwrap();
+    assert_eq!(path, root);
+    assert_eq!(marker.len(), 32);
+    let hash = put(&store, b"on the disk").unwrap();
+    drop(store);
+
+    // Reopened with the marker on record: the same directory, its chunk still there.
+    let store = open_with_marker(&root, Some(marker.clone())).unwrap();
+    assert_eq!(store.read(&hash).unwrap().as_ref(), b"on the disk");
+    drop(store);
+    // With no record (a node from before markers, or a fresh record): the marker is adopted.
+    assert_eq!(open_with_marker(&root, None).unwrap().markers()[0].1, marker);
+
+    // The disk is gone and an empty mount point is left in its place.
+    let away = parent.path().join("unmounted");
+    fs::rename(&root, &away).unwrap();
+    fs::create_dir(&root).unwrap();
+    let refused = open_with_marker(&root, Some(marker.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("is its disk mounted"), "{refused}");
+    assert!(
+        files(&root).is_empty() && fs::read_dir(&root).unwrap().next().is_none(),
+        "nothing created"
+    );
+
+    // Another disk in its place.
+    let other = parent.path().join("other");
+    open_with_marker(&other, None).unwrap();
+    fs::remove_dir(&root).unwrap();
+    fs::rename(&other, &root).unwrap();
+    let refused = open_with_marker(&root, Some(marker.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("another disk"), "{refused}");
+
+    // Beside a working directory, a refused one is out of service and the node still opens.
+    let good = tempfile::tempdir().unwrap();
+    let store = ChunkStore::open(&StoreConfig {
+        data_dirs: vec![
+            DataDirConfig {
+                path: root.clone(),
+                capacity_bytes_max: None,
+                marker: Some(marker),
+            },
+            DataDirConfig {
+                path: good.path().to_path_buf(),
+                capacity_bytes_max: None,
+                marker: None,
+            },
+        ],
+        free_bytes_reserved: 0,
+        direct_io: true,
+    })
+    .unwrap();
+    assert_eq!(store.failures().len(), 1);
+    assert_eq!(
+        store.markers().len(),
+        1,
+        "only the working directory's marker is recorded"
     );
 }
