@@ -19,8 +19,8 @@ pub mod scrub;
 mod service;
 
 pub use chunk_store::{
-    ChunkList, ChunkStore, DataDirConfig, Deletion, DirCapacity, PendingChunk, PutStart, StoreConfig,
-    StoreError,
+    ChunkList, ChunkStore, DataDirConfig, Deletion, DirCapacity, MARKER_FILE, PendingChunk, PutStart,
+    StoreConfig, StoreError,
 };
 pub use corruption::{CORRUPTION_REPORTS_QUEUED_MAX, CorruptionQueue, FoundBy};
 pub use errors::{store_status, ticket_status};

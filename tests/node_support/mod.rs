@@ -232,7 +232,7 @@ pub fn random_bytes(len: usize) -> Vec<u8> {
     out
 }
 
-/// Every regular file under `dir`, relative to it, sorted.
+/// Every regular file under `dir`, relative to it, sorted; but a data directory's marker.
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -244,7 +244,7 @@ pub fn files_under(dir: &Path) -> Vec<String> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else {
+            } else if p != dir.join(node::MARKER_FILE) {
                 out.push(p.strip_prefix(dir).unwrap().display().to_string());
             }
         }

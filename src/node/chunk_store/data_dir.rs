@@ -41,8 +41,8 @@ use crate::chunk_hash::ChunkHash;
 pub(crate) const PROBE_AFTER_ERROR_EVERY: Duration = Duration::from_secs(1);
 /// Bytes a probe writes and reads back: one block.
 const PROBE_BYTES: usize = 4096;
-/// The file naming a data directory (see the module docs).
-pub(super) const MARKER_FILE: &str = "collective-data-dir";
+/// The file naming a data directory, in its root (see the module docs).
+pub const MARKER_FILE: &str = "collective-data-dir";
 
 /// Where a data directory may put chunks, and how much it may hold.
 #[derive(Debug, Clone, PartialEq, Eq)]

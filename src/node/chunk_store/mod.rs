@@ -42,7 +42,7 @@ use prost::bytes::Bytes;
 use crate::chunk_hash::ChunkHash;
 use collective_proto::chunk_limits::CHUNK_BYTES_MAX;
 use data_dir::{DataDir, sync_dir};
-pub use data_dir::{DataDirConfig, DirCapacity};
+pub use data_dir::{DataDirConfig, DirCapacity, MARKER_FILE};
 pub use error::StoreError;
 pub use listing::ChunkList;
 pub use pending::PendingChunk;

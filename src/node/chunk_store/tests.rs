@@ -45,7 +45,7 @@ fn files(dir: &Path) -> Vec<String> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p != dir.join(data_dir::MARKER_FILE) {
+            } else if p != dir.join(MARKER_FILE) {
                 out.push(p.strip_prefix(dir).unwrap().display().to_string());
             }
         }
