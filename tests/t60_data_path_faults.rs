@@ -633,14 +633,11 @@ fn a_flipped_byte_is_never_served_and_scrub_and_repair_replace_it() -> anyhow::R
     Ok(())
 }
 
-/// A disk that can no longer read one chunk's copy: the file system refuses its inode under the
-/// running node (`support::disk`). Reads go on returning the file whole, the read that met the
-/// damage reports it, the member gives the replica up and repair makes a new one elsewhere.
-#[test]
-fn a_copy_the_disk_cannot_read_is_reported_and_replaced() -> anyhow::Result<()> {
+/// One coordinator, node-01 with its only data directory on an ext4 image of its own (512 MiB,
+/// on a loop device) and its scrubber off, and node-02; both up.
+fn node_01_on_its_own_disk() -> anyhow::Result<(Cluster, support::disk::Ext4Disk)> {
     let mut cluster = Cluster::single_with_env(env(&[]))?;
     let disk = support::disk::Ext4Disk::new(cluster.dir.path(), "node-01-disk", 512 * MIB as u64)?;
-    // The scrubber stays off on node-01: the client's read must be what finds the damage.
     cluster.prepare_node("node-01", &["--data", path(disk.mount_point())])?;
     cluster.start_node_with(
         "node-01",
@@ -648,6 +645,16 @@ fn a_copy_the_disk_cannot_read_is_reported_and_replaced() -> anyhow::Result<()> 
     )?;
     start_nodes(&mut cluster, &["node-02"], &[])?;
     cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    Ok((cluster, disk))
+}
+
+/// A disk that can no longer read one chunk's copy: the file system refuses its inode under the
+/// running node (`support::disk`). Reads go on returning the file whole, the read that met the
+/// damage reports it, the member gives the replica up and repair makes a new one elsewhere.
+#[test]
+fn a_copy_the_disk_cannot_read_is_reported_and_replaced() -> anyhow::Result<()> {
+    // The scrubber stays off on node-01: the client's read must be what finds the damage.
+    let (mut cluster, disk) = node_01_on_its_own_disk()?;
     let file = random_file(&cluster, "d.bin", 12 * MIB, 7)?;
     let expected = digest(&file)?;
     cluster.cli_ok(&["write", "/d.bin", path(&file), "--replicas", "2"])?;
@@ -703,15 +710,7 @@ fn a_copy_the_disk_cannot_read_is_reported_and_replaced() -> anyhow::Result<()> 
 /// probe must notice.
 #[test]
 fn a_failed_disk_is_taken_out_of_service_and_its_chunks_copied_again() -> anyhow::Result<()> {
-    let mut cluster = Cluster::single_with_env(env(&[]))?;
-    let disk = support::disk::Ext4Disk::new(cluster.dir.path(), "node-01-disk", 512 * MIB as u64)?;
-    cluster.prepare_node("node-01", &["--data", path(disk.mount_point())])?;
-    cluster.start_node_with(
-        "node-01",
-        &[("COLLECTIVE_NODE_SCRUB_BYTES_PER_SEC".into(), "0".into())],
-    )?;
-    start_nodes(&mut cluster, &["node-02"], &[])?;
-    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    let (mut cluster, disk) = node_01_on_its_own_disk()?;
     let file = random_file(&cluster, "f.bin", 24 * MIB, 9)?;
     let expected = digest(&file)?;
     cluster.cli_ok(&["write", "/f.bin", path(&file), "--replicas", "2"])?;
@@ -798,12 +797,7 @@ fn a_failed_disk_is_taken_out_of_service_and_its_chunks_copied_again() -> anyhow
 /// mounted again, the node starts and serves the chunks it held.
 #[test]
 fn a_node_whose_disk_is_not_mounted_refuses_to_start_and_serves_again_once_it_is() -> anyhow::Result<()> {
-    let mut cluster = Cluster::single_with_env(env(&[]))?;
-    let mut disk = support::disk::Ext4Disk::new(cluster.dir.path(), "node-01-disk", 512 * MIB as u64)?;
-    cluster.prepare_node("node-01", &["--data", path(disk.mount_point())])?;
-    cluster.start_node("node-01")?;
-    start_nodes(&mut cluster, &["node-02"], &[])?;
-    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+    let (mut cluster, mut disk) = node_01_on_its_own_disk()?;
     let file = random_file(&cluster, "m.bin", 8 * MIB, 11)?;
     cluster.cli_ok(&["write", "/m.bin", path(&file), "--replicas", "2"])?;
     ensure!(

@@ -232,11 +232,21 @@ async fn present(fed: &Federation, chunks: &mut ChunksClient<Channel>, hashes: &
         .present
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disk_that_fails_whole_takes_its_directory_out_of_service() {
+/// A node whose only data directory is a fresh ext4 file system on a loop device, scrubber off,
+/// holding one stored chunk. Fields drop in order: the node stops before its disk is unmounted.
+struct NodeOnDisk {
+    fed: Federation,
+    node: TestNode,
+    disk: support::disk::Ext4Disk,
+    chunks: ChunksClient<Channel>,
+    stored: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+async fn node_on_its_own_disk(bytes: u64) -> NodeOnDisk {
     let fed = Federation::new();
     let dir = tempfile::tempdir().unwrap();
-    let disk = support::disk::Ext4Disk::new(dir.path(), "disk", 256 * 1024 * 1024).unwrap();
+    let disk = support::disk::Ext4Disk::new(dir.path(), "disk", bytes).unwrap();
     let node = start_node_as(&fed, NODE, &[disk.mount_point()], None, |config| {
         config.scrub.bytes_per_sec = 0;
     })
@@ -244,13 +254,27 @@ async fn a_disk_that_fails_whole_takes_its_directory_out_of_service() {
     let mut chunks = client(&fed, &node).await;
     let stored = random_bytes(200_000);
     put(&fed, &mut chunks, &stored).await.unwrap();
-    let stored_hash = ChunkHash::of(&stored);
+    NodeOnDisk {
+        fed,
+        node,
+        disk,
+        chunks,
+        stored,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fails_whole_takes_its_directory_out_of_service() {
+    let mut t = node_on_its_own_disk(256 * 1024 * 1024).await;
+    let (fed, node, disk, chunks, stored) = (&t.fed, &t.node, &t.disk, &mut t.chunks, &t.stored);
+    let stored_hash = ChunkHash::of(stored);
     let store = &node.running.store;
     assert!(store.failures().is_empty());
 
     tokio::task::block_in_place(|| disk.fail()).unwrap();
     // The first put after the failure meets it; its error gets the directory probed.
-    let first = put(&fed, &mut chunks, &random_bytes(100_000)).await.unwrap_err();
+    let first = put(fed, chunks, &random_bytes(100_000)).await.unwrap_err();
     assert_eq!(first.code(), tonic::Code::Internal, "{first:?}");
     let failures = store.failures();
     assert_eq!(
@@ -260,7 +284,7 @@ async fn a_disk_that_fails_whole_takes_its_directory_out_of_service() {
     );
     assert!(failures[0].contains("probe failed"), "{failures:?}");
 
-    let refused = put(&fed, &mut chunks, &random_bytes(100_000)).await.unwrap_err();
+    let refused = put(fed, chunks, &random_bytes(100_000)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     assert!(
         refused.message().contains("another node"),
@@ -268,12 +292,12 @@ async fn a_disk_that_fails_whole_takes_its_directory_out_of_service() {
         refused.message()
     );
     assert_eq!(
-        present(&fed, &mut chunks, &[stored_hash]).await,
+        present(fed, chunks, &[stored_hash]).await,
         [false],
         "a chunk on the failed disk is not claimed"
     );
     let ticket = fed.ticket(TicketOp::Get, &[stored_hash]);
-    let missing = get(&mut chunks, ticket, stored_hash, 0, None).await.unwrap_err();
+    let missing = get(chunks, ticket, stored_hash, 0, None).await.unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound, "{missing:?}");
     let capacity = store.capacity();
     assert!(
@@ -284,16 +308,8 @@ async fn a_disk_that_fails_whole_takes_its_directory_out_of_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_file_system_keeps_its_directory_in_service() {
-    let fed = Federation::new();
-    let dir = tempfile::tempdir().unwrap();
-    let disk = support::disk::Ext4Disk::new(dir.path(), "disk", 64 * 1024 * 1024).unwrap();
-    let node = start_node_as(&fed, NODE, &[disk.mount_point()], None, |config| {
-        config.scrub.bytes_per_sec = 0;
-    })
-    .await;
-    let mut chunks = client(&fed, &node).await;
-    let stored = random_bytes(200_000);
-    put(&fed, &mut chunks, &stored).await.unwrap();
+    let mut t = node_on_its_own_disk(64 * 1024 * 1024).await;
+    let (fed, node, disk, chunks, stored) = (&t.fed, &t.node, &t.disk, &mut t.chunks, &t.stored);
     // Another user of the file system fills it to the last block.
     tokio::task::block_in_place(|| {
         use std::io::Write;
@@ -315,12 +331,12 @@ async fn a_full_file_system_keeps_its_directory_in_service() {
     });
     let store = &node.running.store;
     assert_eq!(store.check(Duration::ZERO), 0, "a full disk is not a failed one");
-    let refused = put(&fed, &mut chunks, &random_bytes(100_000)).await.unwrap_err();
+    let refused = put(fed, chunks, &random_bytes(100_000)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
     assert!(store.failures().is_empty(), "{:?}", store.failures());
-    let hash = ChunkHash::of(&stored);
+    let hash = ChunkHash::of(stored);
     let ticket = fed.ticket(TicketOp::Get, &[hash]);
-    assert_eq!(get(&mut chunks, ticket, hash, 0, None).await.unwrap(), stored);
+    assert_eq!(get(chunks, ticket, hash, 0, None).await.unwrap(), *stored);
 }
 
 async fn replicas_removed(admin: &mut Client) -> Vec<(Vec<u8>, String, String)> {

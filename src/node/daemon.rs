@@ -32,8 +32,8 @@ pub const NODE_BUNDLE: &str = "node";
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
 /// Beside `node.toml`: the marker of each data directory the node has used.
 const MARKERS_FILE: &str = "data-dirs.json";
-/// How often the heartbeat probes each data directory for a failed disk (at most; a probe
-/// writes and syncs one block).
+/// How often each data directory is probed for a failed disk (a probe writes and syncs one
+/// block).
 const DATA_DIR_PROBE_EVERY: Duration = Duration::from_secs(5);
 /// Bytes each file system keeps free beyond chunks (room for the OS and other users).
 pub const FREE_BYTES_RESERVED_DEFAULT: u64 = 256 * 1024 * 1024;
@@ -261,8 +261,8 @@ pub struct NodeDaemon {
     pub node: RunningNode,
     reporter: tokio::task::JoinHandle<()>,
     corruption_reporter: tokio::task::JoinHandle<()>,
-    /// Revocation list sync, certificate renewal and the orphan sweep.
-    background_tasks: [tokio::task::JoinHandle<()>; 3],
+    /// Revocation list sync, certificate renewal, the orphan sweep and the disk probe.
+    background_tasks: [tokio::task::JoinHandle<()>; 4],
 }
 
 impl NodeDaemon {
@@ -370,6 +370,7 @@ pub async fn launch(
         super::orphans::SweepConfig::from_env()?,
         stop.clone(),
     ));
+    let prober = tokio::spawn(probe_loop(Arc::clone(&node.store), stop.clone()));
     let reporter = tokio::spawn(report_loop(
         member_client(),
         handle,
@@ -382,7 +383,7 @@ pub async fn launch(
         node,
         reporter,
         corruption_reporter,
-        background_tasks: [pki_a, pki_b, sweeper],
+        background_tasks: [pki_a, pki_b, sweeper, prober],
     })
 }
 
@@ -437,16 +438,13 @@ struct Report {
     failed_data_dirs: Vec<String>,
 }
 
-/// Probes the data directories due for it (see `chunk_store/data_dir.rs`), then sums what
-/// they hold.
+/// Sums what the data directories hold, and names the failed ones.
 async fn measure(store: &Arc<super::ChunkStore>) -> anyhow::Result<Report> {
     let store = Arc::clone(store);
-    let (dirs, failed_data_dirs, load_milli) = tokio::task::spawn_blocking(move || {
-        store.check(DATA_DIR_PROBE_EVERY);
-        (store.capacity(), store.failures(), load_milli())
-    })
-    .await
-    .context("the capacity task panicked")?;
+    let (dirs, failed_data_dirs, load_milli) =
+        tokio::task::spawn_blocking(move || (store.capacity(), store.failures(), load_milli()))
+            .await
+            .context("the capacity task panicked")?;
     Ok(dirs.iter().fold(
         Report {
             load_milli,
@@ -460,6 +458,26 @@ async fn measure(store: &Arc<super::ChunkStore>) -> anyhow::Result<Report> {
             ..report
         },
     ))
+}
+
+/// Probes the data directories every [`DATA_DIR_PROBE_EVERY`] (see `chunk_store/data_dir.rs`)
+/// until `stop` turns true. Apart from the heartbeat: a probe syncs a file, which a busy or
+/// failing disk may take seconds to do, and a heartbeat held that long would get the node
+/// declared down.
+async fn probe_loop(store: Arc<super::ChunkStore>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let probing = Arc::clone(&store);
+        if let Err(error) = tokio::task::spawn_blocking(move || probing.check(DATA_DIR_PROBE_EVERY)).await {
+            tracing::error!(%error, "the data directory probe panicked");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DATA_DIR_PROBE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
 }
 
 /// The machine's 1-minute load average x 1000, from `/proc/loadavg`; 0 where unknown.
