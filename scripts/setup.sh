@@ -2,8 +2,8 @@
 # Installs what building and testing Collective needs on a fresh Debian machine: libclang for
 # RocksDB's bindgen, a C++ compiler, FUSE 3, nftables and iproute2 for the fault-injection tests,
 # libfaketime for the clock-skew test, e2fsprogs, xfsprogs (xfs_io shuts a file system down) and
-# util-linux for the damaged- and failed-disk tests (a loop-mounted ext4), openssl for certificate checks. Idempotent; run as root
-# (or with sudo available).
+# util-linux for the damaged- and failed-disk tests (a loop-mounted ext4), openssl for certificate
+# checks. Idempotent; run as root (or with sudo available).
 set -euo pipefail
 
 packages=(build-essential clang libclang-dev pkg-config fuse3 libfuse3-dev nftables iproute2 openssl procps libfaketime e2fsprogs xfsprogs util-linux mount)
