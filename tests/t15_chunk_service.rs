@@ -52,15 +52,10 @@ async fn chunks_round_trip_whole_and_by_range() {
     assert!(put(&fed, &mut client, &content).await.unwrap().already_present);
 
     let missing = ChunkHash::of(b"never stored");
-    let has = client
-        .has(HasRequest {
-            ticket: Some(fed.ticket(TicketOp::Has, &[])),
-            hashes: vec![hash.as_bytes().to_vec(), missing.as_bytes().to_vec()],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(has.present, vec![true, false]);
+    assert_eq!(
+        present(&fed, &mut client, &[hash, missing]).await,
+        vec![true, false]
+    );
 
     let removed = client
         .delete(DeleteRequest {

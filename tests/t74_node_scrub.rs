@@ -20,7 +20,7 @@ use collective::node::FoundBy;
 use collective::ticket::TicketOp;
 use collective_events::pb::{self, command_envelope::Command, event_envelope::Event};
 use collective_proto::chunk::chunks_client::ChunksClient;
-use collective_proto::chunk::{DeleteRequest, HasRequest};
+use collective_proto::chunk::DeleteRequest;
 use node_support::*;
 use tonic::transport::Channel;
 
@@ -192,16 +192,8 @@ async fn an_unreadable_copy_is_reported(found_by: FoundBy) {
         "the unreadable copy was not reported within {FIND_WITHIN:?}"
     );
     assert_eq!(reports.pending(), vec![(victim_hash, found_by)]);
-    let has = chunks
-        .has(HasRequest {
-            ticket: Some(fed.ticket(TicketOp::Has, &[])),
-            hashes: vec![good_hash.as_bytes().to_vec(), victim_hash.as_bytes().to_vec()],
-        })
-        .await
-        .unwrap()
-        .into_inner();
     assert_eq!(
-        has.present,
+        present(&fed, &mut chunks, &[good_hash, victim_hash]).await,
         [true, false],
         "Has no longer claims the unreadable copy"
     );
@@ -217,19 +209,6 @@ async fn a_read_reports_a_copy_the_file_system_cannot_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scrubber_reports_a_copy_the_file_system_cannot_read() {
     an_unreadable_copy_is_reported(FoundBy::Scrub).await;
-}
-
-/// Whether `hashes` are present on the node, by `Has`.
-async fn present(fed: &Federation, chunks: &mut ChunksClient<Channel>, hashes: &[ChunkHash]) -> Vec<bool> {
-    chunks
-        .has(HasRequest {
-            ticket: Some(fed.ticket(TicketOp::Has, &[])),
-            hashes: hashes.iter().map(|h| h.as_bytes().to_vec()).collect(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .present
 }
 
 /// A node whose only data directory is a fresh ext4 file system on a loop device, scrubber off,

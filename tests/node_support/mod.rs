@@ -14,7 +14,7 @@ use collective::ticket::{self, Ticket, TicketGrant, TicketOp};
 use collective::tls::{self, ServerExpectation};
 use collective_proto::chunk::chunks_client::ChunksClient;
 use collective_proto::chunk::put_request::Part;
-use collective_proto::chunk::{GetRequest, PutHeader, PutRequest, PutResponse};
+use collective_proto::chunk::{GetRequest, HasRequest, PutHeader, PutRequest, PutResponse};
 use collective_proto::chunk_limits::{CHUNK_FRAME_BYTES_MAX, CHUNK_MESSAGE_BYTES_MAX};
 use prost::bytes::Bytes;
 use rustls::pki_types::CertificateDer;
@@ -223,6 +223,23 @@ pub async fn get(
         out.extend_from_slice(&frame.data);
     }
     Ok(out)
+}
+
+/// Whether each of `hashes` is stored on the node, by `Has` with a HAS ticket for any chunk.
+pub async fn present(
+    fed: &Federation,
+    client: &mut ChunksClient<Channel>,
+    hashes: &[ChunkHash],
+) -> Vec<bool> {
+    client
+        .has(HasRequest {
+            ticket: Some(fed.ticket(TicketOp::Has, &[])),
+            hashes: hashes.iter().map(|h| h.as_bytes().to_vec()).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .present
 }
 
 pub fn random_bytes(len: usize) -> Vec<u8> {
