@@ -19,8 +19,8 @@ use collective::client::Client;
 use collective::node::FoundBy;
 use collective::ticket::TicketOp;
 use collective_events::pb::{self, command_envelope::Command, event_envelope::Event};
-use collective_proto::chunk::chunks_client::ChunksClient;
 use collective_proto::chunk::DeleteRequest;
+use collective_proto::chunk::chunks_client::ChunksClient;
 use node_support::*;
 use tonic::transport::Channel;
 
