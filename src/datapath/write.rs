@@ -327,18 +327,16 @@ fn cut(mut input: Box<dyn Read + Send>, chunk_bytes: usize, out: mpsc::Sender<Re
         let filled = match buffers::fill(&mut input, &mut buffer) {
             Ok(filled) => filled,
             Err(e) => {
-                buffers::give(buffer);
                 let _ = out.blocking_send(Err(DataError::io("reading the input", e)));
                 return;
             }
         };
         if filled == 0 {
-            buffers::give(buffer);
             return;
         }
         let full = filled == chunk_bytes;
         let hash = ChunkHash::of(&buffer[..filled]);
-        let data = buffers::into_bytes(buffer, 0, filled);
+        let data = buffers::into_bytes(buffer, filled);
         let len = data.len() as u64;
         if out
             .blocking_send(Ok(Cut {

@@ -26,10 +26,11 @@ use std::path::Path;
 
 use prost::bytes::Bytes;
 
-use crate::buffers;
+use crate::buffers::{self, Buffer};
 
-/// The alignment of every direct transfer: buffer address, file offset and length.
-pub(crate) const ALIGN: usize = 4096;
+/// The alignment of every direct transfer: buffer address, file offset and length. Every
+/// buffer of the pool (`crate::buffers`) starts on one.
+pub(crate) use crate::buffers::ALIGN;
 
 /// The largest staging buffer of a put: a chunk of the default size (4 MiB) is staged whole and
 /// written in one call when it is committed, so receiving its frames does no I/O and the node
@@ -65,91 +66,41 @@ pub(crate) fn open_read(path: &Path, direct: bool) -> std::io::Result<File> {
         .open(path)
 }
 
-/// A buffer whose first byte is aligned to [`ALIGN`], carved out of a slightly larger
-/// allocation (no `unsafe`: the start is found inside the allocation, not forced on it). Its
-/// bytes are initialized but not necessarily zero: a reused buffer holds what it held before,
-/// and only bytes written since are ever handed out.
-pub(crate) struct AlignedBuf {
-    vec: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    /// Taken from the buffer pool when it holds one of this size.
-    pub(crate) fn new(len: usize) -> AlignedBuf {
-        let vec = buffers::take(len + ALIGN - 1);
-        let start = (ALIGN - vec.as_ptr().addr() % ALIGN) % ALIGN;
-        AlignedBuf { vec, start, len }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.vec[self.start..self.start + self.len]
-    }
-
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.vec[self.start..self.start + self.len]
-    }
-
-    /// The first `used` bytes, without copying; the allocation returns to the pool once the
-    /// last slice of them is dropped.
-    pub(crate) fn into_bytes(mut self, used: usize) -> Bytes {
-        let used = used.min(self.len);
-        buffers::into_bytes(std::mem::take(&mut self.vec), self.start, used)
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        buffers::give(std::mem::take(&mut self.vec));
-    }
-}
-
-impl std::fmt::Debug for AlignedBuf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlignedBuf").field("len", &self.len).finish()
-    }
-}
-
 /// Reads `path` whole, expecting `length` bytes: at most `length` rounded up to the next block
 /// past it, so a file that grew comes back longer than expected (and fails its hash) rather
 /// than silently cut to the expected length.
 pub(crate) fn read_whole(path: &Path, length: u64, direct: bool) -> std::io::Result<Bytes> {
     let length = usize::try_from(length).map_err(std::io::Error::other)?;
-    let mut buffer = AlignedBuf::new(round_up(length + 1));
+    let mut buffer = buffers::take(round_up(length + 1));
     let mut filled = 0;
     if direct {
         let mut file = open_read(path, true)?;
         // Direct reads return whole blocks, except the last one of the file.
         while filled < buffer.len() && filled % ALIGN == 0 {
-            match file.read(&mut buffer.as_mut_slice()[filled..]) {
-                Ok(0) => return Ok(buffer.into_bytes(filled)),
+            match file.read(&mut buffer[filled..]) {
+                Ok(0) => return Ok(buffers::into_bytes(buffer, filled)),
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         if filled >= length {
-            return Ok(buffer.into_bytes(filled));
+            return Ok(buffers::into_bytes(buffer, filled));
         }
         // Cut short inside a block before the expected end: finish through the page cache
         // rather than call a good copy truncated.
     }
     let mut file = open_read(path, false)?;
     file.seek(SeekFrom::Start(filled as u64))?;
-    filled += buffers::fill(&mut file, &mut buffer.as_mut_slice()[filled..])?;
-    Ok(buffer.into_bytes(filled))
+    filled += buffers::fill(&mut file, &mut buffer[filled..])?;
+    Ok(buffers::into_bytes(buffer, filled))
 }
 
 /// Bytes bound for a chunk file, gathered into aligned blocks before they are written.
 #[derive(Debug)]
 pub(crate) struct StagedWriter {
     file: File,
-    stage: AlignedBuf,
+    stage: Buffer,
     staged: usize,
     written: u64,
 }
@@ -165,7 +116,7 @@ impl StagedWriter {
         .max(ALIGN);
         StagedWriter {
             file,
-            stage: AlignedBuf::new(stage_len),
+            stage: buffers::take(stage_len),
             staged: 0,
             written: 0,
         }
@@ -180,7 +131,7 @@ impl StagedWriter {
             }
             let room = self.stage.len() - self.staged;
             let take = room.min(data.len());
-            self.stage.as_mut_slice()[self.staged..self.staged + take].copy_from_slice(&data[..take]);
+            self.stage[self.staged..self.staged + take].copy_from_slice(&data[..take]);
             self.staged += take;
             data = &data[take..];
         }
@@ -193,7 +144,7 @@ impl StagedWriter {
     }
 
     fn flush_stage(&mut self, padded: usize) -> std::io::Result<()> {
-        self.file.write_all(&self.stage.as_slice()[..padded])?;
+        self.file.write_all(&self.stage[..padded])?;
         self.written += self.staged as u64;
         self.staged = 0;
         Ok(())
@@ -204,7 +155,7 @@ impl StagedWriter {
     pub(crate) fn finish(mut self) -> std::io::Result<File> {
         if self.staged > 0 {
             let padded = round_up(self.staged);
-            self.stage.as_mut_slice()[self.staged..padded].fill(0);
+            self.stage[self.staged..padded].fill(0);
             let exact = padded == self.staged;
             self.flush_stage(padded)?;
             if !exact {
@@ -242,20 +193,6 @@ pub(crate) fn supports_direct_io(dir: &Path) -> bool {
 #[allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_aligned_buffer_starts_on_a_block_and_hands_out_its_bytes_without_copying() {
-        for len in [1, ALIGN - 1, ALIGN, 3 * ALIGN + 7, 64 * 1024, 4 << 20] {
-            let mut buffer = AlignedBuf::new(len);
-            assert_eq!(buffer.as_slice().as_ptr().addr() % ALIGN, 0);
-            assert_eq!(buffer.as_slice().len(), len);
-            buffer.as_mut_slice()[0] = 7;
-            let start = buffer.as_slice().as_ptr();
-            let bytes = buffer.into_bytes(1);
-            assert_eq!(&bytes[..], &[7]);
-            assert_eq!(bytes.as_ptr(), start);
-        }
-    }
 
     fn round_trip(direct: bool) {
         let dir = tempfile::tempdir().unwrap();
@@ -357,8 +294,8 @@ mod tests {
         let direct = supports_direct_io(dir.path());
         let length = 4 << 20;
         // Leave a buffer of the size the read will want in the pool, full of other bytes.
-        let mut stale = AlignedBuf::new(round_up(length + 1));
-        stale.as_mut_slice().fill(0xaa);
+        let mut stale = buffers::take(round_up(length + 1));
+        stale.fill(0xaa);
         drop(stale);
         let path = dir.path().join("short");
         fs::write(&path, vec![1u8; ALIGN + 5]).unwrap();
