@@ -5,6 +5,9 @@
 //! - **AES-128-GCM**, the record cipher TLS 1.3 settles on between our peers (ring, as rustls
 //!   uses it): each 16 KiB record (TLS's largest) sealed and then opened again, the work of one
 //!   hop of one byte: the sender seals, the receiver opens.
+//! - **A ticket check**, what a node does for every chunk call: the first ticket of a
+//!   coordinator (its certificate chain verified to the root, then the ticket's signature) and
+//!   a later one (the chain kept, only the signature; see `ticket/verify.rs`).
 //!
 //! Times are the measuring thread's own CPU time, not wall time, so a busy machine slows the
 //! run but barely moves the figures. `bench/io.sh` adds these to the kernel's cost of a disk
@@ -18,12 +21,16 @@ use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use serde::Serialize;
 
 use crate::chunk_hash::ChunkHash;
+use crate::pki::{Component, FederationCa};
+use crate::ticket::{TICKET_LIFETIME_DEFAULT, TicketGrant, TicketOp, TicketVerifier};
 
 /// The buffer hashed at a time: one chunk of the default size.
 const HASH_PIECE_BYTES: usize = crate::datapath::CHUNK_BYTES_DEFAULT;
 /// The largest TLS record's plaintext.
 const RECORD_BYTES: usize = 16 * 1024;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+/// Ticket checks timed for each of the two ticket figures.
+const TICKET_CHECKS: u32 = 200;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CpuReport {
@@ -32,6 +39,10 @@ pub struct CpuReport {
     pub blake3_cpu_secs_per_gib: f64,
     /// Sealing plus opening every byte once (one hop of TLS).
     pub aes128gcm_hop_cpu_secs_per_gib: f64,
+    /// A node's check of the first ticket a coordinator signed: chain and signature.
+    pub ticket_first_check_cpu_us: f64,
+    /// A node's check of a later ticket of the same coordinator: the signature.
+    pub ticket_check_cpu_us: f64,
 }
 
 /// Measures over `bytes` (rounded up to whole buffers) per figure. Blocks for about a second
@@ -73,12 +84,55 @@ pub fn run(bytes: u64) -> anyhow::Result<CpuReport> {
     })?;
     anyhow::ensure!(!failed, "AES-128-GCM failed to open what it sealed");
 
+    let (first_check, check) = ticket_checks()?;
     let per_gib = |spent: Duration| spent.as_secs_f64() / (moved as f64 / GIB);
+    let per_check = |spent: Duration| spent.as_secs_f64() * 1e6 / f64::from(TICKET_CHECKS);
     Ok(CpuReport {
         bytes: moved,
         blake3_cpu_secs_per_gib: per_gib(hashing),
         aes128gcm_hop_cpu_secs_per_gib: per_gib(sealing),
+        ticket_first_check_cpu_us: per_check(first_check),
+        ticket_check_cpu_us: per_check(check),
     })
+}
+
+/// CPU time of [`TICKET_CHECKS`] first checks (each by a verifier that has seen no ticket) and
+/// as many later ones, of a GET ticket as a coordinator issues it.
+fn ticket_checks() -> anyhow::Result<(Duration, Duration)> {
+    let root = FederationCa::init("bench.collective")?;
+    let member = root.sign_member("m.bench.collective")?;
+    let coordinator = member.issue_leaf(
+        "coord-1@m.bench.collective",
+        Component::Coordinator,
+        Duration::from_secs(3600),
+    )?;
+    let (node, holder) = ("node-1@m.bench.collective", "client@m.bench.collective");
+    let hashes = [ChunkHash::of(b"a chunk")];
+    let now = crate::node::unix_ms_now();
+    let grant = TicketGrant {
+        op: TicketOp::Get,
+        hashes: &hashes,
+        holder,
+        node,
+        issued_at_unix_ms: now,
+        lifetime: TICKET_LIFETIME_DEFAULT,
+    };
+    let ticket = crate::ticket::issue(&coordinator, &grant)?;
+    let verifiers = (0..TICKET_CHECKS)
+        .map(|_| TicketVerifier::new(root.cert_der(), node))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut failed = None;
+    let mut check = |verifier: &TicketVerifier| {
+        if let Err(e) = verifier.verify(&ticket, TicketOp::Get, holder, &hashes, now) {
+            failed = Some(e);
+        }
+    };
+    let first = thread_cpu(|| verifiers.iter().for_each(&mut check))?;
+    let later = thread_cpu(|| (0..TICKET_CHECKS).for_each(|_| check(&verifiers[0])))?;
+    if let Some(e) = failed {
+        anyhow::bail!("a ticket check failed: {e}");
+    }
+    Ok((first, later))
 }
 
 fn nonce(sequence: u64) -> Nonce {
@@ -108,5 +162,10 @@ mod tests {
         assert_eq!(report.bytes, 8 << 20);
         assert!(report.blake3_cpu_secs_per_gib > 0.0);
         assert!(report.aes128gcm_hop_cpu_secs_per_gib > 0.0);
+        assert!(report.ticket_check_cpu_us > 0.0);
+        assert!(
+            report.ticket_first_check_cpu_us > report.ticket_check_cpu_us,
+            "a kept chain saves its two certificate signatures: {report:?}"
+        );
     }
 }

@@ -101,6 +101,78 @@ fn a_ticket_signed_by_a_revoked_coordinator_is_refused_once_the_store_knows() {
 }
 
 #[test]
+fn a_signer_chain_is_checked_once_and_every_ticket_by_its_own_signature() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    for _ in 0..3 {
+        let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+        f.verifier
+            .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+            .unwrap();
+    }
+    assert_eq!(f.verifier.signer_chains_kept(), 1, "one chain, kept once");
+
+    // Under the kept chain, each ticket still needs a good signature of its own.
+    let mut forged = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    forged.signature[0] ^= 1;
+    let mut altered = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    let mut body = body_of(&altered);
+    body.expires_at_unix_ms += 3_600_000;
+    altered.body = body.encode_to_vec();
+    let other = f
+        .alice
+        .issue_leaf("coord-2@alice.home.collective", Component::Coordinator, DAY)
+        .unwrap();
+    let mut by_other_key = issue(&other, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    by_other_key.signer_chain_der[0] = f.coordinator.cert_der().unwrap().to_vec();
+    for ticket in [forged, altered, by_other_key] {
+        let err = f
+            .verifier
+            .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+            .unwrap_err();
+        assert!(matches!(err, TicketError::BadSignature), "{err}");
+    }
+}
+
+#[test]
+fn a_kept_chain_is_refused_once_it_expires_or_its_member_is_removed() {
+    let f = fixture();
+    let trust = crate::tls::TrustStore::new(f.root.cert_der()).unwrap();
+    let verifier = TicketVerifier::with_trust_store(&trust, NODE).unwrap();
+    let hashes = [ChunkHash::of(b"a")];
+    let now = now_ms();
+    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap();
+
+    // Two days on, the coordinator's one-day certificate has expired; the ticket has not.
+    let later = now + 2 * 24 * 3_600_000;
+    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, later)).unwrap();
+    let err = verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, later)
+        .unwrap_err();
+    assert!(
+        matches!(err, TicketError::ChainRefused(ref why) if why.to_lowercase().contains("expired")),
+        "{err}"
+    );
+
+    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap();
+    assert!(trust.remove_member("alice.home.collective"));
+    let err = verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
+        .unwrap_err();
+    assert!(
+        matches!(err, TicketError::ChainRefused(ref why) if why.contains("removed")),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_has_ticket_without_hashes_covers_any_chunk_but_other_ops_need_hashes() {
     let f = fixture();
     let now = now_ms();

@@ -1,7 +1,16 @@
 //! Verifying tickets: what a node runs on every chunk call, without calling anyone.
+//!
+//! **Signer chains are verified once.** Every ticket carries its signer's certificate chain, and
+//! the few coordinators of a member sign all of them, so a node would otherwise check the same
+//! two certificate signatures (webpki, to the federation root) on every chunk call, beside the
+//! ticket's own. A chain that passed is kept, by its exact bytes, with the window in which both
+//! of its certificates are valid and the signer's key. Each later ticket from it still gets its
+//! own signature checked, the window checked against the time, and the trust store asked about
+//! removals and revocations: what can change about a chain while the process runs.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use prost::Message;
 use ring::signature::{ED25519, UnparsedPublicKey};
@@ -13,7 +22,7 @@ use super::{
     TicketBody, TicketError, TicketOp,
 };
 use crate::chunk_hash::ChunkHash;
-use crate::pki::Component;
+use crate::pki::{Component, PeerIdentity};
 use crate::tls::{FederationClientVerifier, Policy, TlsError, TrustStore};
 use collective_proto::chunk_limits::HASHES_PER_REQUEST_MAX;
 
@@ -24,9 +33,28 @@ pub struct TicketVerifier {
     /// narrowed to coordinators of this node's member: a ticket's signer passes exactly the
     /// checks a Raft peer of this member passes.
     signers: Arc<FederationClientVerifier>,
+    /// The store `signers` also consults, asked again for every chain taken from `chains`.
+    trust: Option<TrustStore>,
+    /// Signer chains that passed `signers`; see the module's notes.
+    chains: Arc<Mutex<HashMap<blake3::Hash, Arc<Signer>>>>,
     node: String,
     member_domain: String,
     clock_skew: Duration,
+}
+
+/// Most signer chains kept: a member has a few coordinators, each renewing now and then; a
+/// full cache is emptied and refilled.
+const SIGNER_CHAINS_KEPT_MAX: usize = 64;
+
+/// A signer chain that passed every check but the trust store's.
+#[derive(Debug)]
+struct Signer {
+    identity: PeerIdentity,
+    /// The leaf's subject public key (Ed25519).
+    public_key: Vec<u8>,
+    /// When both certificates of the chain are valid (inclusive, as webpki counts).
+    valid_from: SystemTime,
+    valid_until: SystemTime,
 }
 
 /// A ticket that passed every check, for logs.
@@ -46,6 +74,8 @@ impl TicketVerifier {
         let policy = Policy::components(&[Component::Coordinator]).same_member(&member_domain);
         Ok(TicketVerifier {
             signers: FederationClientVerifier::builder(root_der, policy).build()?,
+            trust: None,
+            chains: Arc::default(),
             node: node.to_string(),
             member_domain,
             clock_skew: CLOCK_SKEW_DEFAULT,
@@ -61,6 +91,7 @@ impl TicketVerifier {
         verifier.signers = FederationClientVerifier::builder(trust.root_der(), policy)
             .with_trust_store(trust.clone())
             .build()?;
+        verifier.trust = Some(trust.clone());
         Ok(verifier)
     }
 
@@ -133,7 +164,14 @@ impl TicketVerifier {
         })
     }
 
-    /// Verifies the chain to the root and that policy, then the signature; returns the signer.
+    /// How many signer chains are kept.
+    #[cfg(test)]
+    pub(super) fn signer_chains_kept(&self) -> usize {
+        self.chains.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Verifies the chain to the root and that policy (or finds it verified before), then the
+    /// signature; returns the signer.
     fn verify_signer(&self, ticket: &Ticket, now_unix_ms: u64) -> Result<String, TicketError> {
         let [leaf, member_ca] = ticket.signer_chain_der.as_slice() else {
             return Err(TicketError::ChainLength {
@@ -147,20 +185,69 @@ impl TicketVerifier {
                 ticket.body.len()
             )));
         }
-        let leaf = CertificateDer::from(leaf.as_slice());
-        let intermediates = [CertificateDer::from(member_ca.as_slice())];
-        let now = UnixTime::since_unix_epoch(Duration::from_millis(now_unix_ms));
-        self.signers
-            .verify_client_cert(&leaf, &intermediates, now)
-            .map_err(|e| TicketError::ChainRefused(describe(&e)))?;
-        let (_, cert) = x509_parser::parse_x509_certificate(&leaf)
-            .map_err(|e| TicketError::ChainRefused(e.to_string()))?;
-        let public_key = UnparsedPublicKey::new(&ED25519, cert.public_key().subject_public_key.data.as_ref());
-        public_key
+        let signer = self.signer(leaf, member_ca, now_unix_ms)?;
+        UnparsedPublicKey::new(&ED25519, &signer.public_key)
             .verify(&super::signed_message(&ticket.body), &ticket.signature)
             .map_err(|_| TicketError::BadSignature)?;
-        let identity = crate::pki::PeerIdentity::from_der(&leaf).map_err(TicketError::Signer)?;
-        Ok(identity.address.to_string())
+        Ok(signer.identity.address.to_string())
+    }
+
+    /// The signer of the chain `leaf`, `member_ca` at `now_unix_ms`: kept from an earlier check
+    /// if its window covers that time and the trust store still admits it, else verified whole.
+    fn signer(&self, leaf: &[u8], member_ca: &[u8], now_unix_ms: u64) -> Result<Arc<Signer>, TicketError> {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(now_unix_ms);
+        let key = chain_key(leaf, member_ca);
+        let kept = self
+            .chains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(signer) = kept
+            && (signer.valid_from..=signer.valid_until).contains(&now)
+        {
+            if let Some(trust) = &self.trust {
+                trust
+                    .check(&signer.identity, member_ca)
+                    .map_err(|violation| TicketError::ChainRefused(violation.to_string()))?;
+            }
+            return Ok(signer);
+        }
+        let signer = Arc::new(self.verify_chain(leaf, member_ca, now_unix_ms)?);
+        let mut chains = self.chains.lock().unwrap_or_else(|p| p.into_inner());
+        if chains.len() >= SIGNER_CHAINS_KEPT_MAX {
+            chains.clear();
+        }
+        chains.insert(key, Arc::clone(&signer));
+        Ok(signer)
+    }
+
+    /// Every check of the chain: webpki to the root, the federation policy, the trust store.
+    fn verify_chain(&self, leaf: &[u8], member_ca: &[u8], now_unix_ms: u64) -> Result<Signer, TicketError> {
+        let leaf_der = CertificateDer::from(leaf);
+        let intermediates = [CertificateDer::from(member_ca)];
+        let now = UnixTime::since_unix_epoch(Duration::from_millis(now_unix_ms));
+        self.signers
+            .verify_client_cert(&leaf_der, &intermediates, now)
+            .map_err(|e| TicketError::ChainRefused(describe(&e)))?;
+        let refused = |e: x509_parser::nom::Err<x509_parser::error::X509Error>| {
+            TicketError::ChainRefused(e.to_string())
+        };
+        let (_, leaf_cert) = x509_parser::parse_x509_certificate(leaf).map_err(refused)?;
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(member_ca).map_err(refused)?;
+        let identity = PeerIdentity::from_der(leaf).map_err(TicketError::Signer)?;
+        let from = |cert: &x509_parser::certificate::X509Certificate<'_>| {
+            SystemTime::from(cert.validity().not_before.to_datetime())
+        };
+        let until = |cert: &x509_parser::certificate::X509Certificate<'_>| {
+            SystemTime::from(cert.validity().not_after.to_datetime())
+        };
+        Ok(Signer {
+            public_key: leaf_cert.public_key().subject_public_key.data.to_vec(),
+            valid_from: from(&leaf_cert).max(from(&ca_cert)),
+            valid_until: until(&leaf_cert).min(until(&ca_cert)),
+            identity,
+        })
     }
 
     fn check_times(&self, body: &TicketBody, now_unix_ms: u64) -> Result<(), TicketError> {
@@ -203,6 +290,16 @@ fn decode_body(bytes: &[u8]) -> Result<TicketBody, TicketError> {
         });
     }
     Ok(body)
+}
+
+/// The key a signer chain is kept under: both certificates, each prefixed with its length.
+fn chain_key(leaf: &[u8], member_ca: &[u8]) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    for der in [leaf, member_ca] {
+        hasher.update(&(der.len() as u64).to_le_bytes());
+        hasher.update(der);
+    }
+    hasher.finalize()
 }
 
 /// rustls formats certificate errors with `Debug`; unwrap our policy violation's own message.
