@@ -286,6 +286,56 @@ async fn a_disk_that_fails_whole_takes_its_directory_out_of_service() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_stops_answering_takes_its_directory_out_of_service() {
+    let mut t = node_on_its_own_disk(64 * 1024 * 1024).await;
+    let (fed, node, disk, chunks) = (&t.fed, &t.node, &t.disk, &mut t.chunks);
+    let store = std::sync::Arc::clone(&node.running.store);
+    let frozen = tokio::task::block_in_place(|| disk.freeze()).unwrap();
+    let on_a_thread = |store: &std::sync::Arc<collective::node::ChunkStore>| {
+        let store = std::sync::Arc::clone(store);
+        std::thread::spawn(move || store.check_dir(0, Duration::ZERO))
+    };
+    let hung = on_a_thread(&store);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!hung.is_finished(), "the probe waits on the frozen file system");
+    // While it hangs, no second probe of the directory is started: this one returns at once.
+    let second = on_a_thread(&store);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        second.is_finished(),
+        "a second probe waits on the first instead of the disk"
+    );
+    assert!(!second.join().unwrap());
+    assert_eq!(
+        store.fail_stalled(Duration::from_secs(60)),
+        0,
+        "not hung for that long yet"
+    );
+    assert!(store.failures().is_empty());
+
+    assert_eq!(store.fail_stalled(Duration::from_millis(500)), 1);
+    let failures = store.failures();
+    assert!(
+        failures.len() == 1 && failures[0].contains("does not answer"),
+        "{failures:?}"
+    );
+    // Nothing more waits on the disk: a put is refused at once, naming another node.
+    let refused = tokio::time::timeout(Duration::from_secs(5), put(fed, chunks, &random_bytes(100_000)))
+        .await
+        .expect("a put to a node whose only disk hangs is refused, not held")
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+
+    drop(frozen);
+    let finished = tokio::task::block_in_place(|| hung.join()).unwrap();
+    assert!(
+        !finished,
+        "the directory was already out of service when its probe returned"
+    );
+    assert_eq!(store.failures().len(), 1, "and it stays out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_file_system_keeps_its_directory_in_service() {
     let mut t = node_on_its_own_disk(64 * 1024 * 1024).await;
     let (fed, node, disk, chunks, stored) = (&t.fed, &t.node, &t.disk, &mut t.chunks, &t.stored);

@@ -3,7 +3,7 @@
 //! that registers with the member's coordinators (`JoinNode`) and sends heartbeats with its free
 //! space, and a loop that reports corrupt copies to them (`RemoveReplica`).
 
-use super::chunk_store::{DataDirConfig, StoreConfig};
+use super::chunk_store::{DataDirConfig, PROBE_STALL_LIMIT, StoreConfig};
 use super::corruption;
 use super::run::{NodeConfig, RunningNode, start_with};
 use super::scrub::{SCRUB_BYTES_PER_SEC_DEFAULT, SCRUB_PASS_INTERVAL_DEFAULT, ScrubConfig};
@@ -460,16 +460,21 @@ async fn measure(store: &Arc<super::ChunkStore>) -> anyhow::Result<Report> {
     ))
 }
 
-/// Probes the data directories every [`DATA_DIR_PROBE_EVERY`] (see `chunk_store/data_dir.rs`)
-/// until `stop` turns true. Apart from the heartbeat: a probe syncs a file, which a busy or
-/// failing disk may take seconds to do, and a heartbeat held that long would get the node
-/// declared down.
+/// Probes the data directories every [`DATA_DIR_PROBE_EVERY`] (see `chunk_store/data_dir.rs`),
+/// and fails any whose probe has hung for [`PROBE_STALL_LIMIT`], until `stop` turns true. Apart
+/// from the heartbeat: a probe syncs a file, which a busy or failing disk may take seconds to
+/// do, and a heartbeat held that long would get the node declared down.
 async fn probe_loop(store: Arc<super::ChunkStore>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
-        let probing = Arc::clone(&store);
-        if let Err(error) = tokio::task::spawn_blocking(move || probing.check(DATA_DIR_PROBE_EVERY)).await {
-            tracing::error!(%error, "the data directory probe panicked");
+        for index in 0..store.dir_count() {
+            let probing = Arc::clone(&store);
+            // Not awaited: a probe hung on one disk holds back neither the other directories'
+            // probes nor the check for hung ones below (a directory's next probe waits for it).
+            drop(tokio::task::spawn_blocking(move || {
+                probing.check_dir(index, DATA_DIR_PROBE_EVERY)
+            }));
         }
+        store.fail_stalled(PROBE_STALL_LIMIT);
         tokio::select! {
             _ = tokio::time::sleep(DATA_DIR_PROBE_EVERY) => {}
             _ = stop.changed() => return,

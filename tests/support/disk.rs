@@ -146,6 +146,31 @@ impl Ext4Disk {
     }
 }
 
+impl Ext4Disk {
+    /// Freezes the file system (`fsfreeze`) as a disk that stops answering leaves it: reads of
+    /// what is cached go on, but every write, create and sync waits until it is thawed, which
+    /// dropping the guard does.
+    pub fn freeze(&self) -> anyhow::Result<Frozen> {
+        run("fsfreeze", &["--freeze", super::path(&self.mount)])?;
+        Ok(Frozen {
+            mount: self.mount.clone(),
+        })
+    }
+}
+
+/// A frozen file system, thawed when dropped.
+pub struct Frozen {
+    mount: PathBuf,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze")
+            .args(["--unfreeze", super::path(&self.mount)])
+            .status();
+    }
+}
+
 impl Drop for Ext4Disk {
     fn drop(&mut self) {
         // Lazily: a process of the test may still hold a file open while it is killed.

@@ -24,6 +24,11 @@
 //! space. The heartbeat names it, so the member asks the node again which chunks it holds and
 //! copies the missing ones from other replicas. One unreadable copy does not fail a directory
 //! (that copy is quarantined, see the store's docs); a disk that also refuses the probe does.
+//!
+//! **A disk that stops answering fails too.** A dying disk, or a file system frozen or hung on
+//! its device, may never return the probe's write or sync: the thread waits in the kernel, and
+//! no error ever comes. A probe still running after [`PROBE_STALL_LIMIT`] fails the directory
+//! all the same ("does not answer"), and no second probe of it is started while one hangs.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -39,6 +44,9 @@ use crate::chunk_hash::ChunkHash;
 /// The shortest time between two probes of a directory after I/O errors in it: a failing disk
 /// fails every operation, and one probe a second is enough to tell.
 pub(crate) const PROBE_AFTER_ERROR_EVERY: Duration = Duration::from_secs(1);
+/// How long a probe may run before its directory is failed as not answering: far beyond any
+/// sync of one block on a working disk, even a busy spinning one.
+pub const PROBE_STALL_LIMIT: Duration = Duration::from_secs(30);
 /// Bytes a probe writes and reads back: one block.
 const PROBE_BYTES: usize = 4096;
 /// The file naming a data directory, in its root (see the module docs).
@@ -85,6 +93,8 @@ struct Health {
     failed: Option<String>,
     /// When the last probe started.
     probed_at: Option<Instant>,
+    /// Whether that probe is still running.
+    probing: bool,
 }
 
 #[derive(Debug)]
@@ -221,16 +231,35 @@ impl DataDir {
     pub(crate) fn check(&self, interval: Duration) -> bool {
         {
             let mut health = self.health();
-            if health.failed.is_some() || health.probed_at.is_some_and(|at| at.elapsed() < interval) {
+            let recent = health.probed_at.is_some_and(|at| at.elapsed() < interval);
+            if health.failed.is_some() || health.probing || recent {
                 return false;
             }
             health.probed_at = Some(Instant::now());
+            health.probing = true;
         }
-        match self.probe() {
+        let probed = self.probe();
+        self.health().probing = false;
+        match probed {
             Ok(()) => false,
             Err(error) if super::error::says_nothing_of_the_disk(&error) => false,
             Err(error) => self.fail(format!("probe failed: {error}")),
         }
+    }
+
+    /// Fails the directory if a probe of it has been running for longer than `limit`: its disk
+    /// does not answer. True when this call did.
+    pub(crate) fn check_stalled(&self, limit: Duration) -> bool {
+        let stalled = {
+            let health = self.health();
+            health.probing && health.probed_at.is_some_and(|at| at.elapsed() > limit)
+        };
+        stalled
+            && self.fail(format!(
+                "the disk does not answer: a probe (one block written and synced) has not \
+                 finished in {} s",
+                limit.as_secs()
+            ))
     }
 
     /// `error`, from an operation in this directory; an I/O failure other than a full disk

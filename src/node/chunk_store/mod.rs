@@ -42,7 +42,7 @@ use prost::bytes::Bytes;
 use crate::chunk_hash::ChunkHash;
 use collective_proto::chunk_limits::CHUNK_BYTES_MAX;
 use data_dir::{DataDir, sync_dir};
-pub use data_dir::{DataDirConfig, DirCapacity, MARKER_FILE};
+pub use data_dir::{DataDirConfig, DirCapacity, MARKER_FILE, PROBE_STALL_LIMIT};
 pub use error::StoreError;
 pub use listing::ChunkList;
 pub use pending::PendingChunk;
@@ -307,7 +307,26 @@ impl ChunkStore {
     /// Probes every data directory in service that was not probed within `interval` (see
     /// `data_dir.rs`), taking out of service any whose disk fails; returns how many it took out.
     pub fn check(&self, interval: Duration) -> usize {
-        self.working().filter(|dir| dir.check(interval)).count()
+        (0..self.dirs.len())
+            .filter(|&index| self.check_dir(index, interval))
+            .count()
+    }
+
+    /// How many data directories the store has, in service or not.
+    pub fn dir_count(&self) -> usize {
+        self.dirs.len()
+    }
+
+    /// [`ChunkStore::check`] for the `index`th directory alone, so that a probe hung on one
+    /// disk holds no other back; true when this call took it out of service.
+    pub fn check_dir(&self, index: usize, interval: Duration) -> bool {
+        self.dirs.get(index).is_some_and(|dir| dir.check(interval))
+    }
+
+    /// Takes out of service each directory whose probe has been running for longer than
+    /// `limit` (see `data_dir.rs`); how many this call took.
+    pub fn fail_stalled(&self, limit: Duration) -> usize {
+        self.dirs.iter().filter(|dir| dir.check_stalled(limit)).count()
     }
 
     /// Each data directory in service, with its marker (for the node to record).
