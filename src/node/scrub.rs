@@ -149,9 +149,11 @@ pub async fn scrub_pass(
             };
             let started = Instant::now();
             let reader = Arc::clone(store);
-            let (length, read) = match tokio::task::spawn_blocking(move || {
-                let length = reader.length(&hash).unwrap_or(0);
-                (length, reader.read(&hash).map(|_| ()))
+            let (length, read) = match tokio::task::spawn_blocking(move || match reader.length(&hash) {
+                // Its file system could not even say how long it is: already reported (and
+                // quarantined if it could be moved); reading it would report it again.
+                Err(corrupt @ StoreError::Corrupt { .. }) => (0, Err(corrupt)),
+                length => (length.unwrap_or(0), reader.read(&hash).map(|_| ())),
             })
             .await
             {
