@@ -114,24 +114,12 @@ fn a_signer_chain_is_checked_once_and_every_ticket_by_its_own_signature() {
     assert_eq!(f.verifier.signer_chains_kept(), 1, "one chain, kept once");
 
     // Under the kept chain, each ticket still needs a good signature of its own.
-    let mut forged = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
-    forged.signature[0] ^= 1;
-    let mut altered = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
-    let mut body = body_of(&altered);
-    body.expires_at_unix_ms += 3_600_000;
-    altered.body = body.encode_to_vec();
-    let other = f
-        .alice
-        .issue_leaf("coord-2@alice.home.collective", Component::Coordinator, DAY)
-        .unwrap();
-    let mut by_other_key = issue(&other, &grant(TicketOp::Get, &hashes, now)).unwrap();
-    by_other_key.signer_chain_der[0] = f.coordinator.cert_der().unwrap().to_vec();
-    for ticket in [forged, altered, by_other_key] {
-        let err = f
-            .verifier
-            .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
-            .unwrap_err();
-        assert!(matches!(err, TicketError::BadSignature), "{err}");
+    for ticket in [
+        with_forged_signature(&f, &hashes, now),
+        with_altered_body(&f, &hashes, now),
+        signed_by_another_key_under_a_genuine_chain(&f, &hashes, now),
+    ] {
+        assert_bad_signature(&f, &ticket, &hashes, now);
     }
 }
 
@@ -188,19 +176,48 @@ fn a_has_ticket_without_hashes_covers_any_chunk_but_other_ops_need_hashes() {
     assert!(matches!(err, TicketError::HashNotCovered(_)), "{err}");
 }
 
+/// A GET ticket of `f.coordinator` with one bit of its signature flipped.
+fn with_forged_signature(f: &Fixture, hashes: &[ChunkHash], now: u64) -> Ticket {
+    let mut ticket = issue(&f.coordinator, &grant(TicketOp::Get, hashes, now)).unwrap();
+    ticket.signature[0] ^= 1;
+    ticket
+}
+
+/// A GET ticket of `f.coordinator` whose body was given another hour after signing.
+fn with_altered_body(f: &Fixture, hashes: &[ChunkHash], now: u64) -> Ticket {
+    let mut ticket = issue(&f.coordinator, &grant(TicketOp::Get, hashes, now)).unwrap();
+    let mut body = body_of(&ticket);
+    body.expires_at_unix_ms += 3_600_000;
+    ticket.body = body.encode_to_vec();
+    ticket
+}
+
+/// A GET ticket signed by coord-2 that presents coord-1's genuine chain.
+fn signed_by_another_key_under_a_genuine_chain(f: &Fixture, hashes: &[ChunkHash], now: u64) -> Ticket {
+    let other = f
+        .alice
+        .issue_leaf("coord-2@alice.home.collective", Component::Coordinator, DAY)
+        .unwrap();
+    let mut ticket = issue(&other, &grant(TicketOp::Get, hashes, now)).unwrap();
+    ticket.signer_chain_der[0] = f.coordinator.cert_der().unwrap().to_vec();
+    ticket
+}
+
+fn assert_bad_signature(f: &Fixture, ticket: &Ticket, hashes: &[ChunkHash], now: u64) {
+    let err = f
+        .verifier
+        .verify(ticket, TicketOp::Get, CLIENT, hashes, now)
+        .unwrap_err();
+    assert!(matches!(err, TicketError::BadSignature), "{err}");
+    assert!(err.is_unauthenticated());
+}
+
 #[test]
 fn a_forged_signature_is_refused() {
     let f = fixture();
     let hashes = [ChunkHash::of(b"a")];
     let now = now_ms();
-    let mut ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
-    ticket.signature[0] ^= 1;
-    let err = f
-        .verifier
-        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
-        .unwrap_err();
-    assert!(matches!(err, TicketError::BadSignature), "{err}");
-    assert!(err.is_unauthenticated());
+    assert_bad_signature(&f, &with_forged_signature(&f, &hashes, now), &hashes, now);
 }
 
 #[test]
@@ -208,15 +225,7 @@ fn an_altered_body_is_refused() {
     let f = fixture();
     let hashes = [ChunkHash::of(b"a")];
     let now = now_ms();
-    let mut ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
-    let mut body = body_of(&ticket);
-    body.expires_at_unix_ms += 3_600_000;
-    ticket.body = body.encode_to_vec();
-    let err = f
-        .verifier
-        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
-        .unwrap_err();
-    assert!(matches!(err, TicketError::BadSignature), "{err}");
+    assert_bad_signature(&f, &with_altered_body(&f, &hashes, now), &hashes, now);
 }
 
 #[test]
@@ -224,18 +233,8 @@ fn a_signature_by_another_key_under_a_genuine_chain_is_refused() {
     let f = fixture();
     let hashes = [ChunkHash::of(b"a")];
     let now = now_ms();
-    let other = f
-        .alice
-        .issue_leaf("coord-2@alice.home.collective", Component::Coordinator, DAY)
-        .unwrap();
-    let mut ticket = issue(&other, &grant(TicketOp::Get, &hashes, now)).unwrap();
-    // Present coord-1's genuine chain with coord-2's signature.
-    ticket.signer_chain_der[0] = f.coordinator.cert_der().unwrap().to_vec();
-    let err = f
-        .verifier
-        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
-        .unwrap_err();
-    assert!(matches!(err, TicketError::BadSignature), "{err}");
+    let ticket = signed_by_another_key_under_a_genuine_chain(&f, &hashes, now);
+    assert_bad_signature(&f, &ticket, &hashes, now);
 }
 
 #[test]
