@@ -77,17 +77,28 @@ fn an_issued_ticket_verifies_for_its_holder_op_and_hashes() {
     assert_ne!(body_of(&ticket).nonce, body_of(&again).nonce);
 }
 
+/// A verifier consulting a trust store of its own, and a GET ticket of `f.coordinator` for
+/// `hashes` it has verified once at `now` (so it keeps the coordinator's chain).
+fn store_verifier_keeping_a_chain(
+    f: &Fixture,
+    hashes: &[ChunkHash],
+    now: u64,
+) -> (crate::tls::TrustStore, TicketVerifier, Ticket) {
+    let trust = crate::tls::TrustStore::new(f.root.cert_der()).unwrap();
+    let verifier = TicketVerifier::with_trust_store(&trust, NODE).unwrap();
+    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, hashes, now)).unwrap();
+    verifier
+        .verify(&ticket, TicketOp::Get, CLIENT, hashes, now)
+        .unwrap();
+    (trust, verifier, ticket)
+}
+
 #[test]
 fn a_ticket_signed_by_a_revoked_coordinator_is_refused_once_the_store_knows() {
     let f = fixture();
-    let trust = crate::tls::TrustStore::new(f.root.cert_der()).unwrap();
-    let verifier = TicketVerifier::with_trust_store(&trust, NODE).unwrap();
     let hashes = [ChunkHash::of(b"a")];
     let now = now_ms();
-    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
-    verifier
-        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
-        .unwrap();
+    let (trust, verifier, ticket) = store_verifier_keeping_a_chain(&f, &hashes, now);
     let serial = f.coordinator.identity().unwrap().serial;
     trust.revoke("alice.home.collective", &serial);
     let refused = verifier
@@ -126,14 +137,9 @@ fn a_signer_chain_is_checked_once_and_every_ticket_by_its_own_signature() {
 #[test]
 fn a_kept_chain_is_refused_once_it_expires_or_its_member_is_removed() {
     let f = fixture();
-    let trust = crate::tls::TrustStore::new(f.root.cert_der()).unwrap();
-    let verifier = TicketVerifier::with_trust_store(&trust, NODE).unwrap();
     let hashes = [ChunkHash::of(b"a")];
     let now = now_ms();
-    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
-    verifier
-        .verify(&ticket, TicketOp::Get, CLIENT, &hashes, now)
-        .unwrap();
+    let (trust, verifier, _) = store_verifier_keeping_a_chain(&f, &hashes, now);
 
     // Two days on, the coordinator's one-day certificate has expired; the ticket has not.
     let later = now + 2 * 24 * 3_600_000;
