@@ -362,6 +362,23 @@ impl Cluster {
 
     /// SIGSTOP (`pause = true`) or SIGCONT a node: paused, it keeps its connections open and
     /// answers nothing.
+    /// Bytes node `name`'s process has passed to `write` and `writev` so far (`wchar` in
+    /// `/proc/PID/io`): what it sent to its clients, its logs, and its buffered file writes.
+    pub fn node_bytes_written(&mut self, name: &str) -> anyhow::Result<u64> {
+        let child = self
+            .node_mut(name)
+            .child
+            .as_ref()
+            .context("the node is not running")?;
+        let io = std::fs::read_to_string(format!("/proc/{}/io", child.id()))?;
+        io.lines()
+            .find_map(|line| line.strip_prefix("wchar:"))
+            .context("no wchar in /proc/PID/io")?
+            .trim()
+            .parse()
+            .context("wchar is a number")
+    }
+
     pub fn pause_node(&mut self, name: &str, pause: bool) -> anyhow::Result<()> {
         let child = self
             .node_mut(name)
