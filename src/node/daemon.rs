@@ -470,9 +470,7 @@ async fn probe_loop(store: Arc<super::ChunkStore>, mut stop: tokio::sync::watch:
             let probing = Arc::clone(&store);
             // Not awaited: a probe hung on one disk holds back neither the other directories'
             // probes nor the check for hung ones below (a directory's next probe waits for it).
-            drop(tokio::task::spawn_blocking(move || {
-                probing.check_dir(index, DATA_DIR_PROBE_EVERY)
-            }));
+            drop(tokio::task::spawn_blocking(move || probing.check_dir(index)));
         }
         store.fail_stalled(PROBE_STALL_LIMIT);
         tokio::select! {

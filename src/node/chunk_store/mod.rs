@@ -304,23 +304,17 @@ impl ChunkStore {
         self.dirs.iter().map(|dir| dir.capacity()).collect()
     }
 
-    /// Probes every data directory in service that was not probed within `interval` (see
-    /// `data_dir.rs`), taking out of service any whose disk fails; returns how many it took out.
-    pub fn check(&self, interval: Duration) -> usize {
-        (0..self.dirs.len())
-            .filter(|&index| self.check_dir(index, interval))
-            .count()
-    }
-
     /// How many data directories the store has, in service or not.
     pub fn dir_count(&self) -> usize {
         self.dirs.len()
     }
 
-    /// [`ChunkStore::check`] for the `index`th directory alone, so that a probe hung on one
-    /// disk holds no other back; true when this call took it out of service.
-    pub fn check_dir(&self, index: usize, interval: Duration) -> bool {
-        self.dirs.get(index).is_some_and(|dir| dir.check(interval))
+    /// Probes the `index`th data directory (see `data_dir.rs`) unless it is out of service or a
+    /// probe of it is still running, taking it out of service if its disk fails; true when this
+    /// call did. The caller paces the probes; one directory at a time, so that a probe hung on
+    /// one disk holds no other back.
+    pub fn check_dir(&self, index: usize) -> bool {
+        self.dirs.get(index).is_some_and(|dir| dir.check(Duration::ZERO))
     }
 
     /// Takes out of service each directory whose probe has been running for longer than
