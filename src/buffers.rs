@@ -46,19 +46,18 @@ pub(crate) fn take(len: usize) -> Buffer {
     if len >= POOL_BUFFER_BYTES_MIN
         && let Some(kept) = FREE.lock().unwrap_or_else(|p| p.into_inner()).take(len)
     {
-        return Buffer {
-            memory: kept.memory,
-            start: kept.start,
-            len: kept.len,
-        };
+        return Buffer(kept);
     }
     Buffer::new(len)
 }
 
 /// Bytes of memory that start on a block; see the module's notes.
-pub(crate) struct Buffer {
+pub(crate) struct Buffer(Region);
+
+/// A buffer's memory, where the buffer starts in it and how long it is; what the pool keeps
+/// (dropped as a `Region`, the memory is freed).
+struct Region {
     memory: Memory,
-    /// Where the buffer starts in `memory`.
     start: usize,
     len: usize,
 }
@@ -94,11 +93,11 @@ impl Buffer {
         // Found inside a slightly larger allocation rather than forced on it: no `unsafe`.
         let vec = vec![0u8; len + ALIGN - 1];
         let start = (ALIGN - vec.as_ptr().addr() % ALIGN) % ALIGN;
-        Buffer {
+        Buffer(Region {
             memory: Memory::Heap(vec),
             start,
             len,
-        }
+        })
     }
 
     /// A mapping large enough to start on a huge page, with the whole huge pages of the buffer
@@ -114,11 +113,11 @@ impl Buffer {
                 tracing::info!(%error, "no transparent huge pages for chunk buffers; using small pages");
             });
         }
-        Some(Buffer {
+        Some(Buffer(Region {
             memory: Memory::Mapped(map),
             start,
             len,
-        })
+        }))
     }
 }
 
@@ -126,26 +125,29 @@ impl Deref for Buffer {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.memory.bytes()[self.start..self.start + self.len]
+        let Region { memory, start, len } = &self.0;
+        &memory.bytes()[*start..start + len]
     }
 }
 
 impl DerefMut for Buffer {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.memory.bytes_mut()[self.start..self.start + self.len]
+        let Region { memory, start, len } = &mut self.0;
+        &mut memory.bytes_mut()[*start..*start + *len]
     }
 }
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        if self.len < POOL_BUFFER_BYTES_MIN {
+        if self.0.len < POOL_BUFFER_BYTES_MIN {
             return;
         }
-        let kept = Kept {
-            memory: std::mem::replace(&mut self.memory, Memory::Heap(Vec::new())),
-            start: self.start,
-            len: self.len,
+        let empty = Region {
+            memory: Memory::Heap(Vec::new()),
+            start: 0,
+            len: 0,
         };
+        let kept = std::mem::replace(&mut self.0, empty);
         let evicted = FREE.lock().unwrap_or_else(|p| p.into_inner()).give(kept);
         drop(evicted); // freed outside the lock
     }
@@ -154,17 +156,10 @@ impl Drop for Buffer {
 impl std::fmt::Debug for Buffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Buffer")
-            .field("len", &self.len)
-            .field("mapped", &matches!(self.memory, Memory::Mapped(_)))
+            .field("len", &self.0.len)
+            .field("mapped", &matches!(self.0.memory, Memory::Mapped(_)))
             .finish()
     }
-}
-
-/// A buffer's memory while the pool keeps it (dropped, it is freed).
-struct Kept {
-    memory: Memory,
-    start: usize,
-    len: usize,
 }
 
 /// Buffers kept for reuse, oldest first, at most `bytes_max` of them in all.
@@ -173,7 +168,7 @@ struct Kept {
 /// ago: the sizes in use change with the work (a node's put stages and its read buffers differ
 /// by a block), and a pool that kept its first buffers would serve none of the later ones.
 struct Pool {
-    kept: VecDeque<Kept>,
+    kept: VecDeque<Region>,
     bytes: usize,
     bytes_max: usize,
 }
@@ -188,7 +183,7 @@ impl Pool {
     }
 
     /// The buffer of exactly `len` bytes given back last, if one is kept.
-    fn take(&mut self, len: usize) -> Option<Kept> {
+    fn take(&mut self, len: usize) -> Option<Region> {
         let at = self.kept.iter().rposition(|kept| kept.len == len)?;
         let kept = self.kept.remove(at)?;
         self.bytes -= kept.len;
@@ -197,7 +192,7 @@ impl Pool {
 
     /// Keeps `kept`, returning the buffers dropped to make room (or `kept` itself, if it is
     /// larger than the whole pool).
-    fn give(&mut self, kept: Kept) -> Vec<Kept> {
+    fn give(&mut self, kept: Region) -> Vec<Region> {
         if kept.len > self.bytes_max {
             return vec![kept];
         }
@@ -218,7 +213,7 @@ impl Pool {
 /// The first `used` bytes of `buffer` as `Bytes`, without copying; `buffer` returns to the pool
 /// once the last slice of them is dropped.
 pub(crate) fn into_bytes(buffer: Buffer, used: usize) -> Bytes {
-    let used = used.min(buffer.len);
+    let used = used.min(buffer.len());
     Bytes::from_owner(Filled { buffer, used })
 }
 
@@ -289,7 +284,7 @@ mod tests {
         }
         for len in [HUGE_PAGE, (4 << 20) + ALIGN + 1] {
             let buffer = Buffer::new(len);
-            assert!(matches!(buffer.memory, Memory::Mapped(_)), "{len} bytes");
+            assert!(matches!(buffer.0.memory, Memory::Mapped(_)), "{len} bytes");
             assert_eq!(
                 (buffer.len(), buffer.as_ptr().addr() % HUGE_PAGE),
                 (len, 0),
@@ -355,15 +350,15 @@ mod tests {
         );
     }
 
-    fn kept(len: usize, byte: u8) -> Kept {
-        Kept {
+    fn kept(len: usize, byte: u8) -> Region {
+        Region {
             memory: Memory::Heap(vec![byte; len]),
             start: 0,
             len,
         }
     }
 
-    fn lens(kept: &[Kept]) -> Vec<usize> {
+    fn lens(kept: &[Region]) -> Vec<usize> {
         kept.iter().map(|kept| kept.len).collect()
     }
 
