@@ -521,7 +521,8 @@ pub struct ReadFileArgs {
     /// Read a kept older version instead of the current one.
     #[arg(long, value_name = "N")]
     pub at_version: Option<u64>,
-    /// Chunks fetched ahead of the one being written out.
+    /// Chunk fetches kept running at once; as many fetched chunks again may wait to be written
+    /// out in order (memory: twice this many chunks at most).
     #[arg(long, default_value_t = crate::datapath::READ_AHEAD_DEFAULT)]
     pub read_ahead: usize,
     /// Print a summary as JSON on stderr when done.
