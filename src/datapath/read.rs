@@ -72,11 +72,11 @@ pub struct ReadSummary {
 
 /// The read-ahead window. Up to `running_max` fetches run at once, and what they fetched waits
 /// until every chunk launched before it was written out: up to `running_max` more chunks. A
-/// window that counted the chunks waiting (the first version) stalled whenever its oldest fetch
-/// did: a replica busy for a moment held up the fetches from the others too. Alternating cold
-/// reads of 1 GiB from two nodes took 1.01 to 1.27 s (median 1.07) with this window against
-/// 1.12 to 1.39 s (median 1.195) with that one; letting three times `running_max` wait did no
-/// better (docs/benchmarks.md). Memory: `2 × running_max` chunks at most.
+/// window that counted the chunks waiting, as the first one did, stalled whenever its oldest
+/// fetch did: a node busy for a moment held up the fetches from the others too. Alternating cold
+/// reads of 1 GiB from two nodes were 8 to 12% faster with this window in three comparisons out
+/// of four, and 2% slower in the fourth; a limit of three times `running_max` in all did no
+/// better than twice (docs/benchmarks.md, session 12). Memory: `2 × running_max` chunks at most.
 struct Window<T> {
     running: usize,
     running_max: usize,
