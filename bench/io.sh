@@ -203,9 +203,10 @@ measure() {
     local before t0 t1 after status=0
     before=$(cpu_ticks "${daemon_pids[@]}")
     t0=$EPOCHREALTIME
+    # Not `set -e`: bash ignores it in a subshell on the left of `||`, and a failed command
+    # would then be timed as a result.
     (
-        set -e
-        "$@"
+        "$@" || exit
         # The subshell's own CPU and that of every client process it waited for.
         cpu_ticks "$BASHPID" >"$tmp/client.ticks"
     ) || status=$?
@@ -391,7 +392,10 @@ run_collective() {
 
 # --- the run ------------------------------------------------------------------------------------
 avail_mib=$(($(df -Pk "$tmp" | awk 'NR == 2 {print $4}') / 1024))
-need_mib=$((size_mib * 8 + 2048))
+# Collective keeps the chunks of removed files for its garbage-collection grace period (2 h), so
+# every repeat's files stay on disk: two replicas of two tests' files per repeat, the source
+# files, each node's reserve (256 MiB) and some room.
+need_mib=$((size_mib * (4 * repeats + 2) + 1536))
 ((avail_mib >= need_mib)) || { log "$bench_dir has $avail_mib MiB free; this run needs about $need_mib"; exit 1; }
 log "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (a busy machine skews every side)"
 log "working directory $tmp on $(df -P "$tmp" | awk 'NR == 2 {print $1}')"

@@ -85,7 +85,7 @@ coll_small_creates() { # DIR_OF_SMALL_FILES DEST_SUBDIR
     local src=$1 dest=/bench/$2 f
     "$collective" mkdir -p "$dest" >/dev/null
     for f in "$src"/*; do
-        coll_client write "$dest/${f##*/}" "$f"
+        coll_client write "$dest/${f##*/}" "$f" || return
     done
 }
 coll_has_bench_io() { "$collective" bench io --help >/dev/null 2>&1; }

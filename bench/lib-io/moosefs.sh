@@ -165,7 +165,7 @@ mfs_small_creates() { # DIR_OF_SMALL_FILES DEST_SUBDIR
         return
     fi
     for f in "$src"/*; do
-        t dd if="$f" of="$dest/${f##*/}" bs=4M status=none
+        t dd if="$f" of="$dest/${f##*/}" bs=4M status=none || return
     done
 }
 mfs_rm() { rm -rf "${@/#/$mfs_mounted/}"; }
