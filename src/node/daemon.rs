@@ -32,6 +32,7 @@ pub const NODE_BUNDLE: &str = "node";
 pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(2);
 /// Beside `node.toml`: the marker of each data directory the node has used.
 const MARKERS_FILE: &str = "data-dirs.json";
+const MARKERS_FILE_MODE: u32 = 0o644;
 /// How often each data directory is probed for a failed disk (a probe writes and syncs one
 /// block).
 const DATA_DIR_PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -416,15 +417,9 @@ fn load_markers(data_dir: &Path) -> anyhow::Result<BTreeMap<PathBuf, String>> {
 
 fn save_markers(data_dir: &Path, markers: &BTreeMap<PathBuf, String>) -> anyhow::Result<()> {
     let path = data_dir.join(MARKERS_FILE);
-    let tmp = data_dir.join(format!("{MARKERS_FILE}.tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(markers)?)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(data_dir)?.sync_all()
-    };
-    write().with_context(|| format!("writing {}", path.display()))
+    crate::pki::write_atomic(&path, &serde_json::to_vec_pretty(markers)?, MARKERS_FILE_MODE)?;
+    crate::pki::sync_dir(data_dir)?;
+    Ok(())
 }
 
 /// What a heartbeat reports, summed over the data directories in service.

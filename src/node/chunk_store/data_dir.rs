@@ -40,6 +40,7 @@ use rand::RngCore;
 
 use super::StoreError;
 use crate::chunk_hash::ChunkHash;
+use crate::pki::PkiError;
 
 /// The shortest time between two probes of a directory after I/O errors in it: a failing disk
 /// fails every operation, and one probe a second is enough to tell.
@@ -51,6 +52,8 @@ pub const PROBE_STALL_LIMIT: Duration = Duration::from_secs(30);
 const PROBE_BYTES: usize = 4096;
 /// The file naming a data directory, in its root (see the module docs).
 pub const MARKER_FILE: &str = "collective-data-dir";
+/// Anyone may read a marker; only the node writes it.
+const MARKER_FILE_MODE: u32 = 0o644;
 
 /// Where a data directory may put chunks, and how much it may hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,14 +190,12 @@ impl DataDir {
                 rand::rng().fill_bytes(&mut random);
                 let marker: String = random.iter().map(|b| format!("{b:02x}")).collect();
                 fs::create_dir_all(&self.root).map_err(|e| StoreError::io("creating", &self.root, e))?;
-                let tmp = self.root.join(format!("{MARKER_FILE}.tmp"));
-                File::create(&tmp)
-                    .and_then(|mut file| {
-                        file.write_all(format!("{marker}\n").as_bytes())?;
-                        file.sync_all()
-                    })
-                    .and_then(|()| fs::rename(&tmp, &path))
-                    .map_err(|e| StoreError::io("writing", &path, e))?;
+                crate::pki::write_atomic(&path, format!("{marker}\n").as_bytes(), MARKER_FILE_MODE).map_err(
+                    |e| match e {
+                        PkiError::Io { path, source } => StoreError::io("writing", path, source),
+                        other => StoreError::io("writing", &path, std::io::Error::other(other)),
+                    },
+                )?;
                 sync_dir(&self.root)?;
                 Ok(marker)
             }
