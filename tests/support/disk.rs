@@ -62,13 +62,15 @@ impl Ext4Disk {
         Ok(disk)
     }
 
-    /// Mounts the image (again) on its mount point, on a loop device.
+    /// Mounts the image (again) on its mount point, on a loop device. `noatime`: a read must
+    /// not dirty an inode, or the kernel would write it back over the damage `damage_inode`
+    /// did under it.
     pub fn mount(&mut self) -> anyhow::Result<()> {
         run(
             "mount",
             &[
                 "-o",
-                "loop,errors=continue",
+                "loop,errors=continue,noatime",
                 super::path(&self.image),
                 super::path(&self.mount),
             ],
@@ -97,7 +99,9 @@ impl Ext4Disk {
 
     /// Overwrites the extent tree in `file`'s on-disk inode, under the mounted file system, and
     /// drops the kernel's caches: from then on the file system refuses the inode (its checksum
-    /// fails), and `stat`, `open` and `rename` of `file` fail with `EBADMSG`.
+    /// fails), and `stat`, `open` and `rename` of `file` fail with `EBADMSG`. A process that
+    /// has the file open at that moment (a node's scrubber) keeps its inode in the cache, so
+    /// the caches are dropped again until the inode is gone from them (at most 5 s).
     pub fn damage_inode(&self, file: &Path) -> anyhow::Result<()> {
         let inode = std::fs::metadata(file)?.ino();
         run("sync", &[])?;
@@ -121,14 +125,18 @@ impl Ext4Disk {
             device.write_all(&[0xff; 4])?;
             device.sync_all()?;
         }
-        run("blockdev", &["--flushbufs", &self.device])?;
-        std::fs::write("/proc/sys/vm/drop_caches", "3")?;
-        match std::fs::metadata(file) {
-            Err(e) if e.raw_os_error() == Some(nix::libc::EBADMSG) => Ok(()),
-            other => bail!(
-                "{} should now be unreadable, but stat gave {other:?}",
-                file.display()
-            ),
+        let started = std::time::Instant::now();
+        loop {
+            run("blockdev", &["--flushbufs", &self.device])?;
+            std::fs::write("/proc/sys/vm/drop_caches", "3")?;
+            match std::fs::metadata(file) {
+                Err(e) if e.raw_os_error() == Some(nix::libc::EBADMSG) => return Ok(()),
+                other if started.elapsed() > std::time::Duration::from_secs(5) => bail!(
+                    "{} should now be unreadable, but stat gave {other:?}",
+                    file.display()
+                ),
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
         }
     }
 }
