@@ -71,7 +71,7 @@ impl Forwarder {
         if caller.component == ComponentType::Coordinator {
             return None;
         }
-        let leaf = request.peer_certs()?.first()?.to_vec();
+        let leaf = crate::tls::peer_certificates(request)?.first()?.to_vec();
         let (_, leader) = self.coordinator.leader()?;
         let channel = match self.channel(&leader).await {
             Ok(channel) => channel,

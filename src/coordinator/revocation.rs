@@ -131,8 +131,7 @@ pub fn authorize_certificate_command<T>(
 fn own_certificate_record<T>(request: &Request<T>) -> Result<pb::IssueCertificate, Status> {
     let leaf = match crate::transport::passed_on_leaf(request)? {
         Some(leaf) => leaf,
-        None => request
-            .peer_certs()
+        None => crate::tls::peer_certificates(request)
             .and_then(|certs| certs.first().map(|leaf| leaf.to_vec()))
             .ok_or_else(|| Status::unauthenticated("no tls client certificate"))?,
     };

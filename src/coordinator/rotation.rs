@@ -82,8 +82,7 @@ pub async fn renew_for_caller(
             who.address, who.member_domain
         )));
     }
-    let leaf_der = request
-        .peer_certs()
+    let leaf_der = crate::tls::peer_certificates(&request)
         .and_then(|certs| certs.first().cloned())
         .ok_or_else(|| Status::unauthenticated("no tls client certificate"))?;
     let csr = request.into_inner().csr_der;

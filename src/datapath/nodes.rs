@@ -129,8 +129,9 @@ impl NodePool {
             return Ok(channel.clone());
         }
         let expect = ServerExpectation::address(node, Component::Node).map_err(|e| e.to_string())?;
-        let channel = tls::connect_lazy(endpoint, &self.identity, &self.root, expect, NODE_CONNECT_TIMEOUT)
-            .map_err(|e| e.to_string())?;
+        let channel =
+            tls::connect_lazy_bulk(endpoint, &self.identity, &self.root, expect, NODE_CONNECT_TIMEOUT)
+                .map_err(|e| e.to_string())?;
         channels.insert(node.to_string(), channel.clone());
         Ok(channel)
     }

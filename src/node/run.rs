@@ -132,7 +132,8 @@ pub async fn start_with(
     let verifier = tls::FederationClientVerifier::builder(root_der, Policy::any_component()).build()?;
     let server_config = tls::server_config_with_identity(handle, verifier)?;
     let local_addr = listener.local_addr()?;
-    let incoming = tls::tls_incoming(listener, ServerConfigHandle::new(server_config));
+    // Every chunk byte crosses these connections: `tls::bulk` protects their records.
+    let incoming = tls::tls_incoming_bulk(listener, ServerConfigHandle::new(server_config));
     let service = ChunkService::new(
         Arc::clone(&store),
         tickets,

@@ -19,6 +19,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use super::bulk::BulkStream;
 use super::policy::describe_handshake_error;
 use super::server_verifier::FederationServerVerifier;
 use super::verdict::{Rewound, await_verdict};
@@ -47,6 +48,8 @@ pub fn client_config(
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(identity.presented_chain_der()?, identity.private_key_der()?)?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    // Bulk connections (`tls::bulk`) take the traffic secrets over once the handshake is done.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
@@ -69,6 +72,8 @@ pub fn client_config_with_identity(
         .with_custom_certificate_verifier(builder.build()?)
         .with_client_cert_resolver(Arc::new(identity.clone()));
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    // Bulk connections (`tls::bulk`) take the traffic secrets over once the handshake is done.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
@@ -101,6 +106,28 @@ pub fn connect_lazy(
     let server_name = server_name(&expect.server_name)?;
     let config = client_config(identity, root_der, expect)?;
     let (uri_endpoint, connector) = parts(endpoint, config, server_name)?;
+    Ok(uri_endpoint
+        .connect_timeout(connect_timeout)
+        .connect_with_connector_lazy(connector))
+}
+
+/// Like [`connect_lazy`], for the chunk service of a storage node: the connection is a
+/// [`BulkStream`], whose records `tls::bulk` protects once rustls's handshake is done.
+pub fn connect_lazy_bulk(
+    endpoint: &str,
+    identity: &CertBundle,
+    root_der: &CertificateDer<'_>,
+    expect: ServerExpectation,
+    connect_timeout: Duration,
+) -> Result<Channel, TlsError> {
+    let server_name = server_name(&expect.server_name)?;
+    let config = client_config(identity, root_der, expect)?;
+    let (uri_endpoint, connector) = parts(endpoint, config, server_name)?;
+    let connector = BulkConnector {
+        address: connector.address,
+        config: connector.config,
+        server_name: connector.server_name,
+    };
     Ok(uri_endpoint
         .connect_timeout(connect_timeout)
         .connect_with_connector_lazy(connector))
@@ -153,7 +180,8 @@ fn parts(
         .keep_alive_while_idle(true);
     let connector = FederationConnector {
         address: Arc::from(endpoint),
-        tls: TlsConnector::from(config),
+        tls: TlsConnector::from(Arc::clone(&config)),
+        config,
         server_name,
     };
     Ok((uri_endpoint, connector))
@@ -164,6 +192,15 @@ fn parts(
 struct FederationConnector {
     address: Arc<str>,
     tls: TlsConnector,
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+}
+
+/// Like [`FederationConnector`], with a [`BulkStream`] for the connection.
+#[derive(Clone)]
+struct BulkConnector {
+    address: Arc<str>,
+    config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
 }
 
@@ -189,6 +226,36 @@ impl tonic::codegen::Service<Uri> for FederationConnector {
                 std::io::Error::new(e.kind(), describe_handshake_error(&e))
             })?;
             // The server's verdict on our certificate comes with its first bytes.
+            let tls = await_verdict(tls).await.map_err(|e| {
+                let reason = describe_handshake_error(&e);
+                std::io::Error::new(e.kind(), format!("the server refused this connection: {reason}"))
+            })?;
+            Ok(TokioIo::new(tls))
+        })
+    }
+}
+
+type BulkConnectFuture =
+    Pin<Box<dyn Future<Output = Result<TokioIo<Rewound<BulkStream<TcpStream>>>, std::io::Error>> + Send>>;
+
+impl tonic::codegen::Service<Uri> for BulkConnector {
+    type Response = TokioIo<Rewound<BulkStream<TcpStream>>>;
+    type Error = std::io::Error;
+    type Future = BulkConnectFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let tcp = TcpStream::connect(&*this.address).await?;
+            tcp.set_nodelay(true)?;
+            let tls = super::bulk::connect(tcp, this.config, this.server_name)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), describe_handshake_error(&e)))?;
+            // As for rustls's stream: a refusal of our certificate arrives with the first read.
             let tls = await_verdict(tls).await.map_err(|e| {
                 let reason = describe_handshake_error(&e);
                 std::io::Error::new(e.kind(), format!("the server refused this connection: {reason}"))

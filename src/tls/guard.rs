@@ -85,7 +85,7 @@ impl tonic::service::Interceptor for RevocationGuard {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         // A request without certificates did not come through our TLS acceptor (the services
         // refuse it themselves); the handshake already checked every chain it admitted.
-        let Some(certs) = request.peer_certs() else {
+        let Some(certs) = super::peer_certificates(&request) else {
             return Ok(request);
         };
         if certs.is_empty() {

@@ -3,12 +3,14 @@
 //! Handshakes run concurrently, each in its own task under a timeout, so one slow or silent
 //! peer cannot hold up the others; a refused handshake is logged and never ends the stream.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -17,6 +19,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::Stream;
 
 use super::ServerConfigHandle;
+use super::bulk::BulkStream;
 use super::policy::describe_handshake_error;
 
 /// Longest a peer may take to complete its TLS handshake.
@@ -55,29 +58,35 @@ impl Default for IncomingOptions {
 }
 
 /// Established, verified TLS connections; ends only when dropped. Dropping it stops accepting.
+/// `S` is the connection's type: rustls's own stream, or a [`BulkStream`] for the chunk
+/// service ([`tls_incoming_bulk`]).
 #[derive(Debug)]
-pub struct TlsIncoming {
-    accepted: mpsc::Receiver<TlsStream<TcpStream>>,
+pub struct TlsIncoming<S = TlsStream<TcpStream>> {
+    accepted: mpsc::Receiver<S>,
     accept_loop: JoinHandle<()>,
     local_addr: Option<SocketAddr>,
 }
 
-impl TlsIncoming {
+/// A TLS handshake on an accepted socket, with the configuration current at accept time.
+type Handshake<S> =
+    fn(Arc<ServerConfig>, TcpStream) -> Pin<Box<dyn Future<Output = std::io::Result<S>> + Send>>;
+
+impl<S> TlsIncoming<S> {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 }
 
-impl Stream for TlsIncoming {
-    type Item = Result<TlsStream<TcpStream>, std::io::Error>;
+impl<S> Stream for TlsIncoming<S> {
+    type Item = Result<S, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.accepted.poll_recv(cx).map(|next| next.map(Ok))
     }
 }
 
-impl Drop for TlsIncoming {
+impl<S> Drop for TlsIncoming<S> {
     fn drop(&mut self) {
         self.accept_loop.abort();
     }
@@ -95,9 +104,31 @@ pub fn tls_incoming_with(
     config: ServerConfigHandle,
     options: IncomingOptions,
 ) -> TlsIncoming {
+    incoming(listener, config, options, |config, tcp| {
+        Box::pin(TlsAcceptor::from(config).accept(tcp))
+    })
+}
+
+/// Like [`tls_incoming`], for the chunk service: each connection is a [`BulkStream`], whose
+/// records are protected by `tls::bulk` once rustls's handshake is done.
+pub fn tls_incoming_bulk(
+    listener: TcpListener,
+    config: ServerConfigHandle,
+) -> TlsIncoming<BulkStream<TcpStream>> {
+    incoming(listener, config, IncomingOptions::default(), |config, tcp| {
+        Box::pin(super::bulk::accept(tcp, config))
+    })
+}
+
+fn incoming<S: Send + 'static>(
+    listener: TcpListener,
+    config: ServerConfigHandle,
+    options: IncomingOptions,
+    handshake: Handshake<S>,
+) -> TlsIncoming<S> {
     let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE_LEN_MAX);
     let local_addr = listener.local_addr().ok();
-    let accept_loop = tokio::spawn(accept_loop(listener, config, options, tx));
+    let accept_loop = tokio::spawn(accept_loop(listener, config, options, handshake, tx));
     TlsIncoming {
         accepted,
         accept_loop,
@@ -105,11 +136,12 @@ pub fn tls_incoming_with(
     }
 }
 
-async fn accept_loop(
+async fn accept_loop<S: Send + 'static>(
     listener: TcpListener,
     config: ServerConfigHandle,
     options: IncomingOptions,
-    tx: mpsc::Sender<TlsStream<TcpStream>>,
+    handshake: Handshake<S>,
+    tx: mpsc::Sender<S>,
 ) {
     let in_flight = Arc::new(Semaphore::new(options.handshakes_in_flight_max.max(1)));
     loop {
@@ -130,13 +162,13 @@ async fn accept_loop(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, %error, "set_nodelay failed");
         }
-        let acceptor = TlsAcceptor::from(config.current());
+        let accepting = handshake(config.current(), tcp);
         let tx = tx.clone();
         let refusals = options.refusals.clone();
         let timeout = options.handshake_timeout;
         tokio::spawn(async move {
             let _permit = permit;
-            let reason = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+            let reason = match tokio::time::timeout(timeout, accepting).await {
                 Ok(Ok(tls)) => {
                     // The receiver is gone only when the server stopped; drop the connection.
                     let _ = tx.send(tls).await;

@@ -14,6 +14,7 @@
 //! acceptor ([`tls_incoming`]) fed to `Server::serve_with_incoming`, and the client side a
 //! custom connector ([`connect`]).
 
+pub mod bulk;
 mod client;
 mod client_verifier;
 mod error;
@@ -29,7 +30,7 @@ mod verdict;
 mod verifier_builder;
 
 pub use client::{
-    CONNECT_TIMEOUT, client_config, client_config_with_identity, connect, connect_lazy,
+    CONNECT_TIMEOUT, client_config, client_config_with_identity, connect, connect_lazy, connect_lazy_bulk,
     connect_lazy_with_config, connect_with_config, expected_server_name,
 };
 pub use client_verifier::{FederationClientVerifier, FederationClientVerifierBuilder};
@@ -38,9 +39,9 @@ pub use guard::RevocationGuard;
 pub use identity::IdentityHandle;
 pub use incoming::{
     HANDSHAKE_TIMEOUT, HANDSHAKES_IN_FLIGHT_MAX, HandshakeRefused, IncomingOptions, TlsIncoming,
-    tls_incoming, tls_incoming_with,
+    tls_incoming, tls_incoming_bulk, tls_incoming_with,
 };
-pub use peer::peer_identity;
+pub use peer::{peer_certificates, peer_identity};
 pub use policy::{Policy, PolicyViolation, ServerExpectation, check_presented_chain};
 pub use server::{
     ServerConfigHandle, server_config, server_config_with_identity, server_config_with_verifier,

@@ -30,6 +30,8 @@ pub fn server_config_with_verifier(
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.presented_chain_der()?, identity.private_key_der()?)?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    // Bulk connections (`tls::bulk`) take the traffic secrets over once the handshake is done.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
@@ -44,6 +46,8 @@ pub fn server_config_with_identity(
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(identity.clone()));
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    // Bulk connections (`tls::bulk`) take the traffic secrets over once the handshake is done.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 

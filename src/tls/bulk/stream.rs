@@ -1,0 +1,498 @@
+//! [`BulkStream`]: a TLS 1.3 connection after rustls's handshake, whose records this module
+//! seals and opens itself.
+//!
+//! Why: rustls's buffered connection copies every received record twice after decrypting it
+//! (into a plaintext queue, then out to the reader) and reads at most one record per system
+//! call. Here a read takes whatever the socket holds (up to [`INCOMING_BYTES_MAX`]), each record
+//! is opened where it landed, and its plaintext is copied once, into the reader's buffer.
+//! Writes seal straight into one outgoing buffer that goes to the socket in one call.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use rustls::client::ClientConnectionData;
+use rustls::kernel::KernelConnection;
+use rustls::pki_types::CertificateDer;
+use rustls::server::ServerConnectionData;
+use rustls::{AlertDescription, Error, InvalidMessage, PeerMisbehaved};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::record::{
+    CONTENT_ALERT, CONTENT_APPLICATION_DATA, CONTENT_HANDSHAKE, HEADER_BYTES, Protection,
+    RECORD_CIPHERTEXT_BYTES_MAX, RECORD_PLAINTEXT_BYTES_MAX, begin, record_length,
+};
+
+/// Most bytes one read from the socket may bring in (whole records and a part of one more).
+pub(crate) const INCOMING_BYTES_MAX: usize = 256 * 1024;
+/// Sealed bytes a writer may queue before it waits for the socket to take them.
+pub(crate) const OUTGOING_BYTES_MAX: usize = 256 * 1024;
+/// After this many records under one key, the next record is preceded by a key update. The
+/// AES-GCM suites allow 2^24 records per key (RFC 8446 §5.5, rustls's confidentiality limit);
+/// updating at half of the suite's limit leaves the peer a wide margin.
+pub(crate) fn key_update_after(confidentiality_limit: u64) -> u64 {
+    (confidentiality_limit / 2).max(1)
+}
+
+const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
+const HANDSHAKE_KEY_UPDATE: u8 = 24;
+const KEY_UPDATE_NOT_REQUESTED: u8 = 0;
+const KEY_UPDATE_REQUESTED: u8 = 1;
+const ALERT_LEVEL_WARNING: u8 = 1;
+
+/// What rustls keeps after the handshake: new traffic secrets on key updates, and (on a
+/// client) the session tickets a server sends.
+pub(crate) enum Kernel {
+    Client(KernelConnection<ClientConnectionData>),
+    Server(KernelConnection<ServerConnectionData>),
+}
+
+impl Kernel {
+    fn update_rx_secret(&mut self) -> Result<Protection, Error> {
+        let (seq, secrets) = match self {
+            Kernel::Client(kernel) => kernel.update_rx_secret()?,
+            Kernel::Server(kernel) => kernel.update_rx_secret()?,
+        };
+        Protection::new(seq, &secrets)
+    }
+
+    fn update_tx_secret(&mut self) -> Result<Protection, Error> {
+        let (seq, secrets) = match self {
+            Kernel::Client(kernel) => kernel.update_tx_secret()?,
+            Kernel::Server(kernel) => kernel.update_tx_secret()?,
+        };
+        Protection::new(seq, &secrets)
+    }
+
+    fn new_session_ticket(&mut self, payload: &[u8]) -> Result<(), Error> {
+        match self {
+            Kernel::Client(kernel) => kernel.handle_new_session_ticket(payload),
+            Kernel::Server(_) => Err(Error::InvalidMessage(InvalidMessage::UnexpectedMessage(
+                "a session ticket from a client",
+            ))),
+        }
+    }
+}
+
+/// Everything [`BulkStream::new`] takes from a finished handshake.
+pub(crate) struct Established {
+    pub kernel: Kernel,
+    pub rx: Protection,
+    pub tx: Protection,
+    pub confidentiality_limit: u64,
+    /// Application data rustls already opened during the handshake, served first.
+    pub early_plaintext: Vec<u8>,
+    /// Bytes read past the handshake: the start of the first records that follow it.
+    pub leftover: Vec<u8>,
+    pub peer_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+}
+
+/// How the receiving side stands.
+enum Receiving {
+    Open,
+    /// The peer sent `close_notify`: every later read is the end of the stream.
+    Closed,
+    /// The connection failed; every later read fails the same way.
+    Failed(io::ErrorKind, String),
+}
+
+/// A TLS 1.3 connection over `io` whose records are sealed and opened here.
+pub struct BulkStream<IO> {
+    io: IO,
+    kernel: Kernel,
+    rx: Protection,
+    tx: Protection,
+    key_update_after: u64,
+    receiving: Receiving,
+    /// Plaintext from the handshake, served before anything else.
+    early_plaintext: Vec<u8>,
+    /// Bytes from the socket: `incoming[consumed..filled]` is not yet handled, and
+    /// `incoming[plain_start..plain_end]` (before `consumed`) is opened plaintext not yet read.
+    incoming: Box<[u8]>,
+    consumed: usize,
+    filled: usize,
+    plain_start: usize,
+    plain_end: usize,
+    /// Sealed records waiting for the socket: `outgoing[written..]`.
+    outgoing: Vec<u8>,
+    written: usize,
+    /// `close_notify` is sealed: nothing more may be.
+    sent_close: bool,
+    peer_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+}
+
+impl<IO> BulkStream<IO> {
+    pub(crate) fn new(io: IO, established: Established) -> Result<BulkStream<IO>, Error> {
+        let Established {
+            kernel,
+            rx,
+            tx,
+            confidentiality_limit,
+            early_plaintext,
+            leftover,
+            peer_certificates,
+        } = established;
+        let mut incoming =
+            vec![0u8; INCOMING_BYTES_MAX + RECORD_CIPHERTEXT_BYTES_MAX + HEADER_BYTES].into_boxed_slice();
+        let filled = leftover.len();
+        incoming
+            .get_mut(..filled)
+            .ok_or(Error::InvalidMessage(InvalidMessage::MessageTooLarge))?
+            .copy_from_slice(&leftover);
+        Ok(BulkStream {
+            io,
+            kernel,
+            rx,
+            tx,
+            key_update_after: key_update_after(confidentiality_limit),
+            receiving: Receiving::Open,
+            early_plaintext,
+            incoming,
+            consumed: 0,
+            filled,
+            plain_start: 0,
+            plain_end: 0,
+            // Grows to its working size (about OUTGOING_BYTES_MAX) with the first large write.
+            outgoing: Vec::new(),
+            written: 0,
+            sent_close: false,
+            peer_certificates,
+        })
+    }
+
+    /// The certificate chain the peer presented in the handshake.
+    pub fn peer_certificates(&self) -> Option<&Arc<Vec<CertificateDer<'static>>>> {
+        self.peer_certificates.as_ref()
+    }
+
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    /// Makes this side update its key every `records` records (tests reach the limit).
+    #[cfg(test)]
+    pub(super) fn set_key_update_after(&mut self, records: u64) {
+        self.key_update_after = records;
+    }
+
+    /// Records sealed under the current key.
+    #[cfg(test)]
+    pub(super) fn tx_records(&self) -> u64 {
+        self.tx.records()
+    }
+
+    /// Seals one record of `content_type` from `plaintext`.
+    fn seal(&mut self, content_type: u8, plaintext: &[u8]) -> Result<(), Error> {
+        let start = self.begin_record()?;
+        self.outgoing.extend_from_slice(plaintext);
+        self.tx.finish(content_type, &mut self.outgoing, start)
+    }
+
+    /// Starts a record in `outgoing`, first updating our key when this key has sealed its
+    /// share of records, and dropping what the socket already took when that has grown large.
+    fn begin_record(&mut self) -> Result<usize, Error> {
+        if self.written >= OUTGOING_BYTES_MAX {
+            self.outgoing.drain(..self.written);
+            self.written = 0;
+        }
+        if self.tx.records() >= self.key_update_after {
+            self.tx.seal(
+                CONTENT_HANDSHAKE,
+                &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, KEY_UPDATE_NOT_REQUESTED],
+                &mut self.outgoing,
+            )?;
+            self.tx = self.kernel.update_tx_secret()?;
+        }
+        Ok(begin(&mut self.outgoing))
+    }
+
+    /// Handles the handshake messages of one record: session tickets (kept by rustls) and key
+    /// updates. Every message must lie whole in the record: rustls never splits these.
+    fn handshake_messages(&mut self, mut messages: &[u8]) -> Result<(), Error> {
+        while !messages.is_empty() {
+            let [kind, a, b, c, rest @ ..] = messages else {
+                return Err(Error::InvalidMessage(InvalidMessage::MessageTooShort));
+            };
+            let length = u32::from_be_bytes([0, *a, *b, *c]) as usize;
+            if rest.len() < length {
+                return Err(Error::InvalidMessage(InvalidMessage::MessageTooShort));
+            }
+            let (body, after) = rest.split_at(length);
+            match *kind {
+                HANDSHAKE_NEW_SESSION_TICKET => self.kernel.new_session_ticket(body)?,
+                HANDSHAKE_KEY_UPDATE => {
+                    // A key update ends its record: what follows would be under the old key.
+                    if !after.is_empty() {
+                        return Err(Error::PeerMisbehaved(PeerMisbehaved::KeyEpochWithPendingFragment));
+                    }
+                    let requested = match body {
+                        [KEY_UPDATE_NOT_REQUESTED] => false,
+                        [KEY_UPDATE_REQUESTED] => true,
+                        _ => return Err(Error::InvalidMessage(InvalidMessage::InvalidKeyUpdate)),
+                    };
+                    self.rx = self.kernel.update_rx_secret()?;
+                    if requested {
+                        // Ours goes before any more of our data (RFC 8446 §4.6.3).
+                        self.tx.seal(
+                            CONTENT_HANDSHAKE,
+                            &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, KEY_UPDATE_NOT_REQUESTED],
+                            &mut self.outgoing,
+                        )?;
+                        self.tx = self.kernel.update_tx_secret()?;
+                    }
+                }
+                _ => {
+                    return Err(Error::InvalidMessage(InvalidMessage::UnexpectedMessage(
+                        "a handshake message after the handshake",
+                    )));
+                }
+            }
+            messages = after;
+        }
+        Ok(())
+    }
+
+    /// Opens the next whole record in `incoming`, if there is one. Returns whether one was.
+    fn open_next(&mut self) -> Result<bool, Error> {
+        let pending = &self.incoming[self.consumed..self.filled];
+        let Some(header) = pending.get(..HEADER_BYTES) else {
+            return Ok(false);
+        };
+        let header: [u8; HEADER_BYTES] = header
+            .try_into()
+            .map_err(|_| Error::InvalidMessage(InvalidMessage::MessageTooShort))?;
+        let length = record_length(&header)?;
+        if pending.len() < HEADER_BYTES + length {
+            return Ok(false);
+        }
+        let start = self.consumed;
+        let record = &mut self.incoming[start..start + HEADER_BYTES + length];
+        let (content_type, plaintext) = self.rx.open(record)?;
+        self.consumed = start + HEADER_BYTES + length;
+        let (plain_start, plain_end) = (start + plaintext.start, start + plaintext.end);
+        match content_type {
+            CONTENT_APPLICATION_DATA => {
+                self.plain_start = plain_start;
+                self.plain_end = plain_end;
+            }
+            CONTENT_ALERT => match self.incoming[plain_start..plain_end] {
+                [_, description] if description == u8::from(AlertDescription::CloseNotify) => {
+                    self.receiving = Receiving::Closed;
+                }
+                [_, description] => return Err(Error::AlertReceived(AlertDescription::from(description))),
+                _ => return Err(Error::InvalidMessage(InvalidMessage::MessageTooShort)),
+            },
+            CONTENT_HANDSHAKE => {
+                let messages = self.incoming[plain_start..plain_end].to_vec();
+                self.handshake_messages(&messages)?;
+            }
+            _ => {
+                return Err(Error::InvalidMessage(InvalidMessage::InvalidContentType));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Makes room at the end of `incoming` for at least one more whole record, moving what is
+    /// not handled yet to the front once nothing before it is still to be read.
+    fn make_room(&mut self) {
+        if self.plain_start == self.plain_end
+            && self.consumed > 0
+            && self.incoming.len() - self.filled < RECORD_CIPHERTEXT_BYTES_MAX + HEADER_BYTES
+        {
+            self.incoming.copy_within(self.consumed..self.filled, 0);
+            self.filled -= self.consumed;
+            self.consumed = 0;
+            self.plain_start = 0;
+            self.plain_end = 0;
+        }
+    }
+
+    fn fail(&mut self, error: Error) -> io::Error {
+        let error = io::Error::new(io::ErrorKind::InvalidData, error);
+        self.receiving = Receiving::Failed(error.kind(), error.to_string());
+        error
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> BulkStream<IO> {
+    /// Writes queued records until none is left, or the socket takes no more for now.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.outgoing.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.outgoing[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.outgoing.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Seals as much of `parts` as fits in the outgoing buffer, each record's plaintext copied
+    /// once, into place, and encrypted there; returns the bytes taken.
+    fn seal_parts(&mut self, parts: &[io::IoSlice<'_>]) -> Result<usize, Error> {
+        let mut taken = 0usize;
+        // Where the record being filled starts in `outgoing`.
+        let mut open: Option<usize> = None;
+        'parts: for part in parts {
+            let mut part: &[u8] = part;
+            while !part.is_empty() {
+                let start = match open {
+                    Some(start) => start,
+                    None if self.outgoing.len() - self.written >= OUTGOING_BYTES_MAX => break 'parts,
+                    None => *open.insert(self.begin_record()?),
+                };
+                let in_record = self.outgoing.len() - start - HEADER_BYTES;
+                let n = (RECORD_PLAINTEXT_BYTES_MAX - in_record).min(part.len());
+                self.outgoing.extend_from_slice(&part[..n]);
+                part = &part[n..];
+                taken += n;
+                if in_record + n == RECORD_PLAINTEXT_BYTES_MAX {
+                    self.tx
+                        .finish(CONTENT_APPLICATION_DATA, &mut self.outgoing, start)?;
+                    open = None;
+                }
+            }
+        }
+        if let Some(start) = open {
+            self.tx
+                .finish(CONTENT_APPLICATION_DATA, &mut self.outgoing, start)?;
+        }
+        Ok(taken)
+    }
+
+    fn poll_write_parts(
+        &mut self,
+        cx: &mut Context<'_>,
+        parts: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if parts.iter().all(|part| part.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
+        if self.outgoing.len() - self.written >= OUTGOING_BYTES_MAX {
+            // Full: the socket must take some first. What it takes now is enough to go on.
+            match self.poll_write_out(cx) {
+                Poll::Ready(result) => result?,
+                Poll::Pending if self.outgoing.len() - self.written >= OUTGOING_BYTES_MAX => {
+                    return Poll::Pending;
+                }
+                Poll::Pending => {}
+            }
+        }
+        if self.sent_close {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the connection was closed for writing",
+            )));
+        }
+        let taken = self
+            .seal_parts(parts)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // Start sending now; whatever the socket does not take waits for the next write or
+        // flush (a pending write has registered the waker).
+        if let Poll::Ready(Err(error)) = self.poll_write_out(cx) {
+            return Poll::Ready(Err(error));
+        }
+        Poll::Ready(Ok(taken))
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for BulkStream<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.early_plaintext.is_empty() {
+            let n = this.early_plaintext.len().min(buf.remaining());
+            buf.put_slice(&this.early_plaintext[..n]);
+            this.early_plaintext.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if this.plain_start < this.plain_end {
+                let n = (this.plain_end - this.plain_start).min(buf.remaining());
+                buf.put_slice(&this.incoming[this.plain_start..this.plain_start + n]);
+                this.plain_start += n;
+                return Poll::Ready(Ok(()));
+            }
+            match &this.receiving {
+                Receiving::Open => {}
+                Receiving::Closed => return Poll::Ready(Ok(())),
+                Receiving::Failed(kind, message) => {
+                    return Poll::Ready(Err(io::Error::new(*kind, message.clone())));
+                }
+            }
+            match this.open_next() {
+                Ok(true) => {
+                    // A key update answered here waits in `outgoing`: send it along.
+                    if this.written < this.outgoing.len()
+                        && let Poll::Ready(Err(error)) = this.poll_write_out(cx)
+                    {
+                        return Poll::Ready(Err(error));
+                    }
+                    continue;
+                }
+                Ok(false) => {}
+                Err(error) => return Poll::Ready(Err(this.fail(error))),
+            }
+            this.make_room();
+            debug_assert!(
+                this.filled < this.incoming.len(),
+                "make_room leaves room for a record"
+            );
+            let mut room = ReadBuf::new(&mut this.incoming[this.filled..]);
+            ready!(Pin::new(&mut this.io).poll_read(cx, &mut room))?;
+            let n = room.filled().len();
+            if n == 0 {
+                let error = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed connection without sending TLS close_notify",
+                );
+                this.receiving = Receiving::Failed(error.kind(), error.to_string());
+                return Poll::Ready(Err(error));
+            }
+            this.filled += n;
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for BulkStream<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_parts(cx, &[io::IoSlice::new(data)])
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        parts: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_parts(cx, parts)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_out(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.sent_close {
+            self.seal(
+                CONTENT_ALERT,
+                &[ALERT_LEVEL_WARNING, u8::from(AlertDescription::CloseNotify)],
+            )
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            self.sent_close = true;
+        }
+        ready!(self.poll_write_out(cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,275 @@
+//! Bulk connections against rustls's own record layer (tokio-rustls) on the other end, over
+//! real sockets: data both ways, key updates either side starts, closes, and damage.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::pki::{Component, FederationCa};
+use crate::tls::{self, Policy, ServerExpectation};
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const NODE: &str = "node-01@alice.home.collective";
+
+struct Configs {
+    client: Arc<rustls::ClientConfig>,
+    server: Arc<rustls::ServerConfig>,
+    root: FederationCa,
+}
+
+fn configs() -> Configs {
+    let root = FederationCa::init("home.collective").unwrap();
+    let alice = root.sign_member("alice.home.collective").unwrap();
+    let node = alice.issue_leaf(NODE, Component::Node, DAY).unwrap();
+    let client = alice
+        .issue_leaf("laptop@alice.home.collective", Component::Client, DAY)
+        .unwrap();
+    Configs {
+        client: tls::client_config(&client, root.cert_der(), expect()).unwrap(),
+        server: tls::server_config(&node, root.cert_der(), Policy::any_component()).unwrap(),
+        root,
+    }
+}
+
+fn expect() -> ServerExpectation {
+    ServerExpectation::address(NODE, Component::Node).unwrap()
+}
+
+fn server_name() -> ServerName<'static> {
+    tls::expected_server_name(&expect()).unwrap()
+}
+
+async fn socket_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dial = TcpStream::connect(listener.local_addr().unwrap());
+    let (dialed, accepted) = tokio::join!(dial, listener.accept());
+    (dialed.unwrap(), accepted.unwrap().0)
+}
+
+fn random(len: usize) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    rand::rng().fill_bytes(&mut data);
+    data
+}
+
+/// Writes `data` in pieces of varied sizes (a byte, part of a record, several records) and
+/// shuts the writing side down.
+async fn write_in_pieces(mut writer: impl AsyncWrite + Unpin, data: &[u8]) {
+    let sizes = [1usize, 100, 16 * 1024, 16 * 1024 + 1, 70_000, 300_000, 5];
+    let (mut at, mut i) = (0, 0);
+    while at < data.len() {
+        let n = sizes[i % sizes.len()].min(data.len() - at);
+        writer.write_all(&data[at..at + n]).await.unwrap();
+        at += n;
+        i += 1;
+    }
+    writer.flush().await.unwrap();
+    writer.shutdown().await.unwrap();
+}
+
+async fn read_all(mut reader: impl AsyncRead + Unpin) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_client_and_a_rustls_server_carry_data_both_ways() {
+    let configs = configs();
+    let (dialed, accepted) = socket_pair().await;
+    let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
+    let (client, server) = tokio::join!(
+        super::connect(dialed, configs.client, server_name()),
+        acceptor.accept(accepted)
+    );
+    let (client, server) = (client.unwrap(), server.unwrap());
+    assert!(client.peer_certificates().is_some_and(|chain| chain.len() == 2));
+    let (up, down) = (random(3 * 1024 * 1024 + 17), random(2 * 1024 * 1024 + 3));
+    let (client_read, client_write) = tokio::io::split(client);
+    let (server_read, server_write) = tokio::io::split(server);
+    let (got_up, got_down, (), ()) = tokio::join!(
+        read_all(server_read),
+        read_all(client_read),
+        write_in_pieces(client_write, &up),
+        write_in_pieces(server_write, &down),
+    );
+    assert!(got_up.unwrap() == up, "the server read what the client wrote");
+    assert!(got_down.unwrap() == down, "the client read what the server wrote");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rustls_client_and_a_bulk_server_carry_data_both_ways() {
+    let configs = configs();
+    let (dialed, accepted) = socket_pair().await;
+    let connector = tokio_rustls::TlsConnector::from(configs.client.clone());
+    let (client, server) = tokio::join!(
+        connector.connect(server_name(), dialed),
+        super::accept(accepted, configs.server)
+    );
+    let (client, server) = (client.unwrap(), server.unwrap());
+    let chain = server.peer_certificates().expect("the client's chain");
+    assert_eq!(chain.len(), 2, "the client's leaf and its member CA");
+    let (up, down) = (random(2 * 1024 * 1024 + 1), random(1024 * 1024 + 999));
+    let (client_read, client_write) = tokio::io::split(client);
+    let (server_read, server_write) = tokio::io::split(server);
+    let (got_up, got_down, (), ()) = tokio::join!(
+        read_all(server_read),
+        read_all(client_read),
+        write_in_pieces(client_write, &up),
+        write_in_pieces(server_write, &down),
+    );
+    assert!(got_up.unwrap() == up);
+    assert!(got_down.unwrap() == down);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_updates_a_rustls_peer_asks_for_are_followed_and_answered() {
+    let configs = configs();
+    let (dialed, accepted) = socket_pair().await;
+    let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
+    let (client, server) = tokio::join!(
+        super::connect(dialed, configs.client, server_name()),
+        acceptor.accept(accepted)
+    );
+    let (mut client, mut server) = (client.unwrap(), server.unwrap());
+    for round in 0..3u8 {
+        // rustls sends a KeyUpdate that requests ours, then data under its new key.
+        server.get_mut().1.refresh_traffic_keys().unwrap();
+        let down = random(40_000 + usize::from(round));
+        server.write_all(&down).await.unwrap();
+        server.flush().await.unwrap();
+        let mut got = vec![0u8; down.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert!(got == down, "round {round}: read under the server's new key");
+        // Our answer went out before our data: rustls reads it under our new key.
+        let up = random(30_000);
+        client.write_all(&up).await.unwrap();
+        client.flush().await.unwrap();
+        let mut got = vec![0u8; up.len()];
+        server.read_exact(&mut got).await.unwrap();
+        assert!(got == up, "round {round}: the server read under our new key");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_side_updates_its_key_after_its_share_of_records() {
+    let configs = configs();
+    let (dialed, accepted) = socket_pair().await;
+    let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
+    let (client, server) = tokio::join!(
+        super::connect(dialed, configs.client, server_name()),
+        acceptor.accept(accepted)
+    );
+    let (mut client, server) = (client.unwrap(), server.unwrap());
+    // Every 3 records a new key: a 200 KiB write (13 records) makes four key updates.
+    client.set_key_update_after(3);
+    let up = random(200 * 1024);
+    let (got, ()) = tokio::join!(read_all(server), write_in_pieces(&mut client, &up));
+    assert!(got.unwrap() == up, "rustls followed every key update");
+    assert!(client.tx_records() <= 3, "the last key sealed at most its share");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_notify_ends_the_stream_and_a_bare_close_is_an_error() {
+    let configs = configs();
+    for clean in [true, false] {
+        let (dialed, accepted) = socket_pair().await;
+        let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
+        let (client, server) = tokio::join!(
+            super::connect(dialed, configs.client.clone(), server_name()),
+            acceptor.accept(accepted)
+        );
+        let (client, mut server) = (client.unwrap(), server.unwrap());
+        server.write_all(b"last words").await.unwrap();
+        if clean {
+            server.shutdown().await.unwrap();
+        } else {
+            server.flush().await.unwrap();
+            drop(server);
+        }
+        let read = read_all(client).await;
+        if clean {
+            assert_eq!(read.unwrap(), b"last words");
+        } else {
+            let error = read.unwrap_err();
+            assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof, "{error}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_or_forged_record_fails_the_stream_for_good() {
+    let configs = configs();
+    // Each case: raw bytes put on the wire after a good record.
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "a record that does not open",
+            [vec![23, 3, 3, 0, 40], vec![0xAB; 40]].concat(),
+            "decrypt",
+        ),
+        (
+            "a record above the size limit",
+            vec![23, 3, 3, 0x48, 0x01],
+            "excess record size",
+        ),
+        (
+            "a plaintext handshake record",
+            [vec![22, 3, 3, 0, 4], vec![1, 0, 0, 0]].concat(),
+            "InvalidContentType",
+        ),
+    ];
+    for (what, forged, expected) in cases {
+        let (dialed, accepted) = socket_pair().await;
+        let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
+        let (client, server) = tokio::join!(
+            super::connect(dialed, configs.client.clone(), server_name()),
+            acceptor.accept(accepted)
+        );
+        let (mut client, mut server) = (client.unwrap(), server.unwrap());
+        server.write_all(b"good").await.unwrap();
+        server.flush().await.unwrap();
+        let mut good = [0u8; 4];
+        client.read_exact(&mut good).await.unwrap();
+        assert_eq!(&good, b"good");
+        server.get_mut().0.write_all(&forged).await.unwrap();
+        let mut rest = [0u8; 16];
+        let error = client.read(&mut rest).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{what}: {error}");
+        assert!(error.to_string().contains(expected), "{what}: {error}");
+        let again = client.read(&mut rest).await.unwrap_err();
+        assert_eq!(again.to_string(), error.to_string(), "{what}: failed for good");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_the_server_refuses_learns_why() {
+    let configs = configs();
+    // A client certified by another federation's root, which the node does not trust.
+    let other = FederationCa::init("home.collective").unwrap();
+    let stranger = other
+        .sign_member("alice.home.collective")
+        .unwrap()
+        .issue_leaf("laptop@alice.home.collective", Component::Client, DAY)
+        .unwrap();
+    let client_config = tls::client_config(&stranger, configs.root.cert_der(), expect()).unwrap();
+    let (dialed, accepted) = socket_pair().await;
+    let (client, server) = tokio::join!(
+        super::connect(dialed, client_config, server_name()),
+        super::accept(accepted, configs.server)
+    );
+    let refused = server.err().expect("the node refuses a stranger").to_string();
+    assert!(refused.contains("invalid peer certificate"), "{refused}");
+    // Under TLS 1.3 the client's handshake may end before the server's verdict, which then
+    // arrives as an alert on its first read.
+    let error = match client {
+        Err(error) => error,
+        Ok(mut client) => client.read(&mut [0u8; 1]).await.unwrap_err(),
+    };
+    assert!(error.to_string().contains("received fatal alert"), "{error}");
+}
