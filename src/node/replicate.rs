@@ -208,7 +208,7 @@ impl ChunkService {
             .map_err(|e| SourceError::Malformed(format!("node address {:?}: {e}", source.node)))?;
         let channel = tokio::time::timeout(
             SOURCE_CONNECT_TIMEOUT,
-            tls::connect(
+            tls::connect_bulk(
                 &source.endpoint,
                 &self.identity.bundle,
                 &self.identity.root_der,

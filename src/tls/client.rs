@@ -120,6 +120,29 @@ pub fn connect_lazy_bulk(
     expect: ServerExpectation,
     connect_timeout: Duration,
 ) -> Result<Channel, TlsError> {
+    let (uri_endpoint, connector) = bulk_parts(endpoint, identity, root_der, expect)?;
+    Ok(uri_endpoint
+        .connect_timeout(connect_timeout)
+        .connect_with_connector_lazy(connector))
+}
+
+/// Like [`connect`], for the chunk service of a storage node (see [`connect_lazy_bulk`]).
+pub async fn connect_bulk(
+    endpoint: &str,
+    identity: &CertBundle,
+    root_der: &CertificateDer<'_>,
+    expect: ServerExpectation,
+) -> Result<Channel, TlsError> {
+    let (uri_endpoint, connector) = bulk_parts(endpoint, identity, root_der, expect)?;
+    Ok(uri_endpoint.connect_with_connector(connector).await?)
+}
+
+fn bulk_parts(
+    endpoint: &str,
+    identity: &CertBundle,
+    root_der: &CertificateDer<'_>,
+    expect: ServerExpectation,
+) -> Result<(Endpoint, BulkConnector), TlsError> {
     let server_name = server_name(&expect.server_name)?;
     let config = client_config(identity, root_der, expect)?;
     let (uri_endpoint, connector) = parts(endpoint, config, server_name)?;
@@ -128,9 +151,7 @@ pub fn connect_lazy_bulk(
         config: connector.config,
         server_name: connector.server_name,
     };
-    Ok(uri_endpoint
-        .connect_timeout(connect_timeout)
-        .connect_with_connector_lazy(connector))
+    Ok((uri_endpoint, connector))
 }
 
 /// [`connect`] with a caller-built rustls configuration (which must offer ALPN `h2`).

@@ -30,8 +30,8 @@ mod verdict;
 mod verifier_builder;
 
 pub use client::{
-    CONNECT_TIMEOUT, client_config, client_config_with_identity, connect, connect_lazy, connect_lazy_bulk,
-    connect_lazy_with_config, connect_with_config, expected_server_name,
+    CONNECT_TIMEOUT, client_config, client_config_with_identity, connect, connect_bulk, connect_lazy,
+    connect_lazy_bulk, connect_lazy_with_config, connect_with_config, expected_server_name,
 };
 pub use client_verifier::{FederationClientVerifier, FederationClientVerifierBuilder};
 pub use error::TlsError;
