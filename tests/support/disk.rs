@@ -135,7 +135,7 @@ impl Ext4Disk {
                     "{} should now be unreadable, but stat gave {other:?}",
                     file.display()
                 ),
-                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+                _ => std::thread::sleep(std::time::Duration::from_millis(200)),
             }
         }
     }
