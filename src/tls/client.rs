@@ -145,13 +145,12 @@ fn bulk_parts(
 ) -> Result<(Endpoint, BulkConnector), TlsError> {
     let server_name = server_name(&expect.server_name)?;
     let config = client_config(identity, root_der, expect)?;
-    let (uri_endpoint, connector) = parts(endpoint, config, server_name)?;
     let connector = BulkConnector {
-        address: connector.address,
-        config: connector.config,
-        server_name: connector.server_name,
+        address: Arc::from(endpoint),
+        config,
+        server_name,
     };
-    Ok((uri_endpoint, connector))
+    Ok((uri_endpoint(endpoint)?, connector))
 }
 
 /// [`connect`] with a caller-built rustls configuration (which must offer ALPN `h2`).
@@ -183,6 +182,16 @@ fn parts(
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
 ) -> Result<(Endpoint, FederationConnector), TlsError> {
+    let connector = FederationConnector {
+        address: Arc::from(endpoint),
+        tls: TlsConnector::from(config),
+        server_name,
+    };
+    Ok((uri_endpoint(endpoint)?, connector))
+}
+
+/// The channel's endpoint for `endpoint` (`host:port`): HTTP/2 windows, frame size, keepalive.
+fn uri_endpoint(endpoint: &str) -> Result<Endpoint, TlsError> {
     let invalid = |reason: String| TlsError::InvalidEndpoint {
         endpoint: endpoint.to_owned(),
         reason,
@@ -199,13 +208,7 @@ fn parts(
         .http2_keep_alive_interval(super::H2_KEEPALIVE_INTERVAL)
         .keep_alive_timeout(super::H2_KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true);
-    let connector = FederationConnector {
-        address: Arc::from(endpoint),
-        tls: TlsConnector::from(Arc::clone(&config)),
-        config,
-        server_name,
-    };
-    Ok((uri_endpoint, connector))
+    Ok(uri_endpoint)
 }
 
 /// A tower service dialing one fixed address over TCP, then TLS with our client config.
@@ -213,7 +216,6 @@ fn parts(
 struct FederationConnector {
     address: Arc<str>,
     tls: TlsConnector,
-    config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
 }
 
