@@ -227,6 +227,29 @@ struct BulkConnector {
     server_name: ServerName<'static>,
 }
 
+/// TCP to `address`, then `handshake` over it, then the server's verdict on our certificate.
+async fn dial<S, F>(
+    address: &str,
+    handshake: impl FnOnce(TcpStream) -> F,
+) -> std::io::Result<TokioIo<Rewound<S>>>
+where
+    F: Future<Output = std::io::Result<S>>,
+    S: tokio::io::AsyncRead + Unpin,
+{
+    let tcp = TcpStream::connect(address).await?;
+    tcp.set_nodelay(true)?;
+    let tls = handshake(tcp).await.map_err(|e| {
+        // Keep the kind, replace rustls' Debug-formatted reason with a readable one.
+        std::io::Error::new(e.kind(), describe_handshake_error(&e))
+    })?;
+    // The server's verdict on our certificate comes with its first bytes.
+    let tls = await_verdict(tls).await.map_err(|e| {
+        let reason = describe_handshake_error(&e);
+        std::io::Error::new(e.kind(), format!("the server refused this connection: {reason}"))
+    })?;
+    Ok(TokioIo::new(tls))
+}
+
 type ConnectFuture =
     Pin<Box<dyn Future<Output = Result<TokioIo<Rewound<TlsStream<TcpStream>>>, std::io::Error>> + Send>>;
 
@@ -241,20 +264,7 @@ impl tonic::codegen::Service<Uri> for FederationConnector {
 
     fn call(&mut self, _uri: Uri) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move {
-            let tcp = TcpStream::connect(&*this.address).await?;
-            tcp.set_nodelay(true)?;
-            let tls = this.tls.connect(this.server_name, tcp).await.map_err(|e| {
-                // Keep the kind, replace rustls' Debug-formatted reason with a readable one.
-                std::io::Error::new(e.kind(), describe_handshake_error(&e))
-            })?;
-            // The server's verdict on our certificate comes with its first bytes.
-            let tls = await_verdict(tls).await.map_err(|e| {
-                let reason = describe_handshake_error(&e);
-                std::io::Error::new(e.kind(), format!("the server refused this connection: {reason}"))
-            })?;
-            Ok(TokioIo::new(tls))
-        })
+        Box::pin(async move { dial(&this.address, |tcp| this.tls.connect(this.server_name, tcp)).await })
     }
 }
 
@@ -273,17 +283,10 @@ impl tonic::codegen::Service<Uri> for BulkConnector {
     fn call(&mut self, _uri: Uri) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            let tcp = TcpStream::connect(&*this.address).await?;
-            tcp.set_nodelay(true)?;
-            let tls = super::bulk::connect(tcp, this.config, this.server_name)
-                .await
-                .map_err(|e| std::io::Error::new(e.kind(), describe_handshake_error(&e)))?;
-            // As for rustls's stream: a refusal of our certificate arrives with the first read.
-            let tls = await_verdict(tls).await.map_err(|e| {
-                let reason = describe_handshake_error(&e);
-                std::io::Error::new(e.kind(), format!("the server refused this connection: {reason}"))
-            })?;
-            Ok(TokioIo::new(tls))
+            dial(&this.address, |tcp| {
+                super::bulk::connect(tcp, this.config, this.server_name)
+            })
+            .await
         })
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::ServerName;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
-use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedStatus};
-use rustls::{ClientConfig, Error, ServerConfig, SupportedCipherSuite};
+use rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedConnectionCommon, UnbufferedStatus};
+use rustls::{ClientConfig, Error, ExtractedSecrets, ServerConfig, SupportedCipherSuite};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::record::Protection;
@@ -23,67 +23,40 @@ const HANDSHAKE_READ_BYTES: usize = 16 * 1024;
 
 /// Dials the TLS handshake as a client over `io` (a connected socket).
 pub async fn connect<IO>(
-    mut io: IO,
+    io: IO,
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
 ) -> io::Result<BulkStream<IO>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut conn = UnbufferedClientConnection::new(config, server_name).map_err(invalid_data)?;
-    let driven = drive(&mut io, &mut conn).await?;
-    let peer_certificates = conn.peer_certificates().map(|chain| Arc::new(chain.to_vec()));
-    let suite = conn.negotiated_cipher_suite();
-    let (secrets, kernel) = conn.dangerous_into_kernel_connection().map_err(invalid_data)?;
-    established(
-        io,
-        driven,
-        suite,
-        secrets,
-        Kernel::Client(kernel),
-        peer_certificates,
-    )
+    let conn = UnbufferedClientConnection::new(config, server_name).map_err(invalid_data)?;
+    handshake(io, conn).await
 }
 
 /// Answers the TLS handshake of a client over `io` (an accepted socket).
-pub async fn accept<IO>(mut io: IO, config: Arc<ServerConfig>) -> io::Result<BulkStream<IO>>
+pub async fn accept<IO>(io: IO, config: Arc<ServerConfig>) -> io::Result<BulkStream<IO>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut conn = UnbufferedServerConnection::new(config).map_err(invalid_data)?;
+    let conn = UnbufferedServerConnection::new(config).map_err(invalid_data)?;
+    handshake(io, conn).await
+}
+
+/// Runs the handshake of `conn` over `io`, then takes its secrets over.
+async fn handshake<C, IO>(mut io: IO, mut conn: C) -> io::Result<BulkStream<IO>>
+where
+    C: Unbuffered,
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     let driven = drive(&mut io, &mut conn).await?;
     let peer_certificates = conn.peer_certificates().map(|chain| Arc::new(chain.to_vec()));
-    let suite = conn.negotiated_cipher_suite();
-    let (secrets, kernel) = conn.dangerous_into_kernel_connection().map_err(invalid_data)?;
-    established(
-        io,
-        driven,
-        suite,
-        secrets,
-        Kernel::Server(kernel),
-        peer_certificates,
-    )
-}
-
-/// What the handshake left: bytes read past it, and application data rustls opened.
-struct Driven {
-    leftover: Vec<u8>,
-    early_plaintext: Vec<u8>,
-}
-
-fn established<IO>(
-    io: IO,
-    driven: Driven,
-    suite: Option<SupportedCipherSuite>,
-    secrets: rustls::ExtractedSecrets,
-    kernel: Kernel,
-    peer_certificates: Option<Arc<Vec<rustls::pki_types::CertificateDer<'static>>>>,
-) -> io::Result<BulkStream<IO>> {
-    let Some(SupportedCipherSuite::Tls13(suite)) = suite else {
+    let Some(SupportedCipherSuite::Tls13(suite)) = conn.negotiated_cipher_suite() else {
         return Err(invalid_data(Error::General(
             "bulk connections speak TLS 1.3 only".into(),
         )));
     };
+    let (secrets, kernel) = conn.into_kernel().map_err(invalid_data)?;
     let (rx_seq, rx) = secrets.rx;
     let (tx_seq, tx) = secrets.tx;
     BulkStream::new(
@@ -101,11 +74,17 @@ fn established<IO>(
     .map_err(invalid_data)
 }
 
-/// The two sides of rustls's unbuffered connection, as the handshake loop drives them.
-trait Unbuffered {
+/// What the handshake left: bytes read past it, and application data rustls opened.
+struct Driven {
+    leftover: Vec<u8>,
+    early_plaintext: Vec<u8>,
+}
+
+/// The two sides of rustls's unbuffered connection, as the handshake drives them.
+trait Unbuffered: std::ops::Deref<Target = UnbufferedConnectionCommon<Self::Data>> {
     type Data;
     fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
-    fn handshaking(&self) -> bool;
+    fn into_kernel(self) -> Result<(ExtractedSecrets, Kernel), Error>;
 }
 
 impl Unbuffered for UnbufferedClientConnection {
@@ -113,8 +92,9 @@ impl Unbuffered for UnbufferedClientConnection {
     fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
-    fn handshaking(&self) -> bool {
-        self.is_handshaking()
+    fn into_kernel(self) -> Result<(ExtractedSecrets, Kernel), Error> {
+        let (secrets, kernel) = self.dangerous_into_kernel_connection()?;
+        Ok((secrets, Kernel::Client(kernel)))
     }
 }
 
@@ -123,8 +103,9 @@ impl Unbuffered for UnbufferedServerConnection {
     fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
-    fn handshaking(&self) -> bool {
-        self.is_handshaking()
+    fn into_kernel(self) -> Result<(ExtractedSecrets, Kernel), Error> {
+        let (secrets, kernel) = self.dangerous_into_kernel_connection()?;
+        Ok((secrets, Kernel::Server(kernel)))
     }
 }
 
@@ -210,7 +191,7 @@ where
         filled -= discard;
         match next {
             Next::Process => {}
-            Next::Writable if !conn.handshaking() => {
+            Next::Writable if !conn.is_handshaking() => {
                 incoming.truncate(filled);
                 return Ok(Driven {
                     leftover: incoming,

@@ -197,14 +197,21 @@ impl<IO> BulkStream<IO> {
             self.written = 0;
         }
         if self.tx.records() >= self.key_update_after {
-            self.tx.seal(
-                CONTENT_HANDSHAKE,
-                &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, KEY_UPDATE_NOT_REQUESTED],
-                &mut self.outgoing,
-            )?;
-            self.tx = self.kernel.update_tx_secret()?;
+            self.update_tx_key()?;
         }
         Ok(begin(&mut self.outgoing))
+    }
+
+    /// Tells the peer, under the current key, that what follows is under the next one, and
+    /// moves to it.
+    fn update_tx_key(&mut self) -> Result<(), Error> {
+        self.tx.seal(
+            CONTENT_HANDSHAKE,
+            &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, KEY_UPDATE_NOT_REQUESTED],
+            &mut self.outgoing,
+        )?;
+        self.tx = self.kernel.update_tx_secret()?;
+        Ok(())
     }
 
     /// Handles the handshake messages of one record: session tickets (kept by rustls) and key
@@ -234,12 +241,7 @@ impl<IO> BulkStream<IO> {
                     self.rx = self.kernel.update_rx_secret()?;
                     if requested {
                         // Ours goes before any more of our data (RFC 8446 §4.6.3).
-                        self.tx.seal(
-                            CONTENT_HANDSHAKE,
-                            &[HANDSHAKE_KEY_UPDATE, 0, 0, 1, KEY_UPDATE_NOT_REQUESTED],
-                            &mut self.outgoing,
-                        )?;
-                        self.tx = self.kernel.update_tx_secret()?;
+                        self.update_tx_key()?;
                     }
                 }
                 _ => {

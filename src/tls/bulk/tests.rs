@@ -11,6 +11,8 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::BulkStream;
+
 use crate::pki::{Component, FederationCa};
 use crate::tls::{self, Policy, ServerExpectation};
 
@@ -52,6 +54,37 @@ async fn socket_pair() -> (TcpStream, TcpStream) {
     (dialed.unwrap(), accepted.unwrap().0)
 }
 
+/// A bulk client connected to a server on rustls's own record layer.
+async fn bulk_client_rustls_server(
+    configs: &Configs,
+) -> (BulkStream<TcpStream>, tokio_rustls::server::TlsStream<TcpStream>) {
+    let (dialed, accepted) = socket_pair().await;
+    let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
+    let (client, server) = tokio::join!(
+        super::connect(dialed, configs.client.clone(), server_name()),
+        acceptor.accept(accepted)
+    );
+    (client.unwrap(), server.unwrap())
+}
+
+/// Both ends write their data in pieces and read the other's to the end, at once; returns
+/// what each read: (the server's, the client's).
+async fn exchange<C, S>(client: C, server: S, up: &[u8], down: &[u8]) -> (Vec<u8>, Vec<u8>)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (client_read, client_write) = tokio::io::split(client);
+    let (server_read, server_write) = tokio::io::split(server);
+    let (got_up, got_down, (), ()) = tokio::join!(
+        read_all(server_read),
+        read_all(client_read),
+        write_in_pieces(client_write, up),
+        write_in_pieces(server_write, down),
+    );
+    (got_up.unwrap(), got_down.unwrap())
+}
+
 fn random(len: usize) -> Vec<u8> {
     let mut data = vec![0u8; len];
     rand::rng().fill_bytes(&mut data);
@@ -81,26 +114,12 @@ async fn read_all(mut reader: impl AsyncRead + Unpin) -> std::io::Result<Vec<u8>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_client_and_a_rustls_server_carry_data_both_ways() {
-    let configs = configs();
-    let (dialed, accepted) = socket_pair().await;
-    let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
-    let (client, server) = tokio::join!(
-        super::connect(dialed, configs.client, server_name()),
-        acceptor.accept(accepted)
-    );
-    let (client, server) = (client.unwrap(), server.unwrap());
+    let (client, server) = bulk_client_rustls_server(&configs()).await;
     assert!(client.peer_certificates().is_some_and(|chain| chain.len() == 2));
     let (up, down) = (random(3 * 1024 * 1024 + 17), random(2 * 1024 * 1024 + 3));
-    let (client_read, client_write) = tokio::io::split(client);
-    let (server_read, server_write) = tokio::io::split(server);
-    let (got_up, got_down, (), ()) = tokio::join!(
-        read_all(server_read),
-        read_all(client_read),
-        write_in_pieces(client_write, &up),
-        write_in_pieces(server_write, &down),
-    );
-    assert!(got_up.unwrap() == up, "the server read what the client wrote");
-    assert!(got_down.unwrap() == down, "the client read what the server wrote");
+    let (got_up, got_down) = exchange(client, server, &up, &down).await;
+    assert!(got_up == up, "the server read what the client wrote");
+    assert!(got_down == down, "the client read what the server wrote");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,28 +135,14 @@ async fn a_rustls_client_and_a_bulk_server_carry_data_both_ways() {
     let chain = server.peer_certificates().expect("the client's chain");
     assert_eq!(chain.len(), 2, "the client's leaf and its member CA");
     let (up, down) = (random(2 * 1024 * 1024 + 1), random(1024 * 1024 + 999));
-    let (client_read, client_write) = tokio::io::split(client);
-    let (server_read, server_write) = tokio::io::split(server);
-    let (got_up, got_down, (), ()) = tokio::join!(
-        read_all(server_read),
-        read_all(client_read),
-        write_in_pieces(client_write, &up),
-        write_in_pieces(server_write, &down),
-    );
-    assert!(got_up.unwrap() == up);
-    assert!(got_down.unwrap() == down);
+    let (got_up, got_down) = exchange(client, server, &up, &down).await;
+    assert!(got_up == up, "the server read what the client wrote");
+    assert!(got_down == down, "the client read what the server wrote");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_updates_a_rustls_peer_asks_for_are_followed_and_answered() {
-    let configs = configs();
-    let (dialed, accepted) = socket_pair().await;
-    let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
-    let (client, server) = tokio::join!(
-        super::connect(dialed, configs.client, server_name()),
-        acceptor.accept(accepted)
-    );
-    let (mut client, mut server) = (client.unwrap(), server.unwrap());
+    let (mut client, mut server) = bulk_client_rustls_server(&configs()).await;
     for round in 0..3u8 {
         // rustls sends a KeyUpdate that requests ours, then data under its new key.
         server.get_mut().1.refresh_traffic_keys().unwrap();
@@ -159,14 +164,7 @@ async fn key_updates_a_rustls_peer_asks_for_are_followed_and_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_side_updates_its_key_after_its_share_of_records() {
-    let configs = configs();
-    let (dialed, accepted) = socket_pair().await;
-    let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
-    let (client, server) = tokio::join!(
-        super::connect(dialed, configs.client, server_name()),
-        acceptor.accept(accepted)
-    );
-    let (mut client, server) = (client.unwrap(), server.unwrap());
+    let (mut client, server) = bulk_client_rustls_server(&configs()).await;
     // Every 3 records a new key: a 200 KiB write (13 records) makes four key updates.
     client.set_key_update_after(3);
     let up = random(200 * 1024);
@@ -179,13 +177,7 @@ async fn a_bulk_side_updates_its_key_after_its_share_of_records() {
 async fn close_notify_ends_the_stream_and_a_bare_close_is_an_error() {
     let configs = configs();
     for clean in [true, false] {
-        let (dialed, accepted) = socket_pair().await;
-        let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
-        let (client, server) = tokio::join!(
-            super::connect(dialed, configs.client.clone(), server_name()),
-            acceptor.accept(accepted)
-        );
-        let (client, mut server) = (client.unwrap(), server.unwrap());
+        let (client, mut server) = bulk_client_rustls_server(&configs).await;
         server.write_all(b"last words").await.unwrap();
         if clean {
             server.shutdown().await.unwrap();
@@ -225,13 +217,7 @@ async fn a_damaged_or_forged_record_fails_the_stream_for_good() {
         ),
     ];
     for (what, forged, expected) in cases {
-        let (dialed, accepted) = socket_pair().await;
-        let acceptor = tokio_rustls::TlsAcceptor::from(configs.server.clone());
-        let (client, server) = tokio::join!(
-            super::connect(dialed, configs.client.clone(), server_name()),
-            acceptor.accept(accepted)
-        );
-        let (mut client, mut server) = (client.unwrap(), server.unwrap());
+        let (mut client, mut server) = bulk_client_rustls_server(&configs).await;
         server.write_all(b"good").await.unwrap();
         server.flush().await.unwrap();
         let mut good = [0u8; 4];
