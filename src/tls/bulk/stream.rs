@@ -26,6 +26,12 @@ use super::record::{
 
 /// Most bytes one read from the socket may bring in (whole records and a part of one more).
 pub(crate) const INCOMING_BYTES_MAX: usize = 256 * 1024;
+/// What a connection's receive buffer starts at; it doubles, up to [`INCOMING_BYTES_MAX`], each
+/// time a read fills all the room it was given, so only connections that carry bulk hold the
+/// large buffer.
+const INCOMING_BYTES_MIN: usize = 32 * 1024;
+/// Room kept beyond the read size: a whole record that started near the end still fits.
+const INCOMING_SLACK_BYTES: usize = RECORD_CIPHERTEXT_BYTES_MAX + HEADER_BYTES;
 /// Sealed bytes a writer may queue before it waits for the socket to take them.
 pub(crate) const OUTGOING_BYTES_MAX: usize = 256 * 1024;
 /// After this many records under one key, the next record is preceded by a key update. The
@@ -109,7 +115,7 @@ pub struct BulkStream<IO> {
     early_plaintext: Vec<u8>,
     /// Bytes from the socket: `incoming[consumed..filled]` is not yet handled, and
     /// `incoming[plain_start..plain_end]` (before `consumed`) is opened plaintext not yet read.
-    incoming: Box<[u8]>,
+    incoming: Vec<u8>,
     consumed: usize,
     filled: usize,
     plain_start: usize,
@@ -133,13 +139,9 @@ impl<IO> BulkStream<IO> {
             leftover,
             peer_certificates,
         } = established;
-        let mut incoming =
-            vec![0u8; INCOMING_BYTES_MAX + RECORD_CIPHERTEXT_BYTES_MAX + HEADER_BYTES].into_boxed_slice();
-        let filled = leftover.len();
-        incoming
-            .get_mut(..filled)
-            .ok_or(Error::InvalidMessage(InvalidMessage::MessageTooLarge))?
-            .copy_from_slice(&leftover);
+        let mut incoming = leftover;
+        let filled = incoming.len();
+        incoming.resize(filled.max(INCOMING_BYTES_MIN) + INCOMING_SLACK_BYTES, 0);
         Ok(BulkStream {
             io,
             kernel,
@@ -174,6 +176,12 @@ impl<IO> BulkStream<IO> {
     #[cfg(test)]
     pub(super) fn set_key_update_after(&mut self, records: u64) {
         self.key_update_after = records;
+    }
+
+    /// The receive buffer's size, without its slack.
+    #[cfg(test)]
+    pub(super) fn incoming_bytes(&self) -> usize {
+        self.incoming.len() - INCOMING_SLACK_BYTES
     }
 
     /// Records sealed under the current key.
@@ -301,7 +309,7 @@ impl<IO> BulkStream<IO> {
     fn make_room(&mut self) {
         if self.plain_start == self.plain_end
             && self.consumed > 0
-            && self.incoming.len() - self.filled < RECORD_CIPHERTEXT_BYTES_MAX + HEADER_BYTES
+            && self.incoming.len() - self.filled < INCOMING_SLACK_BYTES
         {
             self.incoming.copy_within(self.consumed..self.filled, 0);
             self.filled -= self.consumed;
@@ -449,7 +457,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for BulkStream<IO> {
             );
             let mut room = ReadBuf::new(&mut this.incoming[this.filled..]);
             ready!(Pin::new(&mut this.io).poll_read(cx, &mut room))?;
-            let n = room.filled().len();
+            let (n, offered) = (room.filled().len(), room.capacity());
             if n == 0 {
                 let error = io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -459,6 +467,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for BulkStream<IO> {
                 return Poll::Ready(Err(error));
             }
             this.filled += n;
+            if n == offered && this.incoming.len() < INCOMING_BYTES_MAX + INCOMING_SLACK_BYTES {
+                let grown = (2 * (this.incoming.len() - INCOMING_SLACK_BYTES)).min(INCOMING_BYTES_MAX);
+                this.incoming.resize(grown + INCOMING_SLACK_BYTES, 0);
+            }
         }
     }
 }

@@ -174,6 +174,35 @@ async fn a_bulk_side_updates_its_key_after_its_share_of_records() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receive_buffer_grows_only_on_a_connection_that_carries_bulk() {
+    let configs = configs();
+    let (mut quiet, mut server) = bulk_client_rustls_server(&configs).await;
+    server.write_all(b"a few bytes").await.unwrap();
+    server.flush().await.unwrap();
+    quiet.read_exact(&mut [0u8; 11]).await.unwrap();
+    assert_eq!(
+        quiet.incoming_bytes(),
+        32 * 1024,
+        "a quiet connection keeps the small buffer"
+    );
+    let (mut busy, server) = bulk_client_rustls_server(&configs).await;
+    let down = random(8 * 1024 * 1024);
+    let sent = down.clone();
+    let writer = tokio::spawn(async move { write_in_pieces(server, &sent).await });
+    // The socket's buffers fill before the first read, so reads find more than they can take.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut got = vec![0u8; down.len()];
+    busy.read_exact(&mut got).await.unwrap();
+    writer.await.unwrap();
+    assert!(got == down);
+    assert_eq!(
+        busy.incoming_bytes(),
+        256 * 1024,
+        "a busy one reads up to 256 KiB at a time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_notify_ends_the_stream_and_a_bare_close_is_an_error() {
     let configs = configs();
     for clean in [true, false] {
