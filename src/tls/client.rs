@@ -142,13 +142,14 @@ fn bulk_parts(
     identity: &CertBundle,
     root_der: &CertificateDer<'_>,
     expect: ServerExpectation,
-) -> Result<(Endpoint, BulkConnector), TlsError> {
+) -> Result<(Endpoint, FederationConnector<BulkStream<TcpStream>>), TlsError> {
     let server_name = server_name(&expect.server_name)?;
     let config = client_config(identity, root_der, expect)?;
-    let connector = BulkConnector {
+    let connector = FederationConnector {
         address: Arc::from(endpoint),
         config,
         server_name,
+        handshake: |config, server_name, tcp| Box::pin(super::bulk::connect(tcp, config, server_name)),
     };
     Ok((uri_endpoint(endpoint)?, connector))
 }
@@ -181,11 +182,12 @@ fn parts(
     endpoint: &str,
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
-) -> Result<(Endpoint, FederationConnector), TlsError> {
+) -> Result<(Endpoint, FederationConnector<TlsStream<TcpStream>>), TlsError> {
     let connector = FederationConnector {
         address: Arc::from(endpoint),
-        tls: TlsConnector::from(config),
+        config,
         server_name,
+        handshake: |config, server_name, tcp| Box::pin(TlsConnector::from(config).connect(server_name, tcp)),
     };
     Ok((uri_endpoint(endpoint)?, connector))
 }
@@ -211,20 +213,31 @@ fn uri_endpoint(endpoint: &str) -> Result<Endpoint, TlsError> {
     Ok(uri_endpoint)
 }
 
-/// A tower service dialing one fixed address over TCP, then TLS with our client config.
-#[derive(Clone)]
-struct FederationConnector {
-    address: Arc<str>,
-    tls: TlsConnector,
-    server_name: ServerName<'static>,
-}
+/// A TLS handshake as a client over a connected socket: rustls's own stream, or a
+/// [`BulkStream`] for the chunk service.
+type Handshake<S> = fn(
+    Arc<ClientConfig>,
+    ServerName<'static>,
+    TcpStream,
+) -> Pin<Box<dyn Future<Output = std::io::Result<S>> + Send>>;
 
-/// Like [`FederationConnector`], with a [`BulkStream`] for the connection.
-#[derive(Clone)]
-struct BulkConnector {
+/// A tower service dialing one fixed address over TCP, then TLS with our client config.
+struct FederationConnector<S> {
     address: Arc<str>,
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
+    handshake: Handshake<S>,
+}
+
+impl<S> Clone for FederationConnector<S> {
+    fn clone(&self) -> Self {
+        FederationConnector {
+            address: Arc::clone(&self.address),
+            config: Arc::clone(&self.config),
+            server_name: self.server_name.clone(),
+            handshake: self.handshake,
+        }
+    }
 }
 
 /// TCP to `address`, then `handshake` over it, then the server's verdict on our certificate.
@@ -250,31 +263,15 @@ where
     Ok(TokioIo::new(tls))
 }
 
-type ConnectFuture =
-    Pin<Box<dyn Future<Output = Result<TokioIo<Rewound<TlsStream<TcpStream>>>, std::io::Error>> + Send>>;
+type ConnectFuture<S> = Pin<Box<dyn Future<Output = Result<TokioIo<Rewound<S>>, std::io::Error>> + Send>>;
 
-impl tonic::codegen::Service<Uri> for FederationConnector {
-    type Response = TokioIo<Rewound<TlsStream<TcpStream>>>;
+impl<S> tonic::codegen::Service<Uri> for FederationConnector<S>
+where
+    S: tokio::io::AsyncRead + Send + Unpin + 'static,
+{
+    type Response = TokioIo<Rewound<S>>;
     type Error = std::io::Error;
-    type Future = ConnectFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { dial(&this.address, |tcp| this.tls.connect(this.server_name, tcp)).await })
-    }
-}
-
-type BulkConnectFuture =
-    Pin<Box<dyn Future<Output = Result<TokioIo<Rewound<BulkStream<TcpStream>>>, std::io::Error>> + Send>>;
-
-impl tonic::codegen::Service<Uri> for BulkConnector {
-    type Response = TokioIo<Rewound<BulkStream<TcpStream>>>;
-    type Error = std::io::Error;
-    type Future = BulkConnectFuture;
+    type Future = ConnectFuture<S>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -284,7 +281,7 @@ impl tonic::codegen::Service<Uri> for BulkConnector {
         let this = self.clone();
         Box::pin(async move {
             dial(&this.address, |tcp| {
-                super::bulk::connect(tcp, this.config, this.server_name)
+                (this.handshake)(this.config, this.server_name, tcp)
             })
             .await
         })

@@ -25,7 +25,7 @@ use super::record::{
 };
 
 /// Most bytes one read from the socket may bring in (whole records and a part of one more).
-pub(crate) const INCOMING_BYTES_MAX: usize = 256 * 1024;
+const INCOMING_BYTES_MAX: usize = 256 * 1024;
 /// What a connection's receive buffer starts at; it doubles, up to [`INCOMING_BYTES_MAX`], each
 /// time a read fills all the room it was given, so only connections that carry bulk hold the
 /// large buffer.
@@ -33,11 +33,11 @@ const INCOMING_BYTES_MIN: usize = 32 * 1024;
 /// Room kept beyond the read size: a whole record that started near the end still fits.
 const INCOMING_SLACK_BYTES: usize = RECORD_CIPHERTEXT_BYTES_MAX + HEADER_BYTES;
 /// Sealed bytes a writer may queue before it waits for the socket to take them.
-pub(crate) const OUTGOING_BYTES_MAX: usize = 256 * 1024;
+const OUTGOING_BYTES_MAX: usize = 256 * 1024;
 /// After this many records under one key, the next record is preceded by a key update. The
 /// AES-GCM suites allow 2^24 records per key (RFC 8446 §5.5, rustls's confidentiality limit);
 /// updating at half of the suite's limit leaves the peer a wide margin.
-pub(crate) fn key_update_after(confidentiality_limit: u64) -> u64 {
+fn key_update_after(confidentiality_limit: u64) -> u64 {
     (confidentiality_limit / 2).max(1)
 }
 
@@ -168,6 +168,7 @@ impl<IO> BulkStream<IO> {
         self.peer_certificates.as_ref()
     }
 
+    /// The socket under the connection.
     pub fn get_ref(&self) -> &IO {
         &self.io
     }
