@@ -12,7 +12,9 @@
 //! tests do), and these calls talk to any gRPC server of the same service.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, HeaderValue};
@@ -21,6 +23,7 @@ use http_body_util::BodyExt;
 use prost::Message;
 use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{DecodeContext, WireType};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
 /// The prefix of every gRPC message: a compression flag and the length (big-endian u32).
@@ -315,10 +318,39 @@ impl Messages {
     }
 }
 
+/// Whose turn it is to send on one connection. HTTP/2 sends the streams that have data ready a
+/// frame each in turn, so a node answering 8 gets on one connection sent all 8 chunks at once:
+/// each arrived whole only when the last did, and the client held 8 partly received chunks per
+/// connection (its largest use of fresh memory on a read). A body that waits for its turn
+/// ([`FramesBody::in_turn`]) sends after the bodies that took theirs first, so chunks arrive one
+/// after another, the first of a read soonest.
+#[derive(Debug, Clone)]
+pub struct SendTurns(Arc<Semaphore>);
+
+impl SendTurns {
+    /// `at_once` bodies may send at the same time.
+    pub fn new(at_once: usize) -> SendTurns {
+        SendTurns(Arc::new(Semaphore::new(at_once.max(1))))
+    }
+}
+
+type Acquiring = Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Send>>;
+
+/// A body's place in its connection's [`SendTurns`].
+enum Turn {
+    /// Sends when it likes: not given turns, or done.
+    Free,
+    Waiting(Acquiring),
+    Held {
+        _permit: OwnedSemaphorePermit,
+    },
+}
+
 /// A body of prepared frames, then trailers, holding `hold` (a permit, say) until it is dropped.
 pub struct FramesBody<H = ()> {
     frames: VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
+    turn: Turn,
     _hold: H,
 }
 
@@ -331,8 +363,20 @@ impl<H> FramesBody<H> {
         FramesBody {
             frames: frames.into_iter().filter(|f| !f.is_empty()).collect(),
             trailers,
+            turn: Turn::Free,
             _hold: hold,
         }
+    }
+
+    /// Sends its frames only in its turn of `turns`, waited for from the first time it is
+    /// polled and given back once its last frame was handed on (or it is dropped).
+    pub fn in_turn(mut self, turns: &SendTurns) -> FramesBody<H> {
+        if !self.frames.is_empty() {
+            let semaphore = Arc::clone(&turns.0);
+            // The semaphore is never closed: an error cannot happen, and would only mean no wait.
+            self.turn = Turn::Waiting(Box::pin(async move { semaphore.acquire_owned().await.ok() }));
+        }
+        self
     }
 }
 
@@ -342,9 +386,19 @@ impl<H: Unpin> Body for FramesBody<H> {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Turn::Waiting(acquiring) = &mut self.turn {
+            self.turn = match acquiring.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(permit)) => Turn::Held { _permit: permit },
+                Poll::Ready(None) => Turn::Free,
+            };
+        }
         if let Some(data) = self.frames.pop_front() {
+            if self.frames.is_empty() {
+                self.turn = Turn::Free;
+            }
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
         Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
@@ -510,5 +564,50 @@ mod tests {
         // A key with wire type 7, which does not exist.
         let r = rope(&[&[0x0f]]);
         assert!(take_bytes_field(r, 1, "GetResponse", |f, w, r| skip(f, w, r, "GetResponse")).is_err());
+    }
+
+    /// Polls `body` once, with a waker that does nothing.
+    fn poll_once<H: Unpin>(body: &mut FramesBody<H>) -> Poll<Option<Bytes>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(body)
+            .poll_frame(&mut cx)
+            .map(|frame| frame.and_then(|f| f.ok()).and_then(|f| f.into_data().ok()))
+    }
+
+    fn sent(frame: &'static [u8]) -> Poll<Option<Bytes>> {
+        Poll::Ready(Some(Bytes::from_static(frame)))
+    }
+
+    #[test]
+    fn bodies_in_turn_send_one_after_another() {
+        let turns = SendTurns::new(1);
+        let frames = |a: &'static [u8], b: &'static [u8]| [Bytes::from_static(a), Bytes::from_static(b)];
+        let mut first = FramesBody::new(frames(b"a1", b"a2"), Some(ok_trailers()), ()).in_turn(&turns);
+        let mut second = FramesBody::new(frames(b"b1", b"b2"), Some(ok_trailers()), ()).in_turn(&turns);
+        let mut free = FramesBody::new(frames(b"c1", b"c2"), None, ());
+        assert_eq!(poll_once(&mut first), sent(b"a1"));
+        assert_eq!(
+            poll_once(&mut second),
+            Poll::Pending,
+            "the second waits for the first"
+        );
+        assert_eq!(poll_once(&mut free), sent(b"c1"));
+        assert_eq!(poll_once(&mut second), Poll::Pending);
+        // The first gives its turn back with its last frame, before its trailers.
+        assert_eq!(poll_once(&mut first), sent(b"a2"));
+        assert_eq!(poll_once(&mut second), sent(b"b1"));
+        assert_eq!(poll_once(&mut second), sent(b"b2"));
+        assert_eq!(poll_once(&mut second), Poll::Ready(None), "then its trailers");
+
+        // A body dropped while holding its turn, or while waiting for it, gives it back.
+        let mut holder = FramesBody::new(frames(b"d1", b"d2"), None, ()).in_turn(&turns);
+        let mut waiter = FramesBody::new(frames(b"e1", b"e2"), None, ()).in_turn(&turns);
+        let mut last = FramesBody::new(frames(b"f1", b"f2"), None, ()).in_turn(&turns);
+        assert_eq!(poll_once(&mut holder), sent(b"d1"));
+        assert_eq!(poll_once(&mut waiter), Poll::Pending);
+        assert_eq!(poll_once(&mut last), Poll::Pending);
+        drop(waiter);
+        drop(holder);
+        assert_eq!(poll_once(&mut last), sent(b"f1"));
     }
 }

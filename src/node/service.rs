@@ -27,6 +27,7 @@ use super::errors::{store_status, ticket_status};
 use super::replicate::{NodeIdentity, REPLICATIONS_CONCURRENT_MAX};
 use crate::chunk_hash::ChunkHash;
 use crate::ticket::{Ticket, TicketOp, TicketVerifier};
+use crate::tls::bulk::BulkConnectInfo;
 use crate::wire::{self, Rope};
 
 /// Bytes of verified chunks held in memory by reads in progress, all together. A read holds its
@@ -38,12 +39,27 @@ pub const PUT_STAGING_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Granularity of the read and staging budgets: one permit per MiB.
 const BUDGET_UNIT_BYTES: u64 = 1024 * 1024;
 
+/// Chunks read from disk and verified at once, per core (at least 2 in all); further reads
+/// wait their turn, first come first served. Reading and hashing are the node's work for a get:
+/// a read that asks 8 chunks of a node at once had them all read and hashed side by side, so
+/// each one was done only when nearly all were, and the first reached the client late.
+pub const READS_PER_CORE: usize = 1;
+
+/// How many chunk reads run at once: [`READS_PER_CORE`] per core, at least 2 (one reading the
+/// disk while another is hashed).
+fn reads_at_once() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (cores * READS_PER_CORE).max(2)
+}
+
 /// The chunk service of one node.
 #[derive(Debug, Clone)]
 pub struct ChunkService {
     pub(super) store: Arc<ChunkStore>,
     tickets: Arc<TicketVerifier>,
     read_budget: Arc<Semaphore>,
+    /// Reads from disk and verifications running at once (see [`READS_PER_CORE`]).
+    read_slots: Arc<Semaphore>,
     staging_budget: Arc<Semaphore>,
     /// Who this node is when it calls other nodes (replication).
     pub(super) identity: Arc<NodeIdentity>,
@@ -68,6 +84,7 @@ impl ChunkService {
             read_budget: Arc::new(Semaphore::new(
                 (READ_BUFFER_BYTES_MAX / BUDGET_UNIT_BYTES) as usize,
             )),
+            read_slots: Arc::new(Semaphore::new(reads_at_once())),
             staging_budget: Arc::new(Semaphore::new(
                 (PUT_STAGING_BYTES_MAX / BUDGET_UNIT_BYTES) as usize,
             )),
@@ -187,6 +204,10 @@ impl ChunkService {
         request: http::Request<tonic::body::Body>,
     ) -> Result<http::Response<tonic::body::Body>, Status> {
         let (parts, body) = request.into_parts();
+        let turns = parts
+            .extensions
+            .get::<BulkConnectInfo>()
+            .map(|info| info.send_turns.clone());
         let message = wire::Messages::request(body, CHUNK_MESSAGE_BYTES_MAX)
             .next()
             .await?
@@ -224,10 +245,16 @@ impl ChunkService {
             .acquire_many_owned(units)
             .await
             .map_err(|_| Status::unavailable("node is shutting down"))?;
-        let content = self
-            .blocking(move |store| store.read(&hash))
-            .await
-            .map_err(reported)?;
+        let content = {
+            let _slot = self
+                .read_slots
+                .acquire()
+                .await
+                .map_err(|_| Status::unavailable("node is shutting down"))?;
+            self.blocking(move |store| store.read(&hash))
+                .await
+                .map_err(reported)?
+        };
         let chunk_length = content.len() as u64;
         let length = length_bytes.unwrap_or(chunk_length.saturating_sub(offset_bytes));
         let end = offset_bytes
@@ -255,7 +282,10 @@ impl ChunkService {
             }
         }
         // The permit is held until the body is dropped: sent, or the caller gone.
-        let body = wire::FramesBody::new(frames, Some(wire::ok_trailers()), permit);
+        let mut body = wire::FramesBody::new(frames, Some(wire::ok_trailers()), permit);
+        if let Some(turns) = &turns {
+            body = body.in_turn(turns);
+        }
         Ok(wire::response(body))
     }
 }
