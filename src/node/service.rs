@@ -39,27 +39,12 @@ pub const PUT_STAGING_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Granularity of the read and staging budgets: one permit per MiB.
 const BUDGET_UNIT_BYTES: u64 = 1024 * 1024;
 
-/// Chunks read from disk and verified at once, per core (at least 2 in all); further reads
-/// wait their turn, first come first served. Reading and hashing are the node's work for a get:
-/// a read that asks 8 chunks of a node at once had them all read and hashed side by side, so
-/// each one was done only when nearly all were, and the first reached the client late.
-pub const READS_PER_CORE: usize = 1;
-
-/// How many chunk reads run at once: [`READS_PER_CORE`] per core, at least 2 (one reading the
-/// disk while another is hashed).
-fn reads_at_once() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    (cores * READS_PER_CORE).max(2)
-}
-
 /// The chunk service of one node.
 #[derive(Debug, Clone)]
 pub struct ChunkService {
     pub(super) store: Arc<ChunkStore>,
     tickets: Arc<TicketVerifier>,
     read_budget: Arc<Semaphore>,
-    /// Reads from disk and verifications running at once (see [`READS_PER_CORE`]).
-    read_slots: Arc<Semaphore>,
     staging_budget: Arc<Semaphore>,
     /// Who this node is when it calls other nodes (replication).
     pub(super) identity: Arc<NodeIdentity>,
@@ -84,7 +69,6 @@ impl ChunkService {
             read_budget: Arc::new(Semaphore::new(
                 (READ_BUFFER_BYTES_MAX / BUDGET_UNIT_BYTES) as usize,
             )),
-            read_slots: Arc::new(Semaphore::new(reads_at_once())),
             staging_budget: Arc::new(Semaphore::new(
                 (PUT_STAGING_BYTES_MAX / BUDGET_UNIT_BYTES) as usize,
             )),
@@ -236,8 +220,8 @@ impl ChunkService {
             }
             status
         };
-        let chunk_length = self
-            .blocking(move |store| store.length(&hash))
+        let (chunk_length, dir) = self
+            .blocking(move |store| store.length_in(&hash))
             .await
             .map_err(reported)?;
         let units = chunk_length.div_ceil(BUDGET_UNIT_BYTES).max(1) as u32;
@@ -246,11 +230,8 @@ impl ChunkService {
             .await
             .map_err(|_| Status::unavailable("node is shutting down"))?;
         let content = {
-            let _slot = self
-                .read_slots
-                .acquire()
-                .await
-                .map_err(|_| Status::unavailable("node is shutting down"))?;
+            // In the directory's turn (see `READS_PER_CORE`); its slots are never closed.
+            let _slot = dir.read_slots.acquire().await.ok();
             self.blocking(move |store| store.read(&hash))
                 .await
                 .map_err(reported)?

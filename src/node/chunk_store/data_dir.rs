@@ -114,6 +114,21 @@ pub(crate) struct DataDir {
     pub(crate) marker: String,
     usage: Mutex<Usage>,
     health: Mutex<Health>,
+    /// Turns to read a chunk here and verify it (a get's; see [`READS_PER_CORE`]).
+    pub(crate) read_slots: tokio::sync::Semaphore,
+}
+
+/// Chunk reads (from disk, then verified) one directory runs at once, per core (at least 2: one
+/// reading while another is hashed); further reads wait their turn, first come first served.
+/// Reading and hashing are a node's work for a get: a client that asked 8 chunks of a node at
+/// once had them all read and hashed side by side, so each was done only when nearly all were,
+/// and the first reached the client late. Per directory, so that a disk that stops answering
+/// holds up only the reads that were going to it anyway.
+pub(crate) const READS_PER_CORE: usize = 1;
+
+fn reads_at_once() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (cores * READS_PER_CORE).max(2)
 }
 
 impl DataDir {
@@ -131,6 +146,7 @@ impl DataDir {
             marker: String::new(),
             usage: Mutex::new(Usage::default()),
             health: Mutex::new(Health::default()),
+            read_slots: tokio::sync::Semaphore::new(reads_at_once()),
         }
     }
 

@@ -41,7 +41,8 @@ use prost::bytes::Bytes;
 
 use crate::chunk_hash::ChunkHash;
 use collective_proto::chunk_limits::CHUNK_BYTES_MAX;
-use data_dir::{DataDir, sync_dir};
+pub(crate) use data_dir::DataDir;
+use data_dir::sync_dir;
 pub use data_dir::{DataDirConfig, DirCapacity, MARKER_FILE, PROBE_STALL_LIMIT};
 pub use error::StoreError;
 pub use listing::ChunkList;
@@ -208,13 +209,18 @@ impl ChunkStore {
     /// The length of a stored chunk, from its file (not verified; [`ChunkStore::read`] does). A
     /// copy whose metadata cannot be read for damage is quarantined, as by a read.
     pub fn length(&self, hash: &ChunkHash) -> Result<u64, StoreError> {
-        let path = match self.locate(hash) {
-            Ok((_, path)) => path,
+        self.length_in(hash).map(|(length, _)| length)
+    }
+
+    /// [`ChunkStore::length`], and the directory the chunk is in.
+    pub(crate) fn length_in(&self, hash: &ChunkHash) -> Result<(u64, Arc<DataDir>), StoreError> {
+        let (dir, path) = match self.locate(hash) {
+            Ok(found) => found,
             Err(Located::Damaged(dir, error)) => return Err(self.unreadable(&dir, hash, &error)),
             Err(Located::Missing) => return Err(StoreError::NotFound(*hash)),
         };
         match fs::metadata(&path) {
-            Ok(meta) => Ok(meta.len()),
+            Ok(meta) => Ok((meta.len(), dir)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(*hash)),
             Err(e) => Err(StoreError::io("reading metadata of", &path, e)),
         }
