@@ -1,5 +1,6 @@
 //! A storage node in process, over real mutual TLS and real files: chunks go in, come back out
-//! (whole and by range), are found, deleted, and a corrupt copy is never served.
+//! (whole and by range), are found, deleted, and a corrupt copy is never served; the chunks
+//! asked on one connection are sent one after another.
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
@@ -7,7 +8,9 @@ mod node_support;
 
 use collective::chunk_hash::ChunkHash;
 use collective::ticket::TicketOp;
-use collective_proto::chunk::{DeleteRequest, HasRequest};
+use std::time::Duration;
+
+use collective_proto::chunk::{DeleteRequest, GetRequest, HasRequest};
 use node_support::*;
 use tonic::Code;
 
@@ -74,6 +77,56 @@ async fn chunks_round_trip_whole_and_by_range() {
         "{:?}",
         files_under(dir.path())
     );
+}
+
+#[tokio::test]
+async fn a_connection_sends_one_chunk_at_a_time() {
+    // A get's answer sends in its connection's turn (`wire::SendTurns`). The first chunk is
+    // larger than a stream's flow-control window (8 MiB): while its stream is left unread, the
+    // node cannot hand on the rest of it, keeps the turn, and a second get on the same
+    // connection gets nothing; once the first is read, the second comes. Without the turns the
+    // second would come at once, its stream having a window of its own.
+    let fed = Federation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&fed, &[dir.path()], None).await;
+    let mut client = client(&fed, &node).await;
+    let large = random_bytes(20 * MIB);
+    let small = random_bytes(MIB);
+    put(&fed, &mut client, &large).await.unwrap();
+    put(&fed, &mut client, &small).await.unwrap();
+    let (large_hash, small_hash) = (ChunkHash::of(&large), ChunkHash::of(&small));
+    let ticket = fed.ticket(TicketOp::Get, &[large_hash, small_hash]);
+
+    let mut first = client
+        .get(GetRequest {
+            ticket: Some(ticket.clone()),
+            hash: large_hash.as_bytes().to_vec(),
+            offset_bytes: 0,
+            length_bytes: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut received = first.message().await.unwrap().unwrap().data.to_vec();
+    // A clone shares the channel, and so the connection.
+    let mut second_client = client.clone();
+    let second = tokio::spawn(async move { get(&mut second_client, ticket, small_hash, 0, None).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "the second chunk came while the first held the turn"
+    );
+
+    while let Some(message) = first.message().await.unwrap() {
+        received.extend_from_slice(&message.data);
+    }
+    assert!(received == large, "the first chunk differs");
+    let second = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second chunk comes once the first was read")
+        .unwrap()
+        .unwrap();
+    assert!(second == small, "the second chunk differs");
 }
 
 #[tokio::test]
