@@ -604,7 +604,8 @@ mod tests {
         assert_eq!(poll_once(&mut second), sent(b"b2"));
         assert_eq!(poll_once(&mut second), Poll::Ready(None), "then its trailers");
 
-        // A body dropped while holding its turn, or while waiting for it, gives it back.
+        // A body dropped while holding its turn gives it back; one dropped while waiting leaves
+        // the line.
         let mut holder = FramesBody::new(frames(b"d1", b"d2"), None, ()).in_turn(&turns);
         let mut waiter = FramesBody::new(frames(b"e1", b"e2"), None, ()).in_turn(&turns);
         let mut last = FramesBody::new(frames(b"f1", b"f2"), None, ()).in_turn(&turns);
