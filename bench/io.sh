@@ -36,6 +36,9 @@
 # children, both chunkservers, mfsmount; Collective: coordinator and both nodes), taken from
 # /proc/PID/stat before and after each test, plus every client process (dd or collective),
 # divided by the GiB of file data moved (1 GiB per test, whatever the replica count).
+# Stolen CPU: the CPU seconds per second the hypervisor gave to other guests while a test ran
+# (/proc/stat's steal, over all CPUs; median in the table, per repeat in the log). Well above
+# zero, the host was busy and that test's figures, of either system, say little.
 #
 # The last lines are `ratio NAME VALUE`, ours divided by the peer's, so HIGHER IS BETTER:
 #   ratio {write_seq,read_seq_cold,write_par4,read_par4_cold}      MiB/s over MooseFS's
@@ -175,6 +178,15 @@ cpu_ticks() {
     echo "$sum"
 }
 
+# CPU time the hypervisor gave to others while this machine's CPUs wanted it ("steal", the
+# eighth field of /proc/stat's cpu line), in clock ticks summed over the CPUs. A test that ran
+# while the host was busy shows it; both systems' figures then say little.
+steal_ticks() {
+    local -a f
+    read -r -a f </proc/stat
+    echo "${f[8]:-0}"
+}
+
 # Fresh random data (so no run is deduplicated against another), flushed to disk so its
 # write-back does not land in the measurement, and left in the page cache.
 make_random() { # PATH BYTES
@@ -200,8 +212,9 @@ daemon_pids=()
 measure() {
     local system=$1 test=$2 bytes=$3 ops=$4 repeat=$5
     shift 6
-    local before t0 t1 after status=0
+    local before t0 t1 after steal_before steal_after status=0
     before=$(cpu_ticks "${daemon_pids[@]}")
+    steal_before=$(steal_ticks)
     t0=$EPOCHREALTIME
     # Not `set -e`: bash ignores it in a subshell on the left of `||`, and a failed command
     # would then be timed as a result.
@@ -211,6 +224,7 @@ measure() {
         cpu_ticks "$BASHPID" >"$tmp/client.ticks"
     ) || status=$?
     t1=$EPOCHREALTIME
+    steal_after=$(steal_ticks)
     after=$(cpu_ticks "${daemon_pids[@]}")
     if ((status != 0)); then
         log "$system $test (repeat $repeat) failed (exit $status)"
@@ -222,13 +236,15 @@ measure() {
     jq -nc --arg system "$system" --arg test "$test" --argjson repeat "$repeat" \
         --argjson bytes "$bytes" --argjson ops "$ops" --arg t0 "$t0" --arg t1 "$t1" \
         --argjson daemon "$((after - before))" --argjson client "$client" --argjson hz "$hz" \
+        --argjson steal "$((steal_after - steal_before))" \
         '{system: $system, test: $test, repeat: $repeat, bytes: $bytes, ops: $ops,
           secs: (($t1 | tonumber) - ($t0 | tonumber)),
           cpu_secs: (($daemon + $client) / $hz), daemon_cpu_secs: ($daemon / $hz),
-          client_cpu_secs: ($client / $hz)}' >>"$results"
+          client_cpu_secs: ($client / $hz), steal_secs: ($steal / $hz)}' >>"$results"
     log "$(tail -n1 "$results" | jq -r '"\(.system) \(.test) #\(.repeat): \(.secs * 100 | round / 100) s, " +
         (if .ops > 1 then "\(.ops / .secs | floor) files/s" else "\(.bytes / 1048576 / .secs | floor) MiB/s" end) +
-        ", cpu \(.cpu_secs * 100 | round / 100) s (daemons \(.daemon_cpu_secs * 100 | round / 100))"')"
+        ", cpu \(.cpu_secs * 100 | round / 100) s (daemons \(.daemon_cpu_secs * 100 | round / 100)), " +
+        "stolen \(.steal_secs * 100 | round / 100) s"')"
 }
 
 # Records a figure measured elsewhere: record SYSTEM TEST BYTES OPS REPEAT SECS [CPU_SECS]
@@ -419,20 +435,21 @@ summary=$(jq -s '
            mib_per_sec: (map(.bytes / 1048576 / .secs) | median),
            files_per_sec: (map(.ops / .secs) | median),
            cpu_per_gib: (map(select(.cpu_secs != null) | .cpu_secs / (.bytes / 1073741824)) | median),
-           cpu_ms_per_op: (map(select(.cpu_secs != null) | .cpu_secs * 1000 / .ops) | median)})' "$results")
+           cpu_ms_per_op: (map(select(.cpu_secs != null) | .cpu_secs * 1000 / .ops) | median),
+           steal_per_sec: (map(select(.steal_secs != null) | .steal_secs / .secs) | median)})' "$results")
 
 echo
 echo "io benchmark: medians of $repeats run(s); $size_mib MiB per large-file test, $streams streams," \
     "$small_files small files of $small_size B ($small_mode); MooseFS chunkserver fsync $bench_mfs_fsync;" \
     "$((SECONDS - started)) s; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 {
-    echo "system test runs MiB/s files/s cpu_s/GiB cpu_ms/file"
+    echo "system test runs MiB/s files/s cpu_s/GiB cpu_ms/file stolen_cpu_s/s"
     jq -r 'def r2: if . == null then "-" else (. * 100 | round / 100) end;
         sort_by(.system, .test)[]
         | [.system, .test, .runs, (.mib_per_sec | r2),
            (if .ops > 1 then (.files_per_sec | r2) else "-" end),
            (if .ops > 1 then "-" else (.cpu_per_gib | r2) end),
-           (if .ops > 1 then (.cpu_ms_per_op | r2) else "-" end)] | @tsv' <<<"$summary"
+           (if .ops > 1 then (.cpu_ms_per_op | r2) else "-" end), (.steal_per_sec | r2)] | @tsv' <<<"$summary"
 } | column -t
 echo "raw results: $copy"
 [[ -z "$had_errors" ]] || log "some tests failed or read back wrong data (see above)"
