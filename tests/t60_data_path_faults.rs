@@ -382,7 +382,7 @@ fn a_paused_node_is_given_up_by_reads_and_writes_and_nothing_is_lost() -> anyhow
     let nodes = ["node-01", "node-02", "node-03"];
     let sent_before = nodes
         .iter()
-        .map(|node| cluster.node_bytes_written(node))
+        .map(|node| cluster.node_bytes_sent(node))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut reader = spawn_cli(
         &cluster,
@@ -393,7 +393,7 @@ fn a_paused_node_is_given_up_by_reads_and_writes_and_nothing_is_lost() -> anyhow
     std::io::Read::read_exact(&mut stdout, &mut content)?;
     let mut favourite = (0, nodes[0]);
     for (node, before) in nodes.iter().zip(sent_before) {
-        let sent = cluster.node_bytes_written(node)?.saturating_sub(before);
+        let sent = cluster.node_bytes_sent(node)?.saturating_sub(before);
         favourite = favourite.max((sent, node));
     }
     let favourite = favourite.1;

@@ -360,25 +360,45 @@ impl Cluster {
         }
     }
 
-    /// SIGSTOP (`pause = true`) or SIGCONT a node: paused, it keeps its connections open and
-    /// answers nothing.
-    /// Bytes node `name`'s process has passed to `write` and `writev` so far (`wchar` in
-    /// `/proc/PID/io`): what it sent to its clients, its logs, and its buffered file writes.
-    pub fn node_bytes_written(&mut self, name: &str) -> anyhow::Result<u64> {
-        let child = self
-            .node_mut(name)
-            .child
-            .as_ref()
-            .context("the node is not running")?;
-        let io = std::fs::read_to_string(format!("/proc/{}/io", child.id()))?;
-        io.lines()
-            .find_map(|line| line.strip_prefix("wchar:"))
-            .context("no wchar in /proc/PID/io")?
-            .trim()
-            .parse()
-            .context("wchar is a number")
+    /// Bytes node `name` has sent on the connections open to its chunk listener (TCP's
+    /// `bytes_sent`, as `ss` reads it from the kernel). Counts what it served to the clients
+    /// connected now; a connection that closed no longer counts.
+    pub fn node_bytes_sent(&self, name: &str) -> anyhow::Result<u64> {
+        let node = self.node(name);
+        let port = node
+            .endpoint
+            .rsplit_once(':')
+            .context("the node's endpoint has a port")?
+            .1;
+        let filter = format!("sport = :{port}");
+        let mut command = match &node.namespace {
+            Some(namespace) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", namespace, "ss"]);
+                command
+            }
+            None => Command::new("ss"),
+        };
+        let output = command
+            .args(["-tinH", "state", "established", &filter])
+            .output()
+            .context("running ss")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "ss: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut sent = 0;
+        for field in String::from_utf8_lossy(&output.stdout).split_whitespace() {
+            if let Some(bytes) = field.strip_prefix("bytes_sent:") {
+                sent += bytes.parse::<u64>().context("bytes_sent is a number")?;
+            }
+        }
+        Ok(sent)
     }
 
+    /// SIGSTOP (`pause = true`) or SIGCONT a node: paused, it keeps its connections open and
+    /// answers nothing.
     pub fn pause_node(&mut self, name: &str, pause: bool) -> anyhow::Result<()> {
         let child = self
             .node_mut(name)
