@@ -10,7 +10,7 @@ use collective::chunk_hash::ChunkHash;
 use collective::ticket::TicketOp;
 use std::time::Duration;
 
-use collective_proto::chunk::{DeleteRequest, GetRequest, HasRequest};
+use collective_proto::chunk::{DeleteRequest, HasRequest};
 use node_support::*;
 use tonic::Code;
 
@@ -97,16 +97,9 @@ async fn a_connection_sends_one_chunk_at_a_time() {
     let (large_hash, small_hash) = (ChunkHash::of(&large), ChunkHash::of(&small));
     let ticket = fed.ticket(TicketOp::Get, &[large_hash, small_hash]);
 
-    let mut first = client
-        .get(GetRequest {
-            ticket: Some(ticket.clone()),
-            hash: large_hash.as_bytes().to_vec(),
-            offset_bytes: 0,
-            length_bytes: None,
-        })
+    let mut first = get_stream(&mut client, ticket.clone(), large_hash, 0, None)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let mut received = first.message().await.unwrap().unwrap().data.to_vec();
     // A clone shares the channel, and so the connection.
     let mut second_client = client.clone();

@@ -14,7 +14,7 @@ use collective::ticket::{self, Ticket, TicketGrant, TicketOp};
 use collective::tls::{self, ServerExpectation};
 use collective_proto::chunk::chunks_client::ChunksClient;
 use collective_proto::chunk::put_request::Part;
-use collective_proto::chunk::{GetRequest, HasRequest, PutHeader, PutRequest, PutResponse};
+use collective_proto::chunk::{GetRequest, GetResponse, HasRequest, PutHeader, PutRequest, PutResponse};
 use collective_proto::chunk_limits::{CHUNK_FRAME_BYTES_MAX, CHUNK_MESSAGE_BYTES_MAX};
 use prost::bytes::Bytes;
 use rustls::pki_types::CertificateDer;
@@ -200,6 +200,25 @@ pub async fn put(
     .await
 }
 
+/// Asks for a range; its messages are left to the caller to read.
+pub async fn get_stream(
+    client: &mut ChunksClient<Channel>,
+    ticket: Ticket,
+    hash: ChunkHash,
+    offset_bytes: u64,
+    length_bytes: Option<u64>,
+) -> Result<tonic::Streaming<GetResponse>, tonic::Status> {
+    Ok(client
+        .get(GetRequest {
+            ticket: Some(ticket),
+            hash: hash.as_bytes().to_vec(),
+            offset_bytes,
+            length_bytes,
+        })
+        .await?
+        .into_inner())
+}
+
 /// Reads a range; `Err` on any status, including one in the middle of the stream.
 pub async fn get(
     client: &mut ChunksClient<Channel>,
@@ -208,15 +227,7 @@ pub async fn get(
     offset_bytes: u64,
     length_bytes: Option<u64>,
 ) -> Result<Vec<u8>, tonic::Status> {
-    let mut stream = client
-        .get(GetRequest {
-            ticket: Some(ticket),
-            hash: hash.as_bytes().to_vec(),
-            offset_bytes,
-            length_bytes,
-        })
-        .await?
-        .into_inner();
+    let mut stream = get_stream(client, ticket, hash, offset_bytes, length_bytes).await?;
     let mut out = Vec::new();
     while let Some(frame) = stream.message().await? {
         assert!(frame.data.len() <= CHUNK_FRAME_BYTES_MAX);
