@@ -6,8 +6,6 @@
 //! the last non-zero byte of the plaintext, and the nonce is the IV XOR the record's sequence
 //! number.
 
-use std::ops::Range;
-
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use rustls::{ConnectionTrafficSecrets, Error, InvalidMessage, PeerMisbehaved};
 
@@ -116,22 +114,24 @@ impl Protection {
         Ok(())
     }
 
-    /// Opens the one whole record in `record` (header included, and its length what the
-    /// header says) where it lies. Returns its inner
-    /// content type and where its plaintext is in `record`. A record that fails to open is an
-    /// error: the connection cannot go on.
-    pub(crate) fn open(&mut self, record: &mut [u8]) -> Result<(u8, Range<usize>), Error> {
-        let header: [u8; HEADER_BYTES] = record
-            .get(..HEADER_BYTES)
+    /// Opens the one whole record that lies in `region` from `at` to its end (header included,
+    /// its length what the header says), moving its plaintext to the front of `region` as it
+    /// decrypts: AES-GCM writes each block where it is told, so the move costs nothing beyond
+    /// the decryption. Returns its inner content type and the length of its plaintext, now at
+    /// `region[..length]`. A record that fails to open is an error: the connection cannot go
+    /// on.
+    pub(crate) fn open(&mut self, region: &mut [u8], at: usize) -> Result<(u8, usize), Error> {
+        let header: [u8; HEADER_BYTES] = region
+            .get(at..at + HEADER_BYTES)
             .and_then(|h| h.try_into().ok())
             .ok_or(Error::InvalidMessage(InvalidMessage::MessageTooShort))?;
-        if record.len() != HEADER_BYTES + record_length(&header)? {
+        if region.len() != at + HEADER_BYTES + record_length(&header)? {
             return Err(Error::InvalidMessage(InvalidMessage::MessageTooShort));
         }
         let nonce = self.next_nonce()?;
         let opened = self
             .key
-            .open_in_place(nonce, Aad::from(header), &mut record[HEADER_BYTES..])
+            .open_within(nonce, Aad::from(header), region, at + HEADER_BYTES..)
             .map_err(|_| Error::DecryptError)?;
         // The content type is the last non-zero byte; zeros after it are padding.
         let Some(type_at) = opened.iter().rposition(|byte| *byte != 0) else {
@@ -141,7 +141,7 @@ impl Protection {
         if type_at > RECORD_PLAINTEXT_BYTES_MAX {
             return Err(Error::PeerSentOversizedRecord);
         }
-        Ok((content_type, HEADER_BYTES..HEADER_BYTES + type_at))
+        Ok((content_type, type_at))
     }
 }
 
@@ -201,11 +201,27 @@ mod tests {
         sealer.seal(CONTENT_ALERT, &[1, 0], &mut wire).unwrap();
         assert_eq!(wire.len(), sealed_bytes(5) + sealed_bytes(2));
         let (first, second) = wire.split_at_mut(sealed_bytes(5));
-        let (kind, range) = opener.open(first).unwrap();
-        assert_eq!((kind, &first[range]), (CONTENT_APPLICATION_DATA, &b"hello"[..]));
-        let (kind, range) = opener.open(second).unwrap();
-        assert_eq!((kind, &second[range]), (CONTENT_ALERT, &[1u8, 0][..]));
+        let (kind, length) = opener.open(first, 0).unwrap();
+        assert_eq!(
+            (kind, &first[..length]),
+            (CONTENT_APPLICATION_DATA, &b"hello"[..])
+        );
+        let (kind, length) = opener.open(second, 0).unwrap();
+        assert_eq!((kind, &second[..length]), (CONTENT_ALERT, &[1u8, 0][..]));
         assert_eq!((sealer.records(), opener.records()), (7, 7));
+    }
+
+    #[test]
+    fn a_record_opened_after_other_bytes_moves_its_plaintext_to_the_front() {
+        let (mut sealer, mut opener) = pair();
+        let plaintext = vec![0x5Au8; 1000];
+        let mut region = vec![0xEEu8; 37];
+        sealer
+            .seal(CONTENT_APPLICATION_DATA, &plaintext, &mut region)
+            .unwrap();
+        let (kind, length) = opener.open(&mut region, 37).unwrap();
+        assert_eq!(kind, CONTENT_APPLICATION_DATA);
+        assert!(region[..length] == plaintext[..]);
     }
 
     #[test]
@@ -219,12 +235,12 @@ mod tests {
             let (_, mut opener) = pair();
             let mut damaged = wire.clone();
             damaged[at] ^= 1;
-            assert!(opener.open(&mut damaged).is_err(), "a bit flipped at {at}");
+            assert!(opener.open(&mut damaged, 0).is_err(), "a bit flipped at {at}");
         }
         let mut replay = wire.clone();
-        opener.open(&mut wire).unwrap();
+        opener.open(&mut wire, 0).unwrap();
         assert_eq!(
-            opener.open(&mut replay),
+            opener.open(&mut replay, 0),
             Err(Error::DecryptError),
             "the sequence moved on"
         );
@@ -260,7 +276,7 @@ mod tests {
         // A record whose "type" is zero is nothing but padding.
         sealer.seal(0, &[0, 0, 0], &mut wire).unwrap();
         assert_eq!(
-            opener.open(&mut wire),
+            opener.open(&mut wire, 0),
             Err(Error::PeerMisbehaved(PeerMisbehaved::IllegalTlsInnerPlaintext))
         );
     }

@@ -3,8 +3,11 @@
 //!
 //! Why: rustls's buffered connection copies every received record twice after decrypting it
 //! (into a plaintext queue, then out to the reader) and reads at most one record per system
-//! call. Here a read takes whatever the socket holds (up to [`INCOMING_BYTES_MAX`]), each record
-//! is opened where it landed, and its plaintext is copied once, into the reader's buffer.
+//! call. Here a reader whose buffer has room for whole records (h2 reading a chunk's frames)
+//! gets the socket's bytes straight in it, and each record is opened there, its plaintext moving
+//! down over the headers and tags as it is decrypted: no copy at all. A smaller reader gets
+//! them through a receive buffer that takes whatever the socket holds (up to
+//! [`INCOMING_BYTES_MAX`]); each record is opened where it landed and its plaintext copied once.
 //! Writes seal straight into one outgoing buffer that goes to the socket in one call.
 
 use std::io;
@@ -32,6 +35,9 @@ const INCOMING_BYTES_MAX: usize = 256 * 1024;
 const INCOMING_BYTES_MIN: usize = 32 * 1024;
 /// Room kept beyond the read size: a whole record that started near the end still fits.
 const INCOMING_SLACK_BYTES: usize = RECORD_CIPHERTEXT_BYTES_MAX + HEADER_BYTES;
+/// Least room a reader's buffer must have for a socket read to go straight into it (see
+/// [`BulkStream::open_in_reader`]): two whole records, so that it is worth a system call.
+const OPEN_IN_READER_BYTES_MIN: usize = 2 * (HEADER_BYTES + RECORD_CIPHERTEXT_BYTES_MAX);
 /// Sealed bytes a writer may queue before it waits for the socket to take them.
 const OUTGOING_BYTES_MAX: usize = 256 * 1024;
 /// After this many records under one key, the next record is preceded by a key update. The
@@ -125,6 +131,9 @@ pub struct BulkStream<IO> {
     written: usize,
     /// `close_notify` is sealed: nothing more may be.
     sent_close: bool,
+    /// Socket reads that went straight into the reader's buffer (tests check the path taken).
+    #[cfg(test)]
+    opened_in_reader: u64,
     peer_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
@@ -159,6 +168,8 @@ impl<IO> BulkStream<IO> {
             outgoing: Vec::new(),
             written: 0,
             sent_close: false,
+            #[cfg(test)]
+            opened_in_reader: 0,
             peer_certificates,
         })
     }
@@ -183,6 +194,12 @@ impl<IO> BulkStream<IO> {
     #[cfg(test)]
     pub(super) fn incoming_bytes(&self) -> usize {
         self.incoming.len() - INCOMING_SLACK_BYTES
+    }
+
+    /// Socket reads that went straight into the reader's buffer.
+    #[cfg(test)]
+    pub(super) fn opened_in_reader(&self) -> u64 {
+        self.opened_in_reader
     }
 
     /// Records sealed under the current key.
@@ -279,30 +296,95 @@ impl<IO> BulkStream<IO> {
         }
         let start = self.consumed;
         let record = &mut self.incoming[start..start + HEADER_BYTES + length];
-        let (content_type, plaintext) = self.rx.open(record)?;
+        let (content_type, plaintext) = self.rx.open(record, 0)?;
         self.consumed = start + HEADER_BYTES + length;
-        let (plain_start, plain_end) = (start + plaintext.start, start + plaintext.end);
-        match content_type {
-            CONTENT_APPLICATION_DATA => {
-                self.plain_start = plain_start;
-                self.plain_end = plain_end;
-            }
-            CONTENT_ALERT => match self.incoming[plain_start..plain_end] {
-                [_, description] if description == u8::from(AlertDescription::CloseNotify) => {
-                    self.receiving = Receiving::Closed;
-                }
-                [_, description] => return Err(Error::AlertReceived(AlertDescription::from(description))),
-                _ => return Err(Error::InvalidMessage(InvalidMessage::MessageTooShort)),
-            },
-            CONTENT_HANDSHAKE => {
-                let messages = self.incoming[plain_start..plain_end].to_vec();
-                self.handshake_messages(&messages)?;
-            }
-            _ => {
-                return Err(Error::InvalidMessage(InvalidMessage::InvalidContentType));
-            }
+        if content_type == CONTENT_APPLICATION_DATA {
+            self.plain_start = start;
+            self.plain_end = start + plaintext;
+        } else {
+            let control = self.incoming[start..start + plaintext].to_vec();
+            self.control_record(content_type, &control)?;
         }
         Ok(true)
+    }
+
+    /// Handles an opened record that carries no application data: an alert or handshake
+    /// messages.
+    fn control_record(&mut self, content_type: u8, plaintext: &[u8]) -> Result<(), Error> {
+        match content_type {
+            CONTENT_ALERT => match plaintext {
+                [_, description] if *description == u8::from(AlertDescription::CloseNotify) => {
+                    self.receiving = Receiving::Closed;
+                    Ok(())
+                }
+                [_, description] => Err(Error::AlertReceived(AlertDescription::from(*description))),
+                _ => Err(Error::InvalidMessage(InvalidMessage::MessageTooShort)),
+            },
+            CONTENT_HANDSHAKE => self.handshake_messages(plaintext),
+            _ => Err(Error::InvalidMessage(InvalidMessage::InvalidContentType)),
+        }
+    }
+
+    /// Opens the whole records a read put in the reader's own buffer, `buf.filled()[from..]`,
+    /// where they lie: each record's plaintext moves down over the headers and tags before it as
+    /// it is decrypted, so nobody copies the reader's bytes. A record cut off at the end of the
+    /// read moves to `incoming`, for the next read to finish. Leaves `buf` filled up to the last
+    /// byte of plaintext, and returns how many bytes that is and whether every record opened:
+    /// the plaintext of those before a bad one is still good.
+    fn open_in_reader(&mut self, buf: &mut ReadBuf<'_>, from: usize) -> (usize, Result<(), Error>) {
+        let region = &mut buf.filled_mut()[from..];
+        let (mut at, mut out) = (0, 0);
+        let mut outcome = Ok(());
+        while matches!(self.receiving, Receiving::Open) {
+            let Some(header) = region.get(at..at + HEADER_BYTES) else {
+                break;
+            };
+            let mut header_bytes = [0u8; HEADER_BYTES];
+            header_bytes.copy_from_slice(header);
+            let end = match record_length(&header_bytes) {
+                Ok(length) => at + HEADER_BYTES + length,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            };
+            if end > region.len() {
+                break;
+            }
+            let (content_type, plaintext) = match self.rx.open(&mut region[out..end], at - out) {
+                Ok(opened) => opened,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            };
+            at = end;
+            if content_type == CONTENT_APPLICATION_DATA {
+                out += plaintext;
+            } else {
+                let control = region[out..out + plaintext].to_vec();
+                if let Err(error) = self.control_record(content_type, &control) {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+        }
+        if outcome.is_ok() && matches!(self.receiving, Receiving::Open) {
+            let rest = &region[at..];
+            self.incoming[..rest.len()].copy_from_slice(rest);
+            (self.consumed, self.filled) = (0, rest.len());
+        }
+        buf.set_filled(from + out);
+        (out, outcome)
+    }
+
+    /// The bytes still to come of the record half-received in `incoming`, once its header is
+    /// there.
+    fn rest_of_record(&self) -> Option<usize> {
+        let pending = &self.incoming[self.consumed..self.filled];
+        let header: [u8; HEADER_BYTES] = pending.get(..HEADER_BYTES)?.try_into().ok()?;
+        let whole = HEADER_BYTES + record_length(&header).ok()?;
+        whole.checked_sub(pending.len()).filter(|rest| *rest > 0)
     }
 
     /// Makes room at the end of `incoming` for at least one more whole record, moving what is
@@ -318,6 +400,16 @@ impl<IO> BulkStream<IO> {
             self.plain_start = 0;
             self.plain_end = 0;
         }
+    }
+
+    /// The socket ended with no `close_notify`: the stream may have been cut short.
+    fn eof_without_close_notify(&mut self) -> io::Error {
+        let error = io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify",
+        );
+        self.receiving = Receiving::Failed(error.kind(), error.to_string());
+        error
     }
 
     fn fail(&mut self, error: Error) -> io::Error {
@@ -451,24 +543,61 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for BulkStream<IO> {
                 Ok(false) => {}
                 Err(error) => return Poll::Ready(Err(this.fail(error))),
             }
+            if this.consumed == this.filled && buf.remaining() >= OPEN_IN_READER_BYTES_MIN {
+                // Nothing half-received: the socket's bytes go straight into the reader's
+                // buffer and are opened there.
+                (this.consumed, this.filled, this.plain_start, this.plain_end) = (0, 0, 0, 0);
+                let from = buf.filled().len();
+                ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+                if buf.filled().len() == from {
+                    return Poll::Ready(Err(this.eof_without_close_notify()));
+                }
+                #[cfg(test)]
+                {
+                    this.opened_in_reader += 1;
+                }
+                let (opened, outcome) = this.open_in_reader(buf, from);
+                if let Err(error) = outcome {
+                    let error = this.fail(error);
+                    // What opened before the bad record is read now; the error comes next.
+                    return Poll::Ready(if opened > 0 { Ok(()) } else { Err(error) });
+                }
+                if this.written < this.outgoing.len()
+                    && let Poll::Ready(Err(error)) = this.poll_write_out(cx)
+                {
+                    return Poll::Ready(Err(error));
+                }
+                if opened > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
             this.make_room();
             debug_assert!(
                 this.filled < this.incoming.len(),
                 "make_room leaves room for a record"
             );
-            let mut room = ReadBuf::new(&mut this.incoming[this.filled..]);
+            // A reader with room for records gets only the rest of the one half-received here,
+            // so that the next read can go straight into its buffer.
+            let finishing = if buf.remaining() >= OPEN_IN_READER_BYTES_MIN {
+                this.rest_of_record()
+            } else {
+                None
+            };
+            let end = finishing.map_or(this.incoming.len(), |rest| {
+                (this.filled + rest).min(this.incoming.len())
+            });
+            let mut room = ReadBuf::new(&mut this.incoming[this.filled..end]);
             ready!(Pin::new(&mut this.io).poll_read(cx, &mut room))?;
             let (n, offered) = (room.filled().len(), room.capacity());
             if n == 0 {
-                let error = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "peer closed connection without sending TLS close_notify",
-                );
-                this.receiving = Receiving::Failed(error.kind(), error.to_string());
-                return Poll::Ready(Err(error));
+                return Poll::Ready(Err(this.eof_without_close_notify()));
             }
             this.filled += n;
-            if n == offered && this.incoming.len() < INCOMING_BYTES_MAX + INCOMING_SLACK_BYTES {
+            if finishing.is_none()
+                && n == offered
+                && this.incoming.len() < INCOMING_BYTES_MAX + INCOMING_SLACK_BYTES
+            {
                 let grown = (2 * (this.incoming.len() - INCOMING_SLACK_BYTES)).min(INCOMING_BYTES_MAX);
                 this.incoming.resize(grown + INCOMING_SLACK_BYTES, 0);
             }

@@ -160,6 +160,10 @@ async fn key_updates_a_rustls_peer_asks_for_are_followed_and_answered() {
         server.read_exact(&mut got).await.unwrap();
         assert!(got == up, "round {round}: the server read under our new key");
     }
+    assert!(
+        client.opened_in_reader() > 0,
+        "the key updates came in reads opened in the reader's buffer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,6 +175,19 @@ async fn a_bulk_side_updates_its_key_after_its_share_of_records() {
     let (got, ()) = tokio::join!(read_all(server), write_in_pieces(&mut client, &up));
     assert!(got.unwrap() == up, "rustls followed every key update");
     assert!(client.tx_records() <= 3, "the last key sealed at most its share");
+}
+
+/// Reads `len` bytes in reads of at most `piece` bytes.
+async fn read_in_pieces(reader: &mut (impl AsyncRead + Unpin), len: usize, piece: usize) -> Vec<u8> {
+    let mut got = vec![0u8; len];
+    let mut at = 0;
+    while at < len {
+        let end = (at + piece).min(len);
+        let n = reader.read(&mut got[at..end]).await.unwrap();
+        assert!(n > 0, "the stream ended at {at} of {len} bytes");
+        at += n;
+    }
+    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,15 +208,49 @@ async fn the_receive_buffer_grows_only_on_a_connection_that_carries_bulk() {
     let writer = tokio::spawn(async move { write_in_pieces(server, &sent).await });
     // The socket's buffers fill before the first read, so reads find more than they can take.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut got = vec![0u8; down.len()];
-    busy.read_exact(&mut got).await.unwrap();
+    // Reads too small to take records whole go through the receive buffer.
+    let got = read_in_pieces(&mut busy, down.len(), 8 * 1024).await;
     writer.await.unwrap();
     assert!(got == down);
+    assert_eq!(busy.opened_in_reader(), 0, "no read had room for records");
     assert_eq!(
         busy.incoming_bytes(),
         256 * 1024,
         "a busy one reads up to 256 KiB at a time"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_opened_in_a_reader_buffer_with_room_for_them() {
+    let configs = configs();
+    for piece in [40 * 1024, 300 * 1024, 4 * 1024 * 1024] {
+        let (mut client, server) = bulk_client_rustls_server(&configs).await;
+        let down = random(6 * 1024 * 1024 + 77);
+        let sent = down.clone();
+        // Pieces of every size, so records end anywhere in a read.
+        let writer = tokio::spawn(async move { write_in_pieces(server, &sent).await });
+        let got = read_in_pieces(&mut client, down.len(), piece).await;
+        writer.await.unwrap();
+        assert!(
+            got == down,
+            "reads of {piece} bytes: the data arrived whole and in order"
+        );
+        assert!(
+            client.opened_in_reader() > 0,
+            "reads of {piece} bytes went straight into the reader's buffer"
+        );
+        assert_eq!(
+            client.incoming_bytes(),
+            32 * 1024,
+            "reads of {piece} bytes: the receive buffer only finished records cut off"
+        );
+        let mut end = [0u8; 64 * 1024];
+        assert_eq!(
+            client.read(&mut end).await.unwrap(),
+            0,
+            "close_notify ends the stream"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,21 +296,51 @@ async fn a_damaged_or_forged_record_fails_the_stream_for_good() {
             "InvalidContentType",
         ),
     ];
-    for (what, forged, expected) in cases {
-        let (mut client, mut server) = bulk_client_rustls_server(&configs).await;
-        server.write_all(b"good").await.unwrap();
-        server.flush().await.unwrap();
-        let mut good = [0u8; 4];
-        client.read_exact(&mut good).await.unwrap();
-        assert_eq!(&good, b"good");
-        server.get_mut().0.write_all(&forged).await.unwrap();
-        let mut rest = [0u8; 16];
-        let error = client.read(&mut rest).await.unwrap_err();
-        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{what}: {error}");
-        assert!(error.to_string().contains(expected), "{what}: {error}");
-        let again = client.read(&mut rest).await.unwrap_err();
-        assert_eq!(again.to_string(), error.to_string(), "{what}: failed for good");
+    // Reads of 16 bytes go through the receive buffer; reads of 64 KiB open records in place.
+    for read_size in [16, 64 * 1024] {
+        for (what, forged, expected) in &cases {
+            let (mut client, mut server) = bulk_client_rustls_server(&configs).await;
+            server.write_all(b"good").await.unwrap();
+            server.flush().await.unwrap();
+            let mut good = [0u8; 4];
+            client.read_exact(&mut good).await.unwrap();
+            assert_eq!(&good, b"good");
+            server.get_mut().0.write_all(forged).await.unwrap();
+            let mut rest = vec![0u8; read_size];
+            let error = client.read(&mut rest).await.unwrap_err();
+            assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{what}: {error}");
+            assert!(error.to_string().contains(expected), "{what}: {error}");
+            let again = client.read(&mut rest).await.unwrap_err();
+            assert_eq!(again.to_string(), error.to_string(), "{what}: failed for good");
+        }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_read_before_a_bad_one_are_delivered_then_the_stream_fails() {
+    let configs = configs();
+    let (mut client, mut server) = bulk_client_rustls_server(&configs).await;
+    let good = random(50_000);
+    server.write_all(&good).await.unwrap();
+    server.flush().await.unwrap();
+    let forged = [vec![23, 3, 3, 0, 40], vec![0xAB; 40]].concat();
+    server.get_mut().0.write_all(&forged).await.unwrap();
+    // Both are in the socket before the first read, which takes them in one go.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let error = loop {
+        match client.read(&mut buf).await {
+            Ok(n) => {
+                assert!(n > 0, "the stream fails, it does not end");
+                got.extend_from_slice(&buf[..n]);
+            }
+            Err(error) => break error,
+        }
+    };
+    assert!(got == good, "every good record was read before the error");
+    assert!(client.opened_in_reader() > 0, "in the reader's buffer");
+    assert!(error.to_string().contains("decrypt"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
