@@ -132,8 +132,12 @@ struct Fetch {
     skip: u64,
     take: u64,
     /// (node, endpoint, ticket), in the order to try.
-    sources: Vec<(String, String, Ticket)>,
+    sources: Vec<Source>,
 }
+
+/// A node that holds a chunk: its address, its endpoint and the ticket for this read's chunks
+/// there. A ticket names every chunk of its page (up to 10 KiB), so the page's chunks share it.
+type Source = (Arc<str>, Arc<str>, Arc<Ticket>);
 
 /// Writes the requested range of `path` to `out`.
 pub async fn read_file<S: ReadSink>(
@@ -193,10 +197,11 @@ pub async fn read_file<S: ReadSink>(
                         "the chunk map of {path} ended at chunk {next_index} of {total_chunks}"
                     )));
                 }
+                let access = sources_of(&response.nodes);
                 for location in &response.chunks {
                     let index = next_index;
                     next_index += 1;
-                    if let Some(fetch) = fetch_of(index, location, &response.nodes, options.offset, end)? {
+                    if let Some(fetch) = fetch_of(index, location, &access, options.offset, end)? {
                         pending.push_back(fetch);
                     }
                 }
@@ -311,10 +316,25 @@ async fn page(
 }
 
 /// What to fetch of chunk `index` for the byte range [start, end), or `None` if it lies outside.
+/// The nodes a plan page gives access to, each with its ticket (nodes without one are left out).
+fn sources_of(access: &[api::NodeAccess]) -> Vec<Source> {
+    access
+        .iter()
+        .filter_map(|node| {
+            let ticket = node.ticket.clone()?;
+            Some((
+                Arc::from(node.address.as_str()),
+                Arc::from(node.endpoint.as_str()),
+                Arc::new(ticket),
+            ))
+        })
+        .collect()
+}
+
 fn fetch_of(
     index: usize,
     location: &api::ChunkLocation,
-    access: &[api::NodeAccess],
+    access: &[Source],
     start: u64,
     end: u64,
 ) -> Result<Option<Fetch>, DataError> {
@@ -332,8 +352,10 @@ fn fetch_of(
         .replicas
         .iter()
         .filter_map(|replica| {
-            let node = access.iter().find(|a| a.address == replica.node)?;
-            Some((node.address.clone(), node.endpoint.clone(), node.ticket.clone()?))
+            access
+                .iter()
+                .find(|(node, _, _)| **node == *replica.node)
+                .cloned()
         })
         .collect();
     let skip = start.saturating_sub(chunk.offset);
@@ -378,7 +400,11 @@ struct Attempt<'a> {
 /// node costs the read once, not once per chunk.
 async fn fetch_chunk(pool: &NodePool, fetch: Fetch, avoided: &Avoided) -> Result<Fetched, DataError> {
     let failed = avoided.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let nodes: Vec<String> = fetch.sources.iter().map(|(node, _, _)| node.clone()).collect();
+    let nodes: Vec<String> = fetch
+        .sources
+        .iter()
+        .map(|(node, _, _)| node.to_string())
+        .collect();
     let nearest = pool.nearest();
     let mut next = nearest.order(&nodes, &failed).await.into_iter();
     // By attempt number; taken out once the attempt ended.
@@ -435,7 +461,7 @@ async fn fetch_chunk(pool: &NodePool, fetch: Fetch, avoided: &Avoided) -> Result
                 }
                 return Ok(Fetched {
                     frames: window(frames, fetch.skip, fetch.take),
-                    node: node.clone(),
+                    node: node.to_string(),
                     failovers: errors.len(),
                     hedged,
                 });
@@ -446,7 +472,7 @@ async fn fetch_chunk(pool: &NodePool, fetch: Fetch, avoided: &Avoided) -> Result
                 avoided
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(node.clone());
+                    .insert(node.to_string());
                 errors.push(error);
             }
         }
