@@ -131,7 +131,7 @@ struct Fetch {
     /// Part of the chunk wanted: [skip, skip + take).
     skip: u64,
     take: u64,
-    /// (node, endpoint, ticket), in the order to try.
+    /// The nodes that hold it, in the plan's order.
     sources: Vec<Source>,
 }
 
@@ -315,7 +315,6 @@ async fn page(
         .await?)
 }
 
-/// What to fetch of chunk `index` for the byte range [start, end), or `None` if it lies outside.
 /// The nodes a plan page gives access to, each with its ticket (nodes without one are left out).
 fn sources_of(access: &[api::NodeAccess]) -> Vec<Source> {
     access
@@ -331,6 +330,7 @@ fn sources_of(access: &[api::NodeAccess]) -> Vec<Source> {
         .collect()
 }
 
+/// What to fetch of chunk `index` for the byte range [start, end), or `None` if it lies outside.
 fn fetch_of(
     index: usize,
     location: &api::ChunkLocation,
