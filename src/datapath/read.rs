@@ -13,6 +13,7 @@ use collective_proto::api;
 use collective_proto::ticket::Ticket;
 use futures::stream::{FuturesUnordered, StreamExt};
 use prost::bytes::Bytes;
+use tokio::task::JoinSet;
 
 use super::error::DataError;
 use super::nearest::Fetching;
@@ -170,7 +171,7 @@ pub async fn read_file<S: ReadSink>(
     let mut pending: VecDeque<Fetch> = VecDeque::new();
     let mut next_page = Some(first);
     let mut next_index = 0usize;
-    let mut in_flight = FuturesUnordered::new();
+    let mut in_flight = JoinSet::new();
     let mut window = Window::new(options.read_ahead);
     let avoided = Avoided::default();
     let mut written = 0u64;
@@ -214,11 +215,20 @@ pub async fn read_file<S: ReadSink>(
             let pool = pool.clone();
             let avoided = Arc::clone(&avoided);
             let launched = window.launch();
-            in_flight.push(async move { (launched, fetch_chunk(&pool, fetch, &avoided).await) });
+            // Each fetch is a task of its own, so chunks are received and hashed on all the
+            // runtime's workers. Polled here, every fetch was hashed by this one task: when it
+            // fell behind, finished fetches waited to be hashed, the window stayed full and the
+            // nodes sat idle with nothing asked of them (docs/benchmarks.md, session 16).
+            in_flight.spawn(async move { (launched, fetch_chunk(&pool, fetch, &avoided).await) });
         }
         let Some(result) = window.next_in_order() else {
-            let Some((launched, result)) = in_flight.next().await else {
+            let Some(joined) = in_flight.join_next().await else {
                 break;
+            };
+            let (launched, result) = match joined {
+                Ok(done) => done,
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                Err(error) => return Err(DataError::Protocol(format!("a chunk fetch was stopped: {error}"))),
             };
             window.arrived(launched, result);
             continue;
