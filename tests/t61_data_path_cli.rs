@@ -324,3 +324,95 @@ fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()> {
     ensure!(String::from_utf8_lossy(&output.stderr).contains("past the end"));
     Ok(())
 }
+
+#[test]
+fn a_read_into_a_file_link_or_pipe_leaves_each_what_it_was() -> anyhow::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let cluster = cluster()?;
+    let dir = cluster.dir.path();
+    let source = dir.join("source.bin");
+    let bytes = content(3 * 1024 * 1024 + 17, 5);
+    std::fs::write(&source, &bytes)?;
+    cluster.cli_ok(&["write", "/f", path(&source)])?;
+
+    // A regular file is replaced whole and keeps its permissions.
+    let existing = dir.join("existing.bin");
+    std::fs::write(&existing, b"old")?;
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o640))?;
+    cluster.cli_ok(&["read", "/f", path(&existing)])?;
+    ensure!(std::fs::read(&existing)? == bytes, "the file holds what was read");
+    let mode = std::fs::metadata(&existing)?.permissions().mode() & 0o777;
+    ensure!(mode == 0o640, "the file keeps its permissions, not {mode:o}");
+
+    // Through a symbolic link, the file it points to is replaced and the link kept.
+    let target = dir.join("target.bin");
+    std::fs::write(&target, b"old")?;
+    let link = dir.join("link.bin");
+    std::os::unix::fs::symlink(&target, &link)?;
+    cluster.cli_ok(&["read", "/f", path(&link)])?;
+    ensure!(
+        std::fs::symlink_metadata(&link)?.file_type().is_symlink(),
+        "the link is still a link"
+    );
+    ensure!(
+        std::fs::read(&target)? == bytes,
+        "the link's target holds what was read"
+    );
+
+    // A FIFO (as a device such as /dev/null) is written where it is, not replaced by a file.
+    let fifo = dir.join("pipe");
+    ensure!(Command::new("mkfifo").arg(&fifo).status()?.success(), "mkfifo");
+    let received = dir.join("received.bin");
+    let mut cat = Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::fs::File::create(&received)?)
+        .spawn()?;
+    let output = cluster.cli(&["read", "/f", path(&fifo)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cat.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            cat.kill()?;
+            cat.wait()?;
+            anyhow::bail!("nothing wrote to the FIFO and closed it");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ensure!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ensure!(
+        std::fs::symlink_metadata(&fifo)?.file_type().is_fifo(),
+        "the FIFO is still a FIFO"
+    );
+    ensure!(
+        std::fs::read(&received)? == bytes,
+        "the FIFO's reader got what was read"
+    );
+
+    let left: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".collective-partial")
+        })
+        .collect();
+    ensure!(left.is_empty(), "no temporary file is left: {left:?}");
+
+    // A directory is refused, and left alone.
+    let output = cluster.cli(&["read", "/f", path(dir)]);
+    ensure!(!output.status.success(), "a read into a directory must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        stderr.contains("is a directory"),
+        "{stderr:?} should say it is a directory"
+    );
+    ensure!(
+        std::fs::metadata(dir)?.is_dir(),
+        "the directory is still a directory"
+    );
+    Ok(())
+}

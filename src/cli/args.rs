@@ -510,7 +510,9 @@ pub struct WriteArgs {
 pub struct ReadFileArgs {
     /// The file in the member's namespace.
     pub path: String,
-    /// Local file to write (created or truncated); `-` or absent: standard output.
+    /// Local file to write; `-` or absent: standard output. A regular file is written beside
+    /// it and renamed into place once the read has succeeded (through a symbolic link, the file
+    /// it points to); a device or FIFO, such as /dev/null, is written where it is.
     pub file: Option<PathBuf>,
     /// First byte to read.
     #[arg(long, default_value_t = 0)]

@@ -80,17 +80,30 @@ pub async fn read(args: ReadFileArgs, home: PathBuf) -> anyhow::Result<()> {
         consistency: Consistency::from_stale_ms(args.read.stale_ms),
     };
     let bar = Bar::new(args.quiet);
-    let summary = match stdio_path(args.file.as_deref()) {
-        None => {
+    let summary = match Output::of(args.file.as_deref())? {
+        Output::Stdout => {
             let mut out =
                 WriterThread::spawn(std::io::stdout(), |_| Ok(())).context("starting the output")?;
             datapath::read_file(&mut client, &pool, &args.path, &mut out, &options, bar.progress()).await?
         }
-        Some(file) => {
+        Output::InPlace(file) => {
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            let mut out = WriterThread::spawn(opened, |_| Ok(())).context("starting the output")?;
+            datapath::read_file(&mut client, &pool, &args.path, &mut out, &options, bar.progress()).await?
+        }
+        Output::Replace { file, permissions } => {
             // Into a temporary file renamed at the end: a failed read leaves no half-written file.
-            let partial = partial_path(file);
+            let partial = partial_path(&file);
             let created =
                 std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+            if let Some(permissions) = permissions {
+                created
+                    .set_permissions(permissions)
+                    .with_context(|| format!("setting the permissions of {}", partial.display()))?;
+            }
             let mut out =
                 WriterThread::spawn(created, |file| file.sync_all()).context("starting the output")?;
             let result =
@@ -103,7 +116,7 @@ pub async fn read(args: ReadFileArgs, home: PathBuf) -> anyhow::Result<()> {
                     return Err(error.into());
                 }
             };
-            std::fs::rename(&partial, file)
+            std::fs::rename(&partial, &file)
                 .with_context(|| format!("renaming {} to {}", partial.display(), file.display()))?;
             summary
         }
@@ -226,6 +239,54 @@ fn hex(bytes: &[u8]) -> String {
 /// `None` for standard input or output (`-` or no file given).
 fn stdio_path(file: Option<&Path>) -> Option<&Path> {
     file.filter(|f| f.as_os_str() != "-")
+}
+
+/// Where `read` puts a file's bytes.
+#[derive(Debug)]
+enum Output {
+    /// Standard output (no FILE, or `-`).
+    Stdout,
+    /// A regular file, new or replaced whole: written beside it and renamed over it at the end,
+    /// so a failed read leaves the old content whole. Named through a symbolic link, the file
+    /// the link points to is replaced and the link kept; a replaced file keeps its permissions.
+    Replace {
+        file: PathBuf,
+        permissions: Option<std::fs::Permissions>,
+    },
+    /// Anything else that exists, such as `/dev/null` or a FIFO: written where it is. Renaming
+    /// a regular file over it would put a file where the device or pipe was.
+    InPlace(PathBuf),
+}
+
+impl Output {
+    fn of(file: Option<&Path>) -> anyhow::Result<Output> {
+        let Some(file) = stdio_path(file) else {
+            return Ok(Output::Stdout);
+        };
+        match std::fs::metadata(file) {
+            Ok(meta) if meta.is_dir() => {
+                anyhow::bail!("{} is a directory: name the file to write", file.display())
+            }
+            Ok(meta) if meta.is_file() => {
+                let is_link = std::fs::symlink_metadata(file).is_ok_and(|link| link.file_type().is_symlink());
+                let file = if is_link {
+                    std::fs::canonicalize(file).with_context(|| format!("resolving {}", file.display()))?
+                } else {
+                    file.to_path_buf()
+                };
+                Ok(Output::Replace {
+                    file,
+                    permissions: Some(meta.permissions()),
+                })
+            }
+            Ok(_) => Ok(Output::InPlace(file.to_path_buf())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Output::Replace {
+                file: file.to_path_buf(),
+                permissions: None,
+            }),
+            Err(error) => Err(error).with_context(|| format!("checking {}", file.display())),
+        }
+    }
 }
 
 fn partial_path(file: &Path) -> PathBuf {
