@@ -100,6 +100,10 @@ log() { echo "io: $*" >&2; }
 wants() { [[ " $systems " == *" $1 "* ]]; }
 
 [[ $(id -u) -eq 0 ]] || { log "run as root: it uses network namespaces, a FUSE mount and drop_caches"; exit 1; }
+# Every read's output goes to /dev/null. Were it a regular file (a program run as root can rename
+# one over it), each read would also write its whole file into memory and the figures would
+# measure that.
+[[ -c /dev/null ]] || { log "/dev/null is not a character device; restore it (mknod -m 666 /dev/null c 1 3)"; exit 1; }
 ((bytes % (streams * 4194304) == 0)) || { log "BENCH_SIZE_MIB must be a multiple of 4 x BENCH_STREAMS"; exit 1; }
 
 # --- process, mount and temp-dir bookkeeping: everything started is stopped by PID at exit ------
