@@ -1,6 +1,7 @@
 //! The data path from the command line against real processes (one coordinator, one node):
 //! stdin to stdout, ranges, kept versions, deduplication, garbage collection of what no version
-//! references, and clear refusals of bad input.
+//! references, clear refusals of bad input, outputs that are links, pipes or directories, and a
+//! standard output closed by its reader.
 
 mod support;
 
@@ -414,5 +415,37 @@ fn a_read_into_a_file_link_or_pipe_leaves_each_what_it_was() -> anyhow::Result<(
         std::fs::metadata(dir)?.is_dir(),
         "the directory is still a directory"
     );
+    Ok(())
+}
+
+#[test]
+fn a_read_whose_standard_output_is_closed_stops_quietly() -> anyhow::Result<()> {
+    let cluster = cluster()?;
+    let source = cluster.dir.path().join("source.bin");
+    // Larger than a pipe's buffer, so the read is still writing when its reader goes.
+    let bytes = content(3 * 1024 * 1024, 6);
+    std::fs::write(&source, &bytes)?;
+    cluster.cli_ok(&["write", "/f", path(&source)])?;
+    // As `collective read /f - | head -c 10`.
+    let mut child = Command::new(binary())
+        .args(["read", "/f", "-"])
+        .env("COLLECTIVE_HOME", &cluster.home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(&mut child.stdout.take().context("stdout")?, &mut first)?;
+    ensure!(
+        first == bytes[..10],
+        "the first bytes arrive before the reader goes"
+    );
+    let output = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        output.status.code() == Some(141),
+        "exit status {:?}: {stderr}",
+        output.status
+    );
+    ensure!(!stderr.contains("error"), "no error is printed: {stderr:?}");
     Ok(())
 }

@@ -11,10 +11,13 @@ use collective_events::pb::NodeStatus;
 use collective_proto::api;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::StdoutClosed;
 use super::args::{DebugChunksArgs, DebugCommand, ReadFileArgs, WriteArgs};
 use super::output::format_size;
 use crate::client::{self, Client, Consistency};
-use crate::datapath::{self, NodePool, Progress, ReadOptions, ReadSink, WriteOptions, WriterThread};
+use crate::datapath::{
+    self, DataError, NodePool, Progress, ReadOptions, ReadSink, WriteOptions, WriterThread,
+};
 use crate::transport::root_der;
 
 /// A transfer draws its bar only after this long, so quick ones print nothing at all.
@@ -84,7 +87,14 @@ pub async fn read(args: ReadFileArgs, home: PathBuf) -> anyhow::Result<()> {
         Output::Stdout => {
             let mut out =
                 WriterThread::spawn(std::io::stdout(), |_| Ok(())).context("starting the output")?;
-            datapath::read_file(&mut client, &pool, &args.path, &mut out, &options, bar.progress()).await?
+            datapath::read_file(&mut client, &pool, &args.path, &mut out, &options, bar.progress())
+                .await
+                .map_err(|error| match &error {
+                    DataError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe => {
+                        anyhow::Error::new(StdoutClosed)
+                    }
+                    _ => error.into(),
+                })?
         }
         Output::InPlace(file) => {
             let opened = std::fs::OpenOptions::new()

@@ -1,5 +1,6 @@
 //! The command line: argument definitions, dispatch, and the exit-code contract (0 on success,
-//! 1 on a refused or failed operation, 2 on bad usage), with errors printed as `error: ...`.
+//! 1 on a refused or failed operation, 2 on bad usage, 141 when `read`'s standard output was
+//! closed by its reader), with errors printed as `error: ...`.
 
 pub mod args;
 mod audit;
@@ -35,11 +36,23 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<StdoutClosed>() => ExitCode::from(StdoutClosed::EXIT_CODE),
         Err(error) => {
             eprintln!("error: {}", crate::error::render(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The reader of standard output went away, as in `collective read /film.mkv - | head -c 100`:
+/// the command stops quietly, with the status a shell shows for a process that SIGPIPE ended
+/// (as `cat` would be), and not with an error about a broken pipe.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed by its reader")]
+pub(crate) struct StdoutClosed;
+
+impl StdoutClosed {
+    const EXIT_CODE: u8 = 128 + 13;
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
