@@ -106,7 +106,23 @@ fn up_makes_a_member_and_survives_sigkill() -> anyhow::Result<()> {
     assert_eq!(nodes[0]["status"], "UP");
     assert_eq!(nodes[0]["endpoint"], format!("127.0.0.1:{}", port + 1).as_str());
     assert!(nodes[0]["capacity_bytes"].as_u64().unwrap_or(0) > 0, "{status}");
-    let before = namespace_events(&cli(&home, &["audit", "export"]).stdout);
+    // The coordinator records its own certificate once the member exists, retrying each second
+    // until then: wait for it, or the restart would be the one to record it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let events = namespace_events(&cli(&home, &["audit", "export"]).stdout);
+        let own = |event: &String| {
+            event.contains("certificateIssued") && event.contains("COMPONENT_TYPE_COORDINATOR")
+        };
+        if events.iter().any(own) {
+            break events;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the coordinator never recorded its own certificate"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
 
     drop(first); // SIGKILL
     let _second = up(dir.path(), &home, port)?;
