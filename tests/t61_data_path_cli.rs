@@ -336,14 +336,17 @@ fn a_read_into_a_file_link_or_pipe_leaves_each_what_it_was() -> anyhow::Result<(
     std::fs::write(&source, &bytes)?;
     cluster.cli_ok(&["write", "/f", path(&source)])?;
 
-    // A regular file is replaced whole and keeps its permissions.
+    // A regular file is replaced whole and keeps its permission bits.
     let existing = dir.join("existing.bin");
     std::fs::write(&existing, b"old")?;
-    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o640))?;
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o4750))?;
     cluster.cli_ok(&["read", "/f", path(&existing)])?;
     ensure!(std::fs::read(&existing)? == bytes, "the file holds what was read");
-    let mode = std::fs::metadata(&existing)?.permissions().mode() & 0o777;
-    ensure!(mode == 0o640, "the file keeps its permissions, not {mode:o}");
+    let mode = std::fs::metadata(&existing)?.permissions().mode() & 0o7777;
+    ensure!(
+        mode == 0o750,
+        "the file keeps its permission bits, without set-user-ID: {mode:o}"
+    );
 
     // Through a symbolic link, the file it points to is replaced and the link kept.
     let target = dir.join("target.bin");

@@ -258,7 +258,8 @@ enum Output {
     Stdout,
     /// A regular file, new or replaced whole: written beside it and renamed over it at the end,
     /// so a failed read leaves the old content whole. Named through a symbolic link, the file
-    /// the link points to is replaced and the link kept; a replaced file keeps its permissions.
+    /// the link points to is replaced and the link kept. A replaced file keeps its permission
+    /// bits.
     Replace {
         file: PathBuf,
         permissions: Option<std::fs::Permissions>,
@@ -284,9 +285,12 @@ impl Output {
                 } else {
                     file.to_path_buf()
                 };
+                // Its read, write and execute bits: not set-user-ID or set-group-ID, which a
+                // file that comes from the network must not gain.
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
                 Ok(Output::Replace {
                     file,
-                    permissions: Some(meta.permissions()),
+                    permissions: Some(std::os::unix::fs::PermissionsExt::from_mode(mode)),
                 })
             }
             Ok(_) => Ok(Output::InPlace(file.to_path_buf())),
