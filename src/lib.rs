@@ -18,6 +18,7 @@ pub mod error;
 pub mod node;
 pub mod pki;
 pub mod profile;
+pub(crate) mod slots;
 pub mod telemetry;
 pub mod ticket;
 pub mod tls;

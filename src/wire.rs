@@ -22,8 +22,9 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use prost::Message;
 use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::slots::{OrderedSlots, SlotPermit};
 use prost::encoding::{DecodeContext, WireType};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
 /// The prefix of every gRPC message: a compression flag and the length (big-endian u32).
@@ -323,22 +324,24 @@ impl Messages {
 /// side: each arrived whole only when nearly all had, and the client held all 8 partly
 /// received. A body that waits for its turn ([`FramesBody::in_turn`]) sends after the bodies that
 /// took theirs first, so chunks arrive one after another, the first of a read soonest:
-/// alternating cold reads were about 6% faster (docs/benchmarks.md, session 14).
+/// alternating cold reads were about 6% faster (docs/benchmarks.md, session 14). Waiting bodies
+/// take their turns by the rank they were given, lowest first: a node ranks its gets in the
+/// order it began to handle them (see [`OrderedSlots`]).
 ///
 /// A body hands its frames on as fast as the stream's flow-control window lets it, so a chunk
 /// larger than that window (8 MiB) keeps the turn until its reader reads it: a client must read
 /// the chunks it asks on one connection side by side, as `datapath` does, not one after another.
 #[derive(Debug, Clone)]
-pub struct SendTurns(Arc<Semaphore>);
+pub struct SendTurns(Arc<OrderedSlots>);
 
 impl SendTurns {
     /// `at_once` bodies may send at the same time.
     pub fn new(at_once: usize) -> SendTurns {
-        SendTurns(Arc::new(Semaphore::new(at_once.max(1))))
+        SendTurns(OrderedSlots::new(at_once))
     }
 }
 
-type Acquiring = Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Send>>;
+type Acquiring = Pin<Box<dyn Future<Output = SlotPermit> + Send>>;
 
 /// A body's place in its connection's [`SendTurns`].
 enum Turn {
@@ -346,7 +349,7 @@ enum Turn {
     Free,
     Waiting(Acquiring),
     Held {
-        _permit: OwnedSemaphorePermit,
+        _permit: SlotPermit,
     },
 }
 
@@ -373,12 +376,11 @@ impl<H> FramesBody<H> {
     }
 
     /// Sends its frames only in its turn of `turns`, waited for from the first time it is
-    /// polled and given back once its last frame was handed on (or it is dropped).
-    pub fn in_turn(mut self, turns: &SendTurns) -> FramesBody<H> {
+    /// polled (ahead of the bodies waiting with a higher `rank`) and given back once its last
+    /// frame was handed on (or it is dropped).
+    pub fn in_turn(mut self, turns: &SendTurns, rank: u64) -> FramesBody<H> {
         if !self.frames.is_empty() {
-            let semaphore = Arc::clone(&turns.0);
-            // The semaphore is never closed: an error cannot happen, and would only mean no wait.
-            self.turn = Turn::Waiting(Box::pin(async move { semaphore.acquire_owned().await.ok() }));
+            self.turn = Turn::Waiting(Box::pin(Arc::clone(&turns.0).acquire(rank)));
         }
         self
     }
@@ -395,8 +397,7 @@ impl<H: Unpin> Body for FramesBody<H> {
         if let Turn::Waiting(acquiring) = &mut self.turn {
             self.turn = match acquiring.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(permit)) => Turn::Held { _permit: permit },
-                Poll::Ready(None) => Turn::Free,
+                Poll::Ready(permit) => Turn::Held { _permit: permit },
             };
         }
         if let Some(data) = self.frames.pop_front() {
@@ -587,8 +588,8 @@ mod tests {
     fn bodies_in_turn_send_one_after_another() {
         let turns = SendTurns::new(1);
         let frames = |a: &'static [u8], b: &'static [u8]| [Bytes::from_static(a), Bytes::from_static(b)];
-        let mut first = FramesBody::new(frames(b"a1", b"a2"), Some(ok_trailers()), ()).in_turn(&turns);
-        let mut second = FramesBody::new(frames(b"b1", b"b2"), Some(ok_trailers()), ()).in_turn(&turns);
+        let mut first = FramesBody::new(frames(b"a1", b"a2"), Some(ok_trailers()), ()).in_turn(&turns, 1);
+        let mut second = FramesBody::new(frames(b"b1", b"b2"), Some(ok_trailers()), ()).in_turn(&turns, 2);
         let mut free = FramesBody::new(frames(b"c1", b"c2"), None, ());
         assert_eq!(poll_once(&mut first), sent(b"a1"));
         assert_eq!(
@@ -606,9 +607,9 @@ mod tests {
 
         // A body dropped while holding its turn gives it back; one dropped while waiting leaves
         // the line.
-        let mut holder = FramesBody::new(frames(b"d1", b"d2"), None, ()).in_turn(&turns);
-        let mut waiter = FramesBody::new(frames(b"e1", b"e2"), None, ()).in_turn(&turns);
-        let mut last = FramesBody::new(frames(b"f1", b"f2"), None, ()).in_turn(&turns);
+        let mut holder = FramesBody::new(frames(b"d1", b"d2"), None, ()).in_turn(&turns, 3);
+        let mut waiter = FramesBody::new(frames(b"e1", b"e2"), None, ()).in_turn(&turns, 4);
+        let mut last = FramesBody::new(frames(b"f1", b"f2"), None, ()).in_turn(&turns, 5);
         assert_eq!(poll_once(&mut holder), sent(b"d1"));
         assert_eq!(poll_once(&mut waiter), Poll::Pending);
         assert_eq!(poll_once(&mut last), Poll::Pending);

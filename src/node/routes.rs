@@ -3,6 +3,8 @@
 //! server.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use collective_proto::chunk::chunks_server::ChunksServer;
@@ -21,6 +23,9 @@ use crate::wire;
 pub struct ChunkRoutes {
     service: ChunkService,
     generated: ChunksServer<ChunkService>,
+    /// Gets numbered, over all connections, in the order the node begins to handle them: a get's
+    /// rank in its waits for a read slot and a send turn (see [`crate::slots`]).
+    gets_asked: Arc<AtomicU64>,
 }
 
 impl ChunkRoutes {
@@ -28,7 +33,11 @@ impl ChunkRoutes {
         let generated = ChunksServer::new(service.clone())
             .max_decoding_message_size(CHUNK_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(CHUNK_MESSAGE_BYTES_MAX);
-        ChunkRoutes { service, generated }
+        ChunkRoutes {
+            service,
+            generated,
+            gets_asked: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 
@@ -58,12 +67,18 @@ impl Service<http::Request<Body>> for ChunkRoutes {
                     Err(status) => status.into_http(),
                 })
             }),
-            GET_PATH => Box::pin(async move {
-                Ok(service
-                    .serve_get(request)
-                    .await
-                    .unwrap_or_else(|status| status.into_http()))
-            }),
+            GET_PATH => {
+                // Numbered when the get's task first runs (the layers above call `call` from their
+                // futures, not as HTTP/2 accepts the stream), before any of its waits: close to
+                // the order the gets were asked, which those waits would lose.
+                let rank = self.gets_asked.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async move {
+                    Ok(service
+                        .serve_get(request, rank)
+                        .await
+                        .unwrap_or_else(|status| status.into_http()))
+                })
+            }
             _ => {
                 let mut generated = self.generated.clone();
                 Box::pin(async move { generated.call(request).await })

@@ -182,10 +182,12 @@ impl ChunkService {
     }
 
     /// A `Get`, routed here by [`super::routes`]: the verified range of the chunk, each message
-    /// sent as its head and then a slice of the buffer the chunk was read into.
+    /// sent as its head and then a slice of the buffer the chunk was read into. Gets ranked
+    /// lower (asked earlier) are read and sent first.
     pub(super) async fn serve_get(
         &self,
         request: http::Request<tonic::body::Body>,
+        rank: u64,
     ) -> Result<http::Response<tonic::body::Body>, Status> {
         let (parts, body) = request.into_parts();
         let turns = parts
@@ -231,7 +233,7 @@ impl ChunkService {
             .map_err(|_| Status::unavailable("node is shutting down"))?;
         let content = {
             // In the directory's turn (see `READS_PER_CORE`); its slots are never closed.
-            let _slot = dir.read_slots.acquire().await.ok();
+            let _slot = Arc::clone(&dir.read_slots).acquire(rank).await;
             self.blocking(move |store| store.read(&hash))
                 .await
                 .map_err(reported)?
@@ -265,7 +267,7 @@ impl ChunkService {
         // The permit is held until the body is dropped: sent, or the caller gone.
         let mut body = wire::FramesBody::new(frames, Some(wire::ok_trailers()), permit);
         if let Some(turns) = &turns {
-            body = body.in_turn(turns);
+            body = body.in_turn(turns, rank);
         }
         Ok(wire::response(body))
     }

@@ -33,7 +33,7 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
@@ -41,6 +41,7 @@ use rand::RngCore;
 use super::StoreError;
 use crate::chunk_hash::ChunkHash;
 use crate::pki::PkiError;
+use crate::slots::OrderedSlots;
 
 /// The shortest time between two probes of a directory after I/O errors in it: a failing disk
 /// fails every operation, and one probe a second is enough to tell.
@@ -115,11 +116,12 @@ pub(crate) struct DataDir {
     usage: Mutex<Usage>,
     health: Mutex<Health>,
     /// Turns to read a chunk here and verify it (a get's; see [`READS_PER_CORE`]).
-    pub(crate) read_slots: tokio::sync::Semaphore,
+    pub(crate) read_slots: Arc<OrderedSlots>,
 }
 
 /// Chunk reads (from disk, then verified) one directory runs at once, per core (at least 2: one
-/// reading while another is hashed); further reads wait their turn, first come first served.
+/// reading while another is hashed); further reads wait their turn, the get asked first served
+/// first (see [`OrderedSlots`]).
 /// Reading and hashing are a node's work for a get: a client that asked 8 chunks of a node at
 /// once had them all read and hashed side by side, so each was done only when nearly all were,
 /// and the first reached the client late. Per directory, so that a disk that stops answering
@@ -146,7 +148,7 @@ impl DataDir {
             marker: String::new(),
             usage: Mutex::new(Usage::default()),
             health: Mutex::new(Health::default()),
-            read_slots: tokio::sync::Semaphore::new(reads_at_once()),
+            read_slots: OrderedSlots::new(reads_at_once()),
         }
     }
 
