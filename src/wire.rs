@@ -22,10 +22,10 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use prost::Message;
 use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
-
-use crate::slots::{OrderedSlots, SlotPermit};
 use prost::encoding::{DecodeContext, WireType};
 use tonic::Status;
+
+use crate::slots::{OrderedSlots, SlotPermit};
 
 /// The prefix of every gRPC message: a compression flag and the length (big-endian u32).
 const PREFIX_BYTES: usize = 5;
@@ -616,5 +616,16 @@ mod tests {
         drop(waiter);
         drop(holder);
         assert_eq!(poll_once(&mut last), sent(b"f1"));
+
+        // Waiting bodies take their turns by rank, not by when they began to wait.
+        let mut late = FramesBody::new(frames(b"g1", b"g2"), None, ()).in_turn(&turns, 9);
+        let mut early = FramesBody::new(frames(b"h1", b"h2"), None, ()).in_turn(&turns, 6);
+        assert_eq!(poll_once(&mut late), Poll::Pending);
+        assert_eq!(poll_once(&mut early), Poll::Pending);
+        assert_eq!(poll_once(&mut last), sent(b"f2"));
+        assert_eq!(poll_once(&mut late), Poll::Pending, "rank 6 goes before rank 9");
+        assert_eq!(poll_once(&mut early), sent(b"h1"));
+        assert_eq!(poll_once(&mut early), sent(b"h2"));
+        assert_eq!(poll_once(&mut late), sent(b"g1"));
     }
 }

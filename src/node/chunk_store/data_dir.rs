@@ -120,8 +120,8 @@ pub(crate) struct DataDir {
 }
 
 /// Chunk reads (from disk, then verified) one directory runs at once, per core (at least 2: one
-/// reading while another is hashed); further reads wait their turn, the get asked first served
-/// first (see [`OrderedSlots`]).
+/// reading while another is hashed); further reads wait their turn, the get the node took up
+/// first served first (see [`OrderedSlots`]).
 /// Reading and hashing are a node's work for a get: a client that asked 8 chunks of a node at
 /// once had them all read and hashed side by side, so each was done only when nearly all were,
 /// and the first reached the client late. Per directory, so that a disk that stops answering
