@@ -49,14 +49,28 @@ async fn new_coordinator_catches_up_from_a_snapshot() -> anyhow::Result<()> {
         }))
         .await?;
 
+    // The leader purges its log a moment after it writes a snapshot file; a coordinator added
+    // before that could replay the log instead, so wait for the purge `status` reports.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let purged = loop {
+        let status = cluster.status_json()?;
+        if let Some(purged) = status["purged_index"].as_u64() {
+            break purged;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leader never purged its log: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let snapshots = cluster.coordinator(1).data_dir.join("snapshots");
     let snapshot_files = std::fs::read_dir(&snapshots)?
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
         .count();
     assert!(
-        snapshot_files >= 1,
-        "the leader built a snapshot in {}",
+        snapshot_files >= 1 && purged >= 100,
+        "the leader built a snapshot in {} and purged its log up to {purged}",
         snapshots.display()
     );
 

@@ -1,7 +1,7 @@
 //! The data path from the command line against real processes (one coordinator, one node):
 //! stdin to stdout, ranges, kept versions, deduplication, garbage collection of what no version
 //! references, clear refusals of bad input, outputs that are links, pipes or directories, and a
-//! standard output closed by its reader.
+//! standard output closed by its reader (of `read` and of `ls`).
 
 mod support;
 
@@ -302,6 +302,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() -> anyhow::Result<()> {
         ),
         (&["write", "/x", path(&file), "--chunk-bytes", "0"], "chunk size"),
         (&["write", "/x", "/no/such/local/file"], "opening"),
+        (&["write", "/x", path(cluster.dir.path())], "is a directory"),
         (&["write", "relative", path(&file)], "absolute"),
         (&["read", "/missing"], "does not exist"),
         (&["read", "/"], "directory"),
@@ -422,7 +423,7 @@ fn a_read_into_a_file_link_or_pipe_leaves_each_what_it_was() -> anyhow::Result<(
 }
 
 #[test]
-fn a_read_whose_standard_output_is_closed_stops_quietly() -> anyhow::Result<()> {
+fn a_read_or_listing_whose_standard_output_is_closed_stops_quietly() -> anyhow::Result<()> {
     let cluster = cluster()?;
     let source = cluster.dir.path().join("source.bin");
     // Larger than a pipe's buffer, so the read is still writing when its reader goes.
@@ -450,5 +451,39 @@ fn a_read_whose_standard_output_is_closed_stops_quietly() -> anyhow::Result<()> 
         output.status
     );
     ensure!(!stderr.contains("error"), "no error is printed: {stderr:?}");
+
+    // As `collective ls -l /many | head -1`: a listing longer than a pipe's buffer.
+    let names: Vec<String> = (0..400)
+        .map(|i| format!("/many/{i:03}-{}", "n".repeat(200)))
+        .collect();
+    let mut mkdir = vec!["mkdir", "-p"];
+    mkdir.extend(names.iter().map(String::as_str));
+    cluster.cli_ok(&mkdir)?;
+    let mut child = Command::new(binary())
+        .args(["ls", "-l", "/many"])
+        .env("COLLECTIVE_HOME", &cluster.home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().context("stdout")?),
+        &mut first,
+    )?;
+    ensure!(
+        first.contains("000-nnn"),
+        "the first entry arrives before the reader goes: {first:?}"
+    );
+    let output = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        output.status.code() == Some(141),
+        "ls exit status {:?}: {stderr}",
+        output.status
+    );
+    ensure!(
+        stderr.is_empty(),
+        "ls prints nothing on stderr, and does not panic: {stderr:?}"
+    );
     Ok(())
 }

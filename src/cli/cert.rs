@@ -27,12 +27,12 @@ async fn revoke(args: CertRevokeArgs, home: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("revoking certificate {}", hex(&serial)))?;
     match subject {
-        Some(subject) => println!(
+        Some(subject) => outln!(
             "revoked certificate {} of {subject} (log index {})",
             hex(&serial),
             response.log_index
         ),
-        None => println!(
+        None => outln!(
             "revoked certificate {} (log index {})",
             hex(&serial),
             response.log_index

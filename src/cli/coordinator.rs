@@ -30,12 +30,14 @@ fn init(args: CoordinatorInitArgs, home: &Path) -> anyhow::Result<()> {
         args.id,
     )?;
     let c = &first.config;
-    println!(
+    outln!(
         "prepared coordinator {} ({}) of member {}",
-        c.id, c.address, c.member_domain
+        c.id,
+        c.address,
+        c.member_domain
     );
-    println!("admin profile written to {}", home.display());
-    println!(
+    outln!("admin profile written to {}", home.display());
+    outln!(
         "next: collective coordinator run --data-dir {}",
         args.data_dir.display()
     );
@@ -44,14 +46,15 @@ fn init(args: CoordinatorInitArgs, home: &Path) -> anyhow::Result<()> {
 
 fn prepare(args: CoordinatorPrepareArgs, home: &Path) -> anyhow::Result<()> {
     let config = bootstrap::prepare(&args.data_dir, home, args.id, args.listen)?;
-    println!("prepared coordinator {} ({})", config.id, config.address);
-    println!(
+    outln!("prepared coordinator {} ({})", config.id, config.address);
+    outln!(
         "next: collective coordinator run --data-dir {}",
         args.data_dir.display()
     );
-    println!(
+    outln!(
         "then: collective coordinator add --id {} --endpoint {}",
-        config.id, config.endpoint
+        config.id,
+        config.endpoint
     );
     Ok(())
 }
@@ -66,9 +69,11 @@ async fn add(args: CoordinatorAddArgs, home: &Path) -> anyhow::Result<()> {
     };
     let membership = client.add_coordinator(request).await?;
     remember_endpoint(home, &args.endpoint)?;
-    println!(
+    outln!(
         "coordinator {} added; voters {:?}, learners {:?}",
-        args.id, membership.voters, membership.learners
+        args.id,
+        membership.voters,
+        membership.learners
     );
     Ok(())
 }
@@ -76,9 +81,10 @@ async fn add(args: CoordinatorAddArgs, home: &Path) -> anyhow::Result<()> {
 async fn remove(id: u64, home: &Path) -> anyhow::Result<()> {
     let mut client = client::connect(home)?;
     let membership = client.remove_coordinator(id).await?;
-    println!(
+    outln!(
         "coordinator {id} removed; voters {:?}, learners {:?}",
-        membership.voters, membership.learners
+        membership.voters,
+        membership.learners
     );
     Ok(())
 }

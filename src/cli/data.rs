@@ -31,6 +31,24 @@ pub fn node_pool(client: &Client) -> anyhow::Result<NodePool> {
 }
 
 pub async fn write(args: WriteArgs, home: PathBuf) -> anyhow::Result<()> {
+    let bar = Bar::new(args.quiet);
+    // The input is opened and checked first, so a wrong path fails before anything is contacted.
+    let input: Box<dyn std::io::Read + Send> = match stdio_path(args.file.as_deref()) {
+        None => Box::new(std::io::stdin()),
+        Some(file) => {
+            let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+            let meta = input
+                .metadata()
+                .with_context(|| format!("reading {}", file.display()))?;
+            anyhow::ensure!(
+                !meta.is_dir(),
+                "{} is a directory: write takes one file (or - for standard input)",
+                file.display()
+            );
+            bar.progress().set_total(meta.len());
+            Box::new(input)
+        }
+    };
     let mut client = client::connect(&home)?;
     let pool = node_pool(&client)?;
     let options = WriteOptions {
@@ -40,22 +58,11 @@ pub async fn write(args: WriteArgs, home: PathBuf) -> anyhow::Result<()> {
         expected_version: args.if_version,
         chunks_in_flight: args.parallel,
     };
-    let bar = Bar::new(args.quiet);
-    let input: Box<dyn std::io::Read + Send> = match stdio_path(args.file.as_deref()) {
-        None => Box::new(std::io::stdin()),
-        Some(file) => {
-            let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-            if let Ok(meta) = input.metadata() {
-                bar.progress().set_total(meta.len());
-            }
-            Box::new(input)
-        }
-    };
     let summary =
         datapath::write_file(&mut client, &pool, &args.path, input, &options, bar.progress()).await?;
     bar.finish();
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        outln!("{}", serde_json::to_string(&summary)?);
     } else if std::io::stderr().is_terminal() && !args.quiet {
         eprintln!(
             "wrote {} ({}) as version {} in {:.1} s: {} chunks, {} copies uploaded, {} already stored, {} replicas",
@@ -191,7 +198,7 @@ async fn debug_chunks(args: DebugChunksArgs, home: PathBuf) -> anyhow::Result<()
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "path": args.file,
@@ -203,7 +210,7 @@ async fn debug_chunks(args: DebugChunksArgs, home: PathBuf) -> anyhow::Result<()
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "{} version {}: {} in {} chunks, {} replicas wanted",
         args.file,
         first.version,
@@ -218,7 +225,7 @@ async fn debug_chunks(args: DebugChunksArgs, home: PathBuf) -> anyhow::Result<()
             .iter()
             .map(|r| format!("{} ({})", r.node, status_name(r.status)))
             .collect();
-        println!(
+        outln!(
             "{index:>5}  {}  @{:<12} {:>10}  {}",
             hex(&chunk.hash),
             chunk.offset,

@@ -60,12 +60,12 @@ fn ca_init(args: FederationCaInitArgs) -> anyhow::Result<()> {
         (ROOT_CA_CERT, &bundle.cert_pem),
         (ROOT_CA_KEY, &bundle.key_pem),
     )?;
-    println!(
+    outln!(
         "federation root CA for {domain} written to {}",
         args.out.display()
     );
-    println!("  {ROOT_CA_CERT}: give it to every member (the trust anchor); {ROOT_CA_KEY}: keep it offline");
-    println!(
+    outln!("  {ROOT_CA_CERT}: give it to every member (the trust anchor); {ROOT_CA_KEY}: keep it offline");
+    outln!(
         "next: collective federation ca sign-member --member NAME --ca-dir {}",
         args.out.display()
     );
@@ -85,13 +85,13 @@ fn sign_member(args: FederationSignMemberArgs) -> anyhow::Result<()> {
         (MEMBER_CA_CERT, &bundle.cert_pem),
         (MEMBER_CA_KEY, &bundle.key_pem),
     )?;
-    println!(
+    outln!(
         "member CA for {} (federation {}) written to {}",
         member.member_domain(),
         member.federation_domain(),
         args.out.display()
     );
-    println!(
+    outln!(
         "  valid from {} to {} UTC",
         format_system_time(member.not_before()),
         format_system_time(member.not_after())
@@ -134,12 +134,12 @@ pub async fn remove_member(args: FederationRemoveMemberArgs, home: &Path) -> any
         };
         match published.await {
             Ok(new) => {
-                println!(
+                outln!(
                     "member {member_domain} removed from federation {}{}",
                     root_identity.federation_domain,
                     if new { "" } else { " (it already was)" }
                 );
-                println!(
+                outln!(
                     "  published through {endpoint}; every member's coordinators and storage nodes refuse its \
                      certificates within seconds"
                 );
@@ -211,19 +211,19 @@ fn init(args: FederationInitArgs, home: &Path) -> anyhow::Result<()> {
     };
     let domain = &first.config.federation_domain;
     let c = &first.config;
-    println!(
+    outln!(
         "federation {domain}: member CA for {} signed by the root CA",
         c.member_domain
     );
-    println!(
+    outln!(
         "prepared coordinator {} ({}) in {}, listening on {}",
         c.id,
         c.address,
         args.data_dir.display(),
         c.listen
     );
-    println!("admin profile written to {}", home.display());
-    println!(
+    outln!("admin profile written to {}", home.display());
+    outln!(
         "next: collective coordinator run --data-dir {}",
         args.data_dir.display()
     );

@@ -48,10 +48,10 @@ fn init(args: IdentityInitArgs, home: &Path) -> anyhow::Result<()> {
         })?,
     )?;
     std::fs::rename(&tmp, &path)?;
-    println!("global id: {global_id} (recorded in {})", path.display());
+    outln!("global id: {global_id} (recorded in {})", path.display());
     match Profile::load(home) {
-        Ok(profile) => println!("certificate address: {}", profile.config.address),
-        Err(_) => println!(
+        Ok(profile) => outln!("certificate address: {}", profile.config.address),
+        Err(_) => outln!(
             "no profile yet: `collective invite redeem CODE` will ask the member for the name {:?}",
             address.name().unwrap_or_default()
         ),
@@ -91,10 +91,10 @@ async fn show(args: IdentityShowArgs, home: &Path) -> anyhow::Result<()> {
             "role": who.role,
             "grants": grants_json(&who),
         });
-        println!("{json}");
+        outln!("{json}");
         return Ok(());
     }
-    println!(
+    outln!(
         "global id:  {}",
         global
             .as_deref()
@@ -119,17 +119,19 @@ pub fn grants_json(who: &collective_proto::bootstrap::WhoAmIResponse) -> Vec<ser
 
 /// `you are ... (role)` and the grants, as `status` and `identity show` print them.
 pub fn print_access(who: &collective_proto::bootstrap::WhoAmIResponse) {
-    println!(
+    outln!(
         "you are:    {} ({}, {} certificate)",
-        who.address, who.role, who.component
+        who.address,
+        who.role,
+        who.component
     );
     match who.role.as_str() {
-        "admin" => println!(
+        "admin" => outln!(
             "you may:    everything in member {} (its admin)",
             who.member_domain
         ),
-        "coordinator" | "node" => println!("you may:    what a {} of the member does", who.role),
-        _ if who.grants.is_empty() => println!("you may:    nothing yet (no grants; ask the member's admin)"),
+        "coordinator" | "node" => outln!("you may:    what a {} of the member does", who.role),
+        _ if who.grants.is_empty() => outln!("you may:    nothing yet (no grants; ask the member's admin)"),
         _ => {
             for (n, grant) in who.grants.iter().filter_map(|g| g.grant.as_ref()).enumerate() {
                 let label = if n == 0 { "you may:" } else { "" };
@@ -137,7 +139,7 @@ pub fn print_access(who: &collective_proto::bootstrap::WhoAmIResponse) {
                     .expires_at_unix_ms
                     .map(|t| format!(" until {t} (unix ms)"))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "{label:<11} {} under {} (grant to {}){until}",
                     rights_text(grant.rights),
                     grant.path,

@@ -94,10 +94,10 @@ async fn generate(args: InviteGenerateArgs, home: &Path) -> anyhow::Result<()> {
             "expires_at_unix_ms": expires_at_unix_ms,
             "bootstrap_endpoints": endpoints,
         });
-        println!("{json}");
+        outln!("{json}");
         return Ok(());
     }
-    println!("{code}");
+    outln!("{code}");
     eprintln!(
         "invite {} ({}): {} use(s), valid for {}, grants {}",
         hex(&invite_id),
@@ -161,19 +161,23 @@ async fn list(args: InviteListArgs, home: &Path) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
         return Ok(());
     }
     if invites.is_empty() {
-        println!("no invites (make one with `collective invite generate --grant PATH:RIGHTS`)");
+        outln!("no invites (make one with `collective invite generate --grant PATH:RIGHTS`)");
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<32}  {:<6}  {:<9}  {:<9}  {:<20}  grants",
-        "id", "kind", "state", "uses", "expires (unix ms)"
+        "id",
+        "kind",
+        "state",
+        "uses",
+        "expires (unix ms)"
     );
     for i in &invites {
-        println!(
+        outln!(
             "{:<32}  {:<6}  {:<9}  {:<9}  {:<20}  {}",
             hex(&i.invite_id),
             kind_text(i.kind),
@@ -227,7 +231,7 @@ async fn revoke(args: InviteRevokeArgs, home: &Path) -> anyhow::Result<()> {
         }))
         .await
         .context("revoking the invite")?;
-    println!("revoked invite {}", hex(&invite.invite_id));
+    outln!("revoked invite {}", hex(&invite.invite_id));
     Ok(())
 }
 
@@ -260,18 +264,19 @@ async fn redeem_user(args: InviteRedeemArgs, home: &Path) -> anyhow::Result<()> 
         coordinators: response.coordinators.clone(),
     };
     Profile::write(home, &config, &bundle, &response.root_ca_pem, None)?;
-    println!(
+    outln!(
         "you are {} in member {}",
-        response.address, response.member_domain
+        response.address,
+        response.member_domain
     );
     if response.grants.is_empty() {
-        println!("  grants: none yet (ask the member's admin)");
+        outln!("  grants: none yet (ask the member's admin)");
     }
     for grant in &response.grants {
-        println!("  may {} under {}", rights_text(grant.rights), grant.path);
+        outln!("  may {} under {}", rights_text(grant.rights), grant.path);
     }
-    println!("  profile written to {}", home.display());
-    println!("  certificate serial {}", hex(&response.certificate_serial));
+    outln!("  profile written to {}", home.display());
+    outln!("  certificate serial {}", hex(&response.certificate_serial));
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "invite redeemed"
@@ -310,13 +315,15 @@ pub async fn federation_join(args: FederationJoinArgs, home: PathBuf) -> anyhow:
         coordinators: response.coordinators.clone(),
     }];
     config.save(&args.data_dir)?;
-    println!(
+    outln!(
         "joined federation {} as member {} (member CA signed through {})",
-        response.federation_domain, response.address, response.member_domain
+        response.federation_domain,
+        response.address,
+        response.member_domain
     );
-    println!("  first coordinator prepared in {}", args.data_dir.display());
-    println!("  admin profile in {}", home.display());
-    println!(
+    outln!("  first coordinator prepared in {}", args.data_dir.display());
+    outln!("  admin profile in {}", home.display());
+    outln!(
         "start it with: collective coordinator run --data-dir {}",
         args.data_dir.display()
     );

@@ -1,6 +1,15 @@
 //! The command line: argument definitions, dispatch, and the exit-code contract (0 on success,
-//! 1 on a refused or failed operation, 2 on bad usage, 141 when `read`'s standard output was
-//! closed by its reader), with errors printed as `error: ...`.
+//! 1 on a refused or failed operation, 2 on bad usage, 141 when standard output was closed by
+//! its reader, as SIGPIPE would end the command), with errors printed as `error: ...`.
+
+/// `println!` for what a command prints: when the reader of standard output goes away, as in
+/// `collective ls -l / | head`, the command ends quietly with the status SIGPIPE would give it
+/// (as `ls` would end), and any other failure to write is an error message, never a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))
+    };
+}
 
 pub mod args;
 mod audit;
@@ -53,6 +62,24 @@ pub(crate) struct StdoutClosed;
 
 impl StdoutClosed {
     const EXIT_CODE: u8 = 128 + 13;
+}
+
+/// Writes one line of a command's output (see `outln!`). Exiting here, rather than returning an
+/// error up through every caller, is what SIGPIPE does to any other program in a pipeline, and
+/// is as safe: every write the command made was acknowledged or not before it printed.
+pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(i32::from(StdoutClosed::EXIT_CODE))
+        }
+        Err(error) => {
+            eprintln!("error: cannot write to standard output: {error}");
+            std::process::exit(1)
+        }
+    }
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {

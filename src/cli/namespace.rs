@@ -21,7 +21,7 @@ pub async fn mkdir(args: MkdirArgs, home: PathBuf) -> anyhow::Result<()> {
         created.push(serde_json::json!({ "path": path, "log_index": response.log_index, "events": response.events.len() }));
     }
     if args.json {
-        println!("{}", serde_json::Value::Array(created));
+        outln!("{}", serde_json::Value::Array(created));
     }
     Ok(())
 }
@@ -41,7 +41,7 @@ pub async fn ls(args: LsArgs, home: PathBuf) -> anyhow::Result<()> {
     };
     if args.json {
         let json: Vec<_> = entries.iter().map(entry_json).collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "path": args.path, "directory": directory.as_ref().map(entry_json), "entries": json })
         );
@@ -50,7 +50,7 @@ pub async fn ls(args: LsArgs, home: PathBuf) -> anyhow::Result<()> {
     for entry in &entries {
         let suffix = if kind_name(entry.kind) == "dir" { "/" } else { "" };
         if args.long {
-            println!(
+            outln!(
                 "{:<4} {:>10} {:>5} v{:<4} {}  {}{suffix}",
                 kind_name(entry.kind),
                 format_size(entry.size),
@@ -60,7 +60,7 @@ pub async fn ls(args: LsArgs, home: PathBuf) -> anyhow::Result<()> {
                 entry.name
             );
         } else {
-            println!("{}{suffix}", entry.name);
+            outln!("{}{suffix}", entry.name);
         }
     }
     Ok(())
@@ -73,22 +73,22 @@ pub async fn stat(args: StatArgs, home: PathBuf) -> anyhow::Result<()> {
         .await?;
     let entry = response.entry.unwrap_or_default();
     if args.json {
-        println!("{}", entry_json(&entry));
+        outln!("{}", entry_json(&entry));
         return Ok(());
     }
-    println!("path:      {}", entry.path);
-    println!("kind:      {}", kind_name(entry.kind));
-    println!("inode:     {}", entry.inode);
+    outln!("path:      {}", entry.path);
+    outln!("kind:      {}", kind_name(entry.kind));
+    outln!("inode:     {}", entry.inode);
     if kind_name(entry.kind) != "dir" {
-        println!("size:      {} ({} bytes)", format_size(entry.size), entry.size);
-        println!("version:   {}", entry.version);
-        println!("chunks:    {}", entry.chunk_count);
-        println!(
+        outln!("size:      {} ({} bytes)", format_size(entry.size), entry.size);
+        outln!("version:   {}", entry.version);
+        outln!("chunks:    {}", entry.chunk_count);
+        outln!(
             "replicas:  {} (healthy replicas of the worst chunk / wanted)",
             replica_health(&entry)
         );
     }
-    println!("modified:  {}", format_time(entry.modified_at_unix_ms));
+    outln!("modified:  {}", format_time(entry.modified_at_unix_ms));
     Ok(())
 }
 

@@ -15,7 +15,7 @@ pub async fn run(command: NodeCommand, home: PathBuf) -> anyhow::Result<()> {
                 capacity_bytes_max: args.capacity,
             };
             let config = daemon::prepare(&args.data_dir, &home, &plan)?;
-            println!(
+            outln!(
                 "prepared node {} in {} (chunks on {}); start it with `collective node run --data-dir {}`",
                 config.address,
                 args.data_dir.display(),

@@ -57,6 +57,8 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
             "term": status.term,
             "commit_index": status.commit_index,
             "last_applied": status.last_applied,
+            "snapshot_index": status.snapshot_index,
+            "purged_index": status.purged_index,
             "events": status.event_count,
             "health": status.health,
             "health_detail": status.health_detail,
@@ -79,16 +81,17 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                 "pass_at_unix_ms": h.pass_at_unix_ms,
             })),
         });
-        println!("{json}");
+        outln!("{json}");
         return Ok(());
     }
-    println!(
+    outln!(
         "member:       {} (federation {})",
-        status.member_domain, status.federation_domain
+        status.member_domain,
+        status.federation_domain
     );
-    println!("you:          {}", status.caller);
+    outln!("you:          {}", status.caller);
     if let Some(who) = &access {
-        println!("role:         {}", who.role);
+        outln!("role:         {}", who.role);
         if who.role == "user" {
             let grants: Vec<String> = who
                 .grants
@@ -96,7 +99,7 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                 .filter_map(|g| g.grant.as_ref())
                 .map(super::invite::grant_text)
                 .collect();
-            println!(
+            outln!(
                 "you may:      {}",
                 if grants.is_empty() {
                     "nothing yet (no grants)".to_string()
@@ -105,33 +108,43 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
                 }
             );
         } else if who.role == "admin" {
-            println!("you may:      everything (the member's admin)");
+            outln!("you may:      everything (the member's admin)");
         }
     }
-    println!("health:       {} {}", status.health, status.health_detail);
+    outln!("health:       {} {}", status.health, status.health_detail);
     match status.leader_raft_id {
-        Some(leader) => println!("leader:       coordinator {leader} at {}", status.leader_endpoint),
-        None => println!("leader:       none (election in progress or no quorum)"),
+        Some(leader) => outln!("leader:       coordinator {leader} at {}", status.leader_endpoint),
+        None => outln!("leader:       none (election in progress or no quorum)"),
     }
-    println!("term:         {}", status.term);
-    println!("commit index: {}", status.commit_index);
-    println!("applied:      {}", status.last_applied);
-    println!("events:       {}", status.event_count);
-    println!("coordinators:");
+    outln!("term:         {}", status.term);
+    outln!("commit index: {}", status.commit_index);
+    outln!("applied:      {}", status.last_applied);
+    match (status.snapshot_index, status.purged_index) {
+        (None, _) => outln!("snapshot:     none yet"),
+        (Some(snapshot), None) => outln!("snapshot:     at index {snapshot}, whole log kept"),
+        (Some(snapshot), Some(purged)) => {
+            outln!("snapshot:     at index {snapshot}, log purged up to {purged}")
+        }
+    }
+    outln!("events:       {}", status.event_count);
+    outln!("coordinators:");
     for c in &status.coordinators {
         let role = if c.voter { "voter" } else { "learner" };
         let reach = if c.reachable { "reachable" } else { "unreachable" };
-        println!(
+        outln!(
             "  {:>3}  {:<36} {:<22} {role:<8} {reach} (matched {})",
-            c.raft_id, c.address, c.endpoint, c.matched_index
+            c.raft_id,
+            c.address,
+            c.endpoint,
+            c.matched_index
         );
     }
-    println!("nodes:");
+    outln!("nodes:");
     if status.nodes.is_empty() {
-        println!("  none (prepare one with `collective node prepare`)");
+        outln!("  none (prepare one with `collective node prepare`)");
     }
     for n in &status.nodes {
-        println!(
+        outln!(
             "  {:<36} {:<22} {:<8} {} free of {}{}",
             n.address,
             n.endpoint,
@@ -148,7 +161,7 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
             }
         );
         for failed in &n.failed_data_dirs {
-            println!(
+            outln!(
                 "    data directory FAILED, out of service until the node restarts (its chunks are \
                  copied again from other replicas): {failed}"
             );
@@ -157,7 +170,7 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
             .clock_offset_ms
             .filter(|o| crate::ticket::clock_offset_refuses_tickets(*o))
         {
-            println!(
+            outln!(
                 "    clock {:.1} s {} the leader's, beyond the {} s tickets tolerate: the node refuses \
                  every ticket and gets no new chunk; correct its clock (NTP)",
                 offset.unsigned_abs() as f64 / 1000.0,
@@ -167,16 +180,20 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
         }
     }
     match status.chunk_health {
-        Some(h) => println!(
+        Some(h) => outln!(
             "chunks:       {} referenced, {} under-replicated, {} lost; {} replicas repaired and {} collected by this leader",
-            h.chunks, h.under_replicated, h.lost, h.repaired, h.collected
+            h.chunks,
+            h.under_replicated,
+            h.lost,
+            h.repaired,
+            h.collected
         ),
         None => {
-            println!("chunks:       no repair pass reported (ask the leader, or wait for its first pass)")
+            outln!("chunks:       no repair pass reported (ask the leader, or wait for its first pass)")
         }
     }
     if !status.federation.is_empty() {
-        println!("members:");
+        outln!("members:");
     }
     let now_ms = crate::coordinator::now_unix_ms();
     for m in &status.federation {
@@ -189,7 +206,7 @@ pub async fn run(args: StatusArgs, home: PathBuf) -> anyhow::Result<()> {
             ),
             (false, None) => "not reached yet".to_string(),
         };
-        println!(
+        outln!(
             "  {:<36} {:<22} {seen}",
             m.member_domain,
             m.coordinators.join(",")

@@ -26,11 +26,12 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
             args.listen,
             1,
         )?;
-        println!(
+        outln!(
             "created member {} of federation {}",
-            first.config.member_domain, first.config.federation_domain
+            first.config.member_domain,
+            first.config.federation_domain
         );
-        println!(
+        outln!(
             "  federation root CA and member CA in {}",
             Layout::new(&coordinator_dir).pki().display()
         );
@@ -45,7 +46,7 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
         prepare_node(&coordinator_dir, &node_dir, &config, args.node_listen)?;
     }
     let node = daemon::launch(&node_dir, coordinator::run::shutdown_signal()).await?;
-    println!(
+    outln!(
         "collective is up ({})",
         if first_start {
             "first start"
@@ -53,31 +54,33 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
             "restarted from disk"
         }
     );
-    println!(
+    outln!(
         "  coordinator {} listening on {} (mutual TLS)",
-        config.address, config.listen
+        config.address,
+        config.listen
     );
-    println!(
+    outln!(
         "  storage node {} serving chunks on {} (mutual TLS)",
-        node.config.address, node.node.local_addr
+        node.config.address,
+        node.node.local_addr
     );
     if let Some(bootstrap) = &running.bootstrap {
-        println!(
+        outln!(
             "  bootstrap endpoint on {} (invite redemption only, server-authenticated TLS)",
             bootstrap.local_addr
         );
     }
-    println!("  data in {}", args.data_dir.display());
-    println!(
+    outln!("  data in {}", args.data_dir.display());
+    outln!(
         "  admin profile in {} (set COLLECTIVE_HOME to use another)",
         home.display()
     );
-    println!("try:");
-    println!("  collective status");
-    println!("  collective mkdir -p /media/movies && collective ls -l /media");
-    println!("  collective audit export");
-    println!("  collective invite generate --grant \"/shared:read+write\" --max-uses 1 --validity 24h");
-    println!("stop with Ctrl-C; start again with the same command: nothing acknowledged is lost");
+    outln!("try:");
+    outln!("  collective status");
+    outln!("  collective mkdir -p /media/movies && collective ls -l /media");
+    outln!("  collective audit export");
+    outln!("  collective invite generate --grant \"/shared:read+write\" --max-uses 1 --validity 24h");
+    outln!("stop with Ctrl-C; start again with the same command: nothing acknowledged is lost");
     let (coordinator, node) = tokio::join!(running.finish(), node.finish());
     coordinator?;
     node
@@ -164,6 +167,6 @@ fn ensure_admin_profile(coordinator_dir: &Path, home: &Path) -> anyhow::Result<(
     )?;
     // The coordinator records it at start, so it can be revoked by serial.
     bootstrap::remember_issued(&pki, bootstrap::ADMIN_LOCAL, &admin)?;
-    println!("wrote the admin profile to {}", home.display());
+    outln!("wrote the admin profile to {}", home.display());
     Ok(())
 }

@@ -89,6 +89,8 @@ pub fn build(coordinator: &Coordinator, caller: &Caller) -> Result<api::StatusRe
         term: metrics.current_term,
         commit_index: metrics.cluster_committed.map(|l| l.index).unwrap_or(0),
         last_applied: metrics.last_applied.map(|l| l.index).unwrap_or(0),
+        snapshot_index: metrics.snapshot.map(|l| l.index),
+        purged_index: metrics.purged.map(|l| l.index),
         coordinators,
         health: health.to_string(),
         health_detail,
