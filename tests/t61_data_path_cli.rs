@@ -431,26 +431,15 @@ fn a_read_or_listing_whose_standard_output_is_closed_stops_quietly() -> anyhow::
     std::fs::write(&source, &bytes)?;
     cluster.cli_ok(&["write", "/f", path(&source)])?;
     // As `collective read /f - | head -c 10`.
-    let mut child = Command::new(binary())
-        .args(["read", "/f", "-"])
-        .env("COLLECTIVE_HOME", &cluster.home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut first = [0u8; 10];
-    std::io::Read::read_exact(&mut child.stdout.take().context("stdout")?, &mut first)?;
-    ensure!(
-        first == bytes[..10],
-        "the first bytes arrive before the reader goes"
-    );
-    let output = child.wait_with_output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(
-        output.status.code() == Some(141),
-        "exit status {:?}: {stderr}",
-        output.status
-    );
-    ensure!(!stderr.contains("error"), "no error is printed: {stderr:?}");
+    stops_quietly_when_closed(&cluster, &["read", "/f", "-"], |stdout| {
+        let mut first = [0u8; 10];
+        std::io::Read::read_exact(stdout, &mut first)?;
+        ensure!(
+            first == bytes[..10],
+            "the first bytes arrive before the reader goes"
+        );
+        Ok(())
+    })?;
 
     // As `collective ls -l /many | head -1`: a listing longer than a pipe's buffer.
     let names: Vec<String> = (0..400)
@@ -459,31 +448,39 @@ fn a_read_or_listing_whose_standard_output_is_closed_stops_quietly() -> anyhow::
     let mut mkdir = vec!["mkdir", "-p"];
     mkdir.extend(names.iter().map(String::as_str));
     cluster.cli_ok(&mkdir)?;
+    stops_quietly_when_closed(&cluster, &["ls", "-l", "/many"], |stdout| {
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)?;
+        ensure!(
+            first.contains("000-nnn"),
+            "the first entry arrives before the reader goes: {first:?}"
+        );
+        Ok(())
+    })
+}
+
+/// Runs the CLI with `args`, lets `first` read the start of its output, then closes the pipe:
+/// the command must end with status 141 (as SIGPIPE ends a program) and print nothing on
+/// stderr, neither an error nor a panic.
+fn stops_quietly_when_closed(
+    cluster: &Cluster,
+    args: &[&str],
+    first: impl FnOnce(&mut std::process::ChildStdout) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut child = Command::new(binary())
-        .args(["ls", "-l", "/many"])
+        .args(args)
         .env("COLLECTIVE_HOME", &cluster.home)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().context("stdout")?),
-        &mut first,
-    )?;
-    ensure!(
-        first.contains("000-nnn"),
-        "the first entry arrives before the reader goes: {first:?}"
-    );
+    first(&mut child.stdout.take().context("stdout")?)?;
     let output = child.wait_with_output()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     ensure!(
         output.status.code() == Some(141),
-        "ls exit status {:?}: {stderr}",
+        "{args:?}: exit status {:?}: {stderr}",
         output.status
     );
-    ensure!(
-        stderr.is_empty(),
-        "ls prints nothing on stderr, and does not panic: {stderr:?}"
-    );
+    ensure!(stderr.is_empty(), "{args:?} prints nothing on stderr: {stderr:?}");
     Ok(())
 }
