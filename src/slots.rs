@@ -57,17 +57,14 @@ impl OrderedSlots {
             let mut state = self.lock();
             if state.free > 0 {
                 state.free -= 1;
-                (None, None)
-            } else {
-                let key = (rank, state.arrivals);
-                state.arrivals += 1;
-                let (hand, handed) = oneshot::channel();
-                state.waiting.insert(key, hand);
-                (Some(key), Some(handed))
+                drop(state);
+                return SlotPermit { slots: self };
             }
-        };
-        let (Some(key), Some(handed)) = (key, handed) else {
-            return SlotPermit { slots: self };
+            let key = (rank, state.arrivals);
+            state.arrivals += 1;
+            let (hand, handed) = oneshot::channel();
+            state.waiting.insert(key, hand);
+            (key, handed)
         };
         let mut waiting = Waiting {
             slots: Arc::clone(&self),
