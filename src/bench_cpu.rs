@@ -29,8 +29,10 @@ const HASH_PIECE_BYTES: usize = crate::datapath::CHUNK_BYTES_DEFAULT;
 /// The largest TLS record's plaintext.
 const RECORD_BYTES: usize = 16 * 1024;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-/// Ticket checks timed for each of the two ticket figures.
+/// Ticket checks timed for each of the three ticket figures.
 const TICKET_CHECKS: u32 = 200;
+/// Chunks a timed ticket names: a plan page's worth, as a read's tickets do.
+const TICKET_HASHES: usize = 256;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CpuReport {
@@ -43,6 +45,8 @@ pub struct CpuReport {
     pub ticket_first_check_cpu_us: f64,
     /// A node's check of a later ticket of the same coordinator: the signature.
     pub ticket_check_cpu_us: f64,
+    /// A node's check of a ticket it verified before (the next chunk of a plan page).
+    pub ticket_kept_check_cpu_us: f64,
 }
 
 /// Measures over `bytes` (rounded up to whole buffers) per figure. Blocks for about a second
@@ -84,7 +88,7 @@ pub fn run(bytes: u64) -> anyhow::Result<CpuReport> {
     })?;
     anyhow::ensure!(!failed, "AES-128-GCM failed to open what it sealed");
 
-    let (first_check, check) = ticket_checks()?;
+    let (first_check, check, kept_check) = ticket_checks()?;
     let per_gib = |spent: Duration| spent.as_secs_f64() / (moved as f64 / GIB);
     let per_check = |spent: Duration| spent.as_secs_f64() * 1e6 / f64::from(TICKET_CHECKS);
     Ok(CpuReport {
@@ -93,12 +97,14 @@ pub fn run(bytes: u64) -> anyhow::Result<CpuReport> {
         aes128gcm_hop_cpu_secs_per_gib: per_gib(sealing),
         ticket_first_check_cpu_us: per_check(first_check),
         ticket_check_cpu_us: per_check(check),
+        ticket_kept_check_cpu_us: per_check(kept_check),
     })
 }
 
-/// CPU time of [`TICKET_CHECKS`] first checks (each by a verifier that has seen no ticket) and
-/// as many later ones, of a GET ticket as a coordinator issues it.
-fn ticket_checks() -> anyhow::Result<(Duration, Duration)> {
+/// CPU time of [`TICKET_CHECKS`] checks of GET tickets as a coordinator issues them for a plan
+/// page: first checks (each by a verifier that has seen no ticket), checks of new tickets under
+/// a kept signer chain, and checks of one ticket seen before.
+fn ticket_checks() -> anyhow::Result<(Duration, Duration, Duration)> {
     let root = FederationCa::init("bench.collective")?;
     let member = root.sign_member("m.bench.collective")?;
     let coordinator = member.issue_leaf(
@@ -107,7 +113,10 @@ fn ticket_checks() -> anyhow::Result<(Duration, Duration)> {
         Duration::from_secs(3600),
     )?;
     let (node, holder) = ("node-1@m.bench.collective", "client@m.bench.collective");
-    let hashes = [ChunkHash::of(b"a chunk")];
+    let hashes: Vec<ChunkHash> = (0..TICKET_HASHES)
+        .map(|i| ChunkHash::of(&i.to_le_bytes()))
+        .collect();
+    let asked = &hashes[TICKET_HASHES - 1..];
     let now = crate::node::unix_ms_now();
     let grant = TicketGrant {
         op: TicketOp::Get,
@@ -117,22 +126,27 @@ fn ticket_checks() -> anyhow::Result<(Duration, Duration)> {
         issued_at_unix_ms: now,
         lifetime: TICKET_LIFETIME_DEFAULT,
     };
-    let ticket = crate::ticket::issue(&coordinator, &grant)?;
-    let verifiers = (0..TICKET_CHECKS)
+    let tickets = (0..=TICKET_CHECKS)
+        .map(|_| crate::ticket::issue(&coordinator, &grant))
+        .collect::<Result<Vec<_>, _>>()?;
+    let verifiers = (0..=TICKET_CHECKS)
         .map(|_| TicketVerifier::new(root.cert_der(), node))
         .collect::<Result<Vec<_>, _>>()?;
     let mut failed = None;
-    let mut check = |verifier: &TicketVerifier| {
-        if let Err(e) = verifier.verify(&ticket, TicketOp::Get, holder, &hashes, now) {
+    let mut check = |verifier: &TicketVerifier, ticket: &crate::ticket::Ticket| {
+        if let Err(e) = verifier.verify(ticket, TicketOp::Get, holder, asked, now) {
             failed = Some(e);
         }
     };
-    let first = thread_cpu(|| verifiers.iter().for_each(&mut check))?;
-    let later = thread_cpu(|| (0..TICKET_CHECKS).for_each(|_| check(&verifiers[0])))?;
+    let first = thread_cpu(|| verifiers[1..].iter().for_each(|v| check(v, &tickets[0])))?;
+    // verifiers[0] keeps the chain from tickets[0]; each later ticket is new to it.
+    check(&verifiers[0], &tickets[0]);
+    let later = thread_cpu(|| tickets[1..].iter().for_each(|t| check(&verifiers[0], t)))?;
+    let kept = thread_cpu(|| (0..TICKET_CHECKS).for_each(|_| check(&verifiers[0], &tickets[1])))?;
     if let Some(e) = failed {
         anyhow::bail!("a ticket check failed: {e}");
     }
-    Ok((first, later))
+    Ok((first, later, kept))
 }
 
 fn nonce(sequence: u64) -> Nonce {
@@ -166,6 +180,10 @@ mod tests {
         assert!(
             report.ticket_first_check_cpu_us > report.ticket_check_cpu_us,
             "a kept chain saves its two certificate signatures: {report:?}"
+        );
+        assert!(
+            report.ticket_check_cpu_us > report.ticket_kept_check_cpu_us,
+            "a kept ticket saves its signature: {report:?}"
         );
     }
 }

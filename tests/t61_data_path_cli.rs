@@ -1,7 +1,8 @@
 //! The data path from the command line against real processes (one coordinator, one node):
 //! stdin to stdout, ranges, kept versions, deduplication, garbage collection of what no version
-//! references, clear refusals of bad input, outputs that are links, pipes or directories, and a
-//! standard output closed by its reader (of `read` and of `ls`).
+//! references, clear refusals of bad input, outputs that are links, pipes or directories, a
+//! standard output closed by its reader (of `read` and of `ls`), and a node and a command
+//! whose stderr reader is gone.
 
 mod support;
 
@@ -482,5 +483,70 @@ fn stops_quietly_when_closed(
         output.status
     );
     ensure!(stderr.is_empty(), "{args:?} prints nothing on stderr: {stderr:?}");
+    Ok(())
+}
+
+#[test]
+fn a_node_and_a_read_whose_stderr_reader_is_gone_still_work() -> anyhow::Result<()> {
+    let mut cluster = Cluster::single_with_env(vec![
+        ("COLLECTIVE_NODE_HEARTBEAT_MS".into(), "200".into()),
+        ("COLLECTIVE_NODE_DOWN_AFTER_MS".into(), "1500".into()),
+    ])?;
+    cluster.prepare_node("node-01", &[])?;
+    let node = cluster.node("node-01");
+    let endpoint = node.endpoint.clone();
+    // As `collective node run ... 2>&1 | logger` whose logger died: every write to stderr fails
+    // with EPIPE, from the start-up line on. Debug logging writes on every chunk call.
+    let mut child = Command::new(binary())
+        .args(["node", "run", "--data-dir", path(&node.data_dir)])
+        .envs(cluster.env.clone())
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    drop(child.stderr.take());
+    let started = support::wait_for_port(&endpoint, Duration::from_secs(20));
+    let alive = child.try_wait()?.is_none();
+    // The cluster ends the node when it is dropped.
+    cluster.nodes[0].child = Some(child);
+    started?;
+    ensure!(alive, "the node runs with its stderr closed");
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(30))?;
+
+    let source = cluster.dir.path().join("source.bin");
+    let bytes = content(3 * 1024 * 1024 + 5, 9);
+    std::fs::write(&source, &bytes)?;
+    for round in 0..3 {
+        let name = format!("/logless-{round}");
+        cluster.cli_ok(&["write", &name, path(&source), "--chunk-bytes", "1048576"])?;
+        let (ok, out, err) = with_stdin(&cluster, &["read", &name], b"")?;
+        ensure!(
+            ok && out == bytes,
+            "round {round}: the read returns the file: {err}"
+        );
+    }
+    // `read --json` prints its summary on stderr; a closed stderr costs the summary only.
+    let mut read = Command::new(binary())
+        .args(["read", "--json", "/logless-0", "-"])
+        .env("COLLECTIVE_HOME", &cluster.home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    drop(read.stderr.take());
+    let output = read.wait_with_output()?;
+    ensure!(
+        output.status.success() && output.stdout == bytes,
+        "a read whose stderr is closed succeeds: {:?}",
+        output.status
+    );
+    let child = cluster.nodes[0].child.as_mut().context("node child")?;
+    ensure!(
+        child.try_wait()?.is_none(),
+        "the node still runs after logging into a closed pipe"
+    );
+    // Heartbeats (each logged) go on: the node stays up past twice its liveness timeout.
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.wait_node_status("node-01", "UP", Duration::from_secs(5))?;
     Ok(())
 }

@@ -32,7 +32,7 @@ async fn export(args: AuditExportArgs, home: PathBuf) -> anyhow::Result<()> {
         .await?;
     out.flush()?;
     if args.output.is_some() {
-        eprintln!("exported {count} events");
+        errln!("exported {count} events");
     }
     Ok(())
 }

@@ -64,7 +64,7 @@ pub async fn write(args: WriteArgs, home: PathBuf) -> anyhow::Result<()> {
     if args.json {
         outln!("{}", serde_json::to_string(&summary)?);
     } else if std::io::stderr().is_terminal() && !args.quiet {
-        eprintln!(
+        errln!(
             "wrote {} ({}) as version {} in {:.1} s: {} chunks, {} copies uploaded, {} already stored, {} replicas",
             summary.path,
             format_size(summary.size),
@@ -140,7 +140,7 @@ pub async fn read(args: ReadFileArgs, home: PathBuf) -> anyhow::Result<()> {
     };
     bar.finish();
     if args.json {
-        eprintln!("{}", serde_json::to_string(&summary)?);
+        errln!("{}", serde_json::to_string(&summary)?);
     }
     Ok(())
 }

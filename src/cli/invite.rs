@@ -98,7 +98,7 @@ async fn generate(args: InviteGenerateArgs, home: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     outln!("{code}");
-    eprintln!(
+    errln!(
         "invite {} ({}): {} use(s), valid for {}, grants {}",
         hex(&invite_id),
         match &args.member {
@@ -113,7 +113,7 @@ async fn generate(args: InviteGenerateArgs, home: &Path) -> anyhow::Result<()> {
             grants.iter().map(grant_text).collect::<Vec<_>>().join(", ")
         }
     );
-    eprintln!(
+    errln!(
         "redeem on the new machine with: collective {} {code}",
         if args.member.is_some() {
             "federation join --member NAME --invite"
@@ -137,7 +137,7 @@ async fn ensure_datastore(client: &mut Client, owner: &str, path: &str) -> anyho
         .await;
     match created {
         Ok(_) => {
-            eprintln!("created datastore {path} (owner {owner})");
+            errln!("created datastore {path} (owner {owner})");
             Ok(())
         }
         Err(error) if error.rejection() == Some("already_exists") => Ok(()),

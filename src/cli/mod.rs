@@ -11,6 +11,14 @@ macro_rules! outln {
     };
 }
 
+/// `eprintln!` that cannot panic: a line stderr cannot take is dropped (see
+/// [`crate::telemetry::stderr_line`]).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::telemetry::stderr_line(format_args!($($arg)*))
+    };
+}
+
 pub mod args;
 mod audit;
 mod bench;
@@ -39,7 +47,7 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            errln!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -47,7 +55,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.is::<StdoutClosed>() => ExitCode::from(StdoutClosed::EXIT_CODE),
         Err(error) => {
-            eprintln!("error: {}", crate::error::render(&error));
+            errln!("error: {}", crate::error::render(&error));
             ExitCode::FAILURE
         }
     }
@@ -76,7 +84,7 @@ pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
             std::process::exit(i32::from(StdoutClosed::EXIT_CODE))
         }
         Err(error) => {
-            eprintln!("error: cannot write to standard output: {error}");
+            errln!("error: cannot write to standard output: {error}");
             std::process::exit(1)
         }
     }

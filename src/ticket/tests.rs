@@ -135,6 +135,70 @@ fn a_signer_chain_is_checked_once_and_every_ticket_by_its_own_signature() {
 }
 
 #[test]
+fn a_ticket_is_verified_once_and_its_kept_copy_still_gets_every_other_check() {
+    let f = fixture();
+    let hashes = [ChunkHash::of(b"a"), ChunkHash::of(b"b")];
+    let now = now_ms();
+    let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+    for hash in &hashes {
+        f.verifier
+            .verify(&ticket, TicketOp::Get, CLIENT, std::slice::from_ref(hash), now)
+            .unwrap();
+    }
+    assert_eq!(f.verifier.tickets_kept(), 1, "one ticket, verified once");
+
+    // Its bytes with another signature, or its body changed under its signature, are other
+    // tickets: each needs a signature of its own.
+    let mut forged = ticket.clone();
+    forged.signature[0] ^= 1;
+    assert_bad_signature(&f, &forged, &hashes, now);
+    let mut altered = ticket.clone();
+    let mut body = body_of(&altered);
+    body.expires_at_unix_ms += 3_600_000;
+    altered.body = body.encode_to_vec();
+    assert_bad_signature(&f, &altered, &hashes, now);
+    assert_eq!(f.verifier.tickets_kept(), 1, "refused tickets are not kept");
+
+    // The kept ticket still covers only its chunks, its holder, its op and its lifetime.
+    let check = |op, caller, hashes: &[ChunkHash], at| f.verifier.verify(&ticket, op, caller, hashes, at);
+    let err = check(TicketOp::Get, CLIENT, &[ChunkHash::of(b"c")], now).unwrap_err();
+    assert!(matches!(err, TicketError::HashNotCovered(_)), "{err}");
+    let err = check(TicketOp::Get, "mallory@alice.home.collective", &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::WrongHolder { .. }), "{err}");
+    let err = check(TicketOp::Delete, CLIENT, &hashes, now).unwrap_err();
+    assert!(matches!(err, TicketError::WrongOp { .. }), "{err}");
+    let expired = body_of(&ticket).expires_at_unix_ms + CLOCK_SKEW_DEFAULT.as_millis() as u64 + 1;
+    let err = check(TicketOp::Get, CLIENT, &hashes, expired).unwrap_err();
+    assert!(matches!(err, TicketError::Expired { .. }), "{err}");
+    check(TicketOp::Get, CLIENT, &hashes, now).unwrap();
+}
+
+#[test]
+fn kept_tickets_are_bounded_and_a_full_cache_refills() {
+    let f = fixture();
+    let hashes: Vec<ChunkHash> = (0..collective_proto::chunk_limits::HASHES_PER_REQUEST_MAX)
+        .map(|i| ChunkHash::of(&i.to_le_bytes()))
+        .collect();
+    let now = now_ms();
+    let mut most_kept = 0;
+    let mut last_body = 0;
+    for _ in 0..40 {
+        let ticket = issue(&f.coordinator, &grant(TicketOp::Get, &hashes, now)).unwrap();
+        last_body = ticket.body.len();
+        f.verifier
+            .verify(&ticket, TicketOp::Get, CLIENT, &hashes[hashes.len() - 1..], now)
+            .unwrap();
+        most_kept = most_kept.max(f.verifier.tickets_kept());
+    }
+    let bound = 4 * 1024 * 1024 / last_body;
+    assert!(
+        (1..=bound).contains(&most_kept),
+        "kept up to {most_kept} tickets of {last_body} bytes, bound {bound}"
+    );
+    assert!(f.verifier.tickets_kept() < 40, "the cache was emptied when full");
+}
+
+#[test]
 fn a_kept_chain_is_refused_once_it_expires_or_its_member_is_removed() {
     let f = fixture();
     let hashes = [ChunkHash::of(b"a")];

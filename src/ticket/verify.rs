@@ -7,8 +7,16 @@
 //! of its certificates are valid and the signer's key. Each later ticket from it still gets its
 //! own signature checked, the window checked against the time, and the trust store asked about
 //! removals and revocations: what can change about a chain while the process runs.
+//!
+//! **Tickets are verified once too.** A holder presents one ticket for every chunk of a plan
+//! page (256 gets of one 1 GiB read, each ticket about 10 KiB), and nothing about its signature
+//! or its body can change while its bytes stay the same. A ticket whose signature passed is
+//! kept, under a hash of its bytes and its signer chain, decoded and with the hashes it covers
+//! in a set: a later call skips the Ed25519 check and the decoding, and finds a chunk in the
+//! set instead of scanning the list. Everything that depends on the time, the caller or the
+//! trust store is still checked on every call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +45,8 @@ pub struct TicketVerifier {
     trust: Option<TrustStore>,
     /// Signer chains that passed `signers`; see the module's notes.
     chains: Arc<Mutex<HashMap<blake3::Hash, Arc<Signer>>>>,
+    /// Tickets whose signature passed; see the module's notes.
+    tickets: Arc<Mutex<KeptTickets>>,
     node: String,
     member_domain: String,
     clock_skew: Duration,
@@ -45,6 +55,25 @@ pub struct TicketVerifier {
 /// Most signer chains kept: a member has a few coordinators, each renewing now and then; a
 /// full cache is emptied and refilled.
 const SIGNER_CHAINS_KEPT_MAX: usize = 64;
+
+/// Most encoded ticket bytes kept: a plan page's ticket is about 10 KiB, so a few hundred
+/// tickets; a full cache is emptied and refilled.
+const TICKET_BYTES_KEPT_MAX: usize = 4 * 1024 * 1024;
+
+/// Tickets whose signature passed, by [`ticket_key`], and the encoded bytes they hold.
+#[derive(Debug, Default)]
+struct KeptTickets {
+    by_key: HashMap<blake3::Hash, Arc<SignedBody>>,
+    bytes: usize,
+}
+
+/// A ticket body under a good signature, decoded.
+#[derive(Debug)]
+struct SignedBody {
+    body: TicketBody,
+    /// The chunks `body` names (a hash of the wrong length names none).
+    hashes: HashSet<[u8; 32]>,
+}
 
 /// A signer chain that passed every check but the trust store's.
 #[derive(Debug)]
@@ -76,6 +105,7 @@ impl TicketVerifier {
             signers: FederationClientVerifier::builder(root_der, policy).build()?,
             trust: None,
             chains: Arc::default(),
+            tickets: Arc::default(),
             node: node.to_string(),
             member_domain,
             clock_skew: CLOCK_SKEW_DEFAULT,
@@ -119,27 +149,27 @@ impl TicketVerifier {
         hashes: &[ChunkHash],
         now_unix_ms: u64,
     ) -> Result<VerifiedTicket, TicketError> {
-        let signer = self.verify_signer(ticket, now_unix_ms)?;
-        let body = decode_body(&ticket.body)?;
+        let (signer, signed) = self.signed_body(ticket, now_unix_ms)?;
+        let body = &signed.body;
         if body.member_domain != self.member_domain {
             return Err(TicketError::OtherMember {
-                got: body.member_domain,
+                got: body.member_domain.clone(),
                 expected: self.member_domain.clone(),
             });
         }
         if body.node != self.node {
             return Err(TicketError::Misdirected {
-                got: body.node,
+                got: body.node.clone(),
                 expected: self.node.clone(),
             });
         }
         if body.holder != caller {
             return Err(TicketError::WrongHolder {
-                holder: body.holder,
+                holder: body.holder.clone(),
                 caller: caller.to_owned(),
             });
         }
-        self.check_times(&body, now_unix_ms)?;
+        self.check_times(body, now_unix_ms)?;
         let allowed = TicketOp::try_from(body.op).unwrap_or(TicketOp::Unspecified);
         let op_ok = allowed == op || (op == TicketOp::Has && allowed == TicketOp::Put);
         if !op_ok || op == TicketOp::Unspecified {
@@ -149,18 +179,14 @@ impl TicketVerifier {
             });
         }
         let any_hash = allowed == TicketOp::Has && body.hashes.is_empty();
-        if !any_hash {
-            for hash in hashes {
-                if !body.hashes.iter().any(|h| h.as_slice() == hash.as_bytes()) {
-                    return Err(TicketError::HashNotCovered(hash.to_hex()));
-                }
-            }
+        if !any_hash && let Some(hash) = hashes.iter().find(|h| !signed.hashes.contains(h.as_bytes())) {
+            return Err(TicketError::HashNotCovered(hash.to_hex()));
         }
         Ok(VerifiedTicket {
             signer,
             op: allowed,
             expires_at_unix_ms: body.expires_at_unix_ms,
-            nonce: body.nonce,
+            nonce: body.nonce.clone(),
         })
     }
 
@@ -170,9 +196,23 @@ impl TicketVerifier {
         self.chains.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// How many tickets are kept.
+    #[cfg(test)]
+    pub(super) fn tickets_kept(&self) -> usize {
+        self.tickets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_key
+            .len()
+    }
+
     /// Verifies the chain to the root and that policy (or finds it verified before), then the
-    /// signature; returns the signer.
-    fn verify_signer(&self, ticket: &Ticket, now_unix_ms: u64) -> Result<String, TicketError> {
+    /// signature (or finds this very ticket verified before); returns the signer and the body.
+    fn signed_body(
+        &self,
+        ticket: &Ticket,
+        now_unix_ms: u64,
+    ) -> Result<(String, Arc<SignedBody>), TicketError> {
         let [leaf, member_ca] = ticket.signer_chain_der.as_slice() else {
             return Err(TicketError::ChainLength {
                 got: ticket.signer_chain_der.len(),
@@ -185,23 +225,54 @@ impl TicketVerifier {
                 ticket.body.len()
             )));
         }
-        let signer = self.signer(leaf, member_ca, now_unix_ms)?;
+        let chain = chain_key(leaf, member_ca);
+        let signer = self.signer(&chain, leaf, member_ca, now_unix_ms)?;
+        let signer_address = signer.identity.address.to_string();
+        let key = ticket_key(&chain, ticket);
+        let kept = self
+            .tickets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_key
+            .get(&key)
+            .cloned();
+        if let Some(signed) = kept {
+            return Ok((signer_address, signed));
+        }
         UnparsedPublicKey::new(&ED25519, &signer.public_key)
             .verify(&super::signed_message(&ticket.body), &ticket.signature)
             .map_err(|_| TicketError::BadSignature)?;
-        Ok(signer.identity.address.to_string())
+        let body = decode_body(&ticket.body)?;
+        let hashes = body
+            .hashes
+            .iter()
+            .filter_map(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+            .collect();
+        let signed = Arc::new(SignedBody { body, hashes });
+        let mut kept = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.bytes + ticket.body.len() > TICKET_BYTES_KEPT_MAX {
+            *kept = KeptTickets::default();
+        }
+        kept.bytes += ticket.body.len();
+        kept.by_key.insert(key, Arc::clone(&signed));
+        Ok((signer_address, signed))
     }
 
-    /// The signer of the chain `leaf`, `member_ca` at `now_unix_ms`: kept from an earlier check
-    /// if its window covers that time and the trust store still admits it, else verified whole.
-    fn signer(&self, leaf: &[u8], member_ca: &[u8], now_unix_ms: u64) -> Result<Arc<Signer>, TicketError> {
+    /// The signer of the chain `leaf`, `member_ca` (kept under `key`, see [`chain_key`]) at
+    /// `now_unix_ms`: kept from an earlier check if its window covers that time and the trust store still admits it, else verified whole.
+    fn signer(
+        &self,
+        key: &blake3::Hash,
+        leaf: &[u8],
+        member_ca: &[u8],
+        now_unix_ms: u64,
+    ) -> Result<Arc<Signer>, TicketError> {
         let now = SystemTime::UNIX_EPOCH + Duration::from_millis(now_unix_ms);
-        let key = chain_key(leaf, member_ca);
         let kept = self
             .chains
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .get(key)
             .cloned();
         if let Some(signer) = kept
             && (signer.valid_from..=signer.valid_until).contains(&now)
@@ -218,7 +289,7 @@ impl TicketVerifier {
         if chains.len() >= SIGNER_CHAINS_KEPT_MAX {
             chains.clear();
         }
-        chains.insert(key, Arc::clone(&signer));
+        chains.insert(*key, Arc::clone(&signer));
         Ok(signer)
     }
 
@@ -298,6 +369,18 @@ fn chain_key(leaf: &[u8], member_ca: &[u8]) -> blake3::Hash {
     for der in [leaf, member_ca] {
         hasher.update(&(der.len() as u64).to_le_bytes());
         hasher.update(der);
+    }
+    hasher.finalize()
+}
+
+/// The key a ticket is kept under: its signer chain's key, its signature and its body, each
+/// prefixed with its length.
+fn ticket_key(chain: &blake3::Hash, ticket: &Ticket) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(chain.as_bytes());
+    for part in [&ticket.signature, &ticket.body] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part);
     }
     hasher.finalize()
 }

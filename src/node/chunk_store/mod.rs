@@ -179,16 +179,10 @@ impl ChunkStore {
     /// The whole chunk, verified against its name. A copy that fails, or that cannot be read for
     /// damage, is quarantined.
     pub fn read(&self, hash: &ChunkHash) -> Result<Bytes, StoreError> {
-        let (dir, path) = match self.locate(hash) {
+        let Found { dir, path, length } = match self.locate(hash) {
             Ok(found) => found,
             Err(Located::Damaged(dir, error)) => return Err(self.unreadable(&dir, hash, &error)),
             Err(Located::Missing) => return Err(StoreError::NotFound(*hash)),
-        };
-        let length = match fs::metadata(&path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(*hash)),
-            Err(e) if error::is_damage(&e) => return Err(self.unreadable(&dir, hash, &e)),
-            Err(e) => return Err(dir.suspect(StoreError::io("reading metadata of", &path, e))),
         };
         if length > CHUNK_BYTES_MAX {
             return Err(self.quarantine(&dir, hash, "longer than any chunk may be"));
@@ -214,15 +208,10 @@ impl ChunkStore {
 
     /// [`ChunkStore::length`], and the directory the chunk is in.
     pub(crate) fn length_in(&self, hash: &ChunkHash) -> Result<(u64, Arc<DataDir>), StoreError> {
-        let (dir, path) = match self.locate(hash) {
-            Ok(found) => found,
-            Err(Located::Damaged(dir, error)) => return Err(self.unreadable(&dir, hash, &error)),
-            Err(Located::Missing) => return Err(StoreError::NotFound(*hash)),
-        };
-        match fs::metadata(&path) {
-            Ok(meta) => Ok((meta.len(), dir)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(*hash)),
-            Err(e) => Err(StoreError::io("reading metadata of", &path, e)),
+        match self.locate(hash) {
+            Ok(Found { dir, length, .. }) => Ok((length, dir)),
+            Err(Located::Damaged(dir, error)) => Err(self.unreadable(&dir, hash, &error)),
+            Err(Located::Missing) => Err(StoreError::NotFound(*hash)),
         }
     }
 
@@ -235,7 +224,7 @@ impl ChunkStore {
     /// was deleted meanwhile).
     fn refresh(&self, hash: &ChunkHash) -> Result<bool, StoreError> {
         let _deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
-        let Ok((_, path)) = self.locate(hash) else {
+        let Ok(Found { path, .. }) = self.locate(hash) else {
             return Ok(false);
         };
         let file = match fs::File::open(&path) {
@@ -349,14 +338,20 @@ impl ChunkStore {
         self.dirs.iter().filter(|dir| dir.working())
     }
 
-    /// The first data directory with a file for `hash`, and its path. A file whose metadata the
-    /// file system cannot read for damage is passed over for a good one in another directory.
-    fn locate(&self, hash: &ChunkHash) -> Result<(Arc<DataDir>, std::path::PathBuf), Located> {
+    /// The first data directory with a file for `hash`. A file whose metadata the file system
+    /// cannot read for damage is passed over for a good one in another directory.
+    fn locate(&self, hash: &ChunkHash) -> Result<Found, Located> {
         let mut damaged = None;
         for dir in self.working() {
             let path = dir.chunk_path(hash);
             match fs::metadata(&path) {
-                Ok(meta) if meta.is_file() => return Ok((Arc::clone(dir), path)),
+                Ok(meta) if meta.is_file() => {
+                    return Ok(Found {
+                        dir: Arc::clone(dir),
+                        path,
+                        length: meta.len(),
+                    });
+                }
                 Err(e) if error::is_damage(&e) => {
                     damaged.get_or_insert((Arc::clone(dir), e));
                 }
@@ -395,6 +390,13 @@ impl ChunkStore {
         }
         StoreError::Corrupt { hash: *hash, why }
     }
+}
+
+/// A stored copy [`ChunkStore::locate`] found: its directory, its file and the file's length.
+struct Found {
+    dir: Arc<DataDir>,
+    path: std::path::PathBuf,
+    length: u64,
 }
 
 /// Why [`ChunkStore::locate`] found no copy to read.
