@@ -28,7 +28,7 @@ use crate::client::{Client, Consistency};
 /// (session 12), and 1.25 s with 8 against 1.17 with 12 and 16 (session 19). More buy nothing
 /// for one reader and cost every reader memory it touches for the first time, which is dear here:
 /// in session 19 a single read was as fast with 12 as with 16 (medians 1.17 and 1.17 s, then
-/// 1.10 and 1.14 s over 10 rounds) with about 35% fewer page faults, and four reads at once were
+/// 1.10 and 1.14 s over 10 rounds) with about a third fewer page faults, and four reads at once were
 /// 7% faster (1.13 against 1.22 s). As many fetched chunks again may wait to be written out in
 /// order (see `Window`). docs/benchmarks.md has the runs.
 pub const READ_AHEAD_DEFAULT: usize = 12;
