@@ -190,7 +190,7 @@ fn kept_tickets_are_bounded_and_a_full_cache_refills() {
             .unwrap();
         most_kept = most_kept.max(f.verifier.tickets_kept());
     }
-    let bound = 4 * 1024 * 1024 / last_body;
+    let bound = verify::TICKET_BYTES_KEPT_MAX / last_body;
     assert!(
         (1..=bound).contains(&most_kept),
         "kept up to {most_kept} tickets of {last_body} bytes, bound {bound}"

@@ -58,7 +58,7 @@ const SIGNER_CHAINS_KEPT_MAX: usize = 64;
 
 /// Most encoded ticket bytes kept: a plan page's ticket is about 10 KiB, so a few hundred
 /// tickets; a full cache is emptied and refilled.
-const TICKET_BYTES_KEPT_MAX: usize = 4 * 1024 * 1024;
+pub(super) const TICKET_BYTES_KEPT_MAX: usize = 4 * 1024 * 1024;
 
 /// Tickets whose signature passed, by [`ticket_key`], and the encoded bytes they hold.
 #[derive(Debug, Default)]
