@@ -24,7 +24,15 @@ pub fn init(verbose: u8) {
 /// and drops it if stderr cannot take it: `eprintln!` would panic, and neither a daemon nor a
 /// command that did its work should fail because nobody reads what it says.
 pub fn stderr_line(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_fmt(line).and_then(|()| err.write_all(b"\n"));
+    let _ = write_line(&mut std::io::stderr().lock(), line);
+}
+
+/// `line` and a newline, to `out` (stdout's and stderr's lines, which differ in what a failure
+/// does).
+pub(crate) fn write_line(
+    out: &mut impl std::io::Write,
+    line: std::fmt::Arguments<'_>,
+) -> std::io::Result<()> {
+    out.write_fmt(line)?;
+    out.write_all(b"\n")
 }

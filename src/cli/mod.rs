@@ -76,9 +76,7 @@ impl StdoutClosed {
 /// error up through every caller, is what SIGPIPE does to any other program in a pipeline, and
 /// is as safe: every write the command made was acknowledged or not before it printed.
 pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+    match crate::telemetry::write_line(&mut std::io::stdout().lock(), line) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
             std::process::exit(i32::from(StdoutClosed::EXIT_CODE))
