@@ -8,6 +8,8 @@
 //! down over the headers and tags as it is decrypted: no copy at all. A smaller reader gets
 //! them through a receive buffer that takes whatever the socket holds (up to
 //! [`INCOMING_BYTES_MAX`]); each record is opened where it landed and its plaintext copied once.
+//! A reader that took bulk in its own buffer and comes to the end of it (HTTP/2 finishing a
+//! frame) gets about two records that way, no more, so that its next buffer is filled directly.
 //! Writes seal straight into one outgoing buffer that goes to the socket in one call.
 
 use std::io;
@@ -131,9 +133,15 @@ pub struct BulkStream<IO> {
     written: usize,
     /// `close_notify` is sealed: nothing more may be.
     sent_close: bool,
+    /// The last socket read went straight into the reader's buffer: the reader takes bulk in
+    /// large buffers, and a read with little room is the end of one (HTTP/2 finishing a frame).
+    reader_takes_bulk: bool,
     /// Socket reads that went straight into the reader's buffer (tests check the path taken).
     #[cfg(test)]
     opened_in_reader: u64,
+    /// Plaintext bytes copied from `incoming` into a reader's buffer.
+    #[cfg(test)]
+    copied_to_reader: u64,
     peer_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
@@ -168,8 +176,11 @@ impl<IO> BulkStream<IO> {
             outgoing: Vec::new(),
             written: 0,
             sent_close: false,
+            reader_takes_bulk: false,
             #[cfg(test)]
             opened_in_reader: 0,
+            #[cfg(test)]
+            copied_to_reader: 0,
             peer_certificates,
         })
     }
@@ -200,6 +211,12 @@ impl<IO> BulkStream<IO> {
     #[cfg(test)]
     pub(super) fn opened_in_reader(&self) -> u64 {
         self.opened_in_reader
+    }
+
+    /// Plaintext bytes copied from the receive buffer into a reader's buffer.
+    #[cfg(test)]
+    pub(super) fn copied_to_reader(&self) -> u64 {
+        self.copied_to_reader
     }
 
     /// Records sealed under the current key.
@@ -521,6 +538,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for BulkStream<IO> {
                 let n = (this.plain_end - this.plain_start).min(buf.remaining());
                 buf.put_slice(&this.incoming[this.plain_start..this.plain_start + n]);
                 this.plain_start += n;
+                #[cfg(test)]
+                {
+                    this.copied_to_reader += n as u64;
+                }
                 return Poll::Ready(Ok(()));
             }
             match &this.receiving {
@@ -552,6 +573,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for BulkStream<IO> {
                 if buf.filled().len() == from {
                     return Poll::Ready(Err(this.eof_without_close_notify()));
                 }
+                this.reader_takes_bulk = true;
                 #[cfg(test)]
                 {
                     this.opened_in_reader += 1;
@@ -577,24 +599,32 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for BulkStream<IO> {
                 this.filled < this.incoming.len(),
                 "make_room leaves room for a record"
             );
-            // A reader with room for records gets only the rest of the one half-received here,
-            // so that the next read can go straight into its buffer.
-            let finishing = if buf.remaining() >= OPEN_IN_READER_BYTES_MIN {
+            let limit = if buf.remaining() >= OPEN_IN_READER_BYTES_MIN {
+                // A reader with room for records gets only the rest of the one half-received
+                // here, so that the next read can go straight into its buffer.
                 this.rest_of_record()
+            } else if this.reader_takes_bulk {
+                // The end of a large buffer: only about what it has room for, so that the next
+                // read goes straight into its next buffer. Filling the receive buffer here made
+                // the reader's next 256 KiB go through it, copied: a quarter of a chunk
+                // download's bytes, with HTTP/2 frames of 1 MiB.
+                Some(OPEN_IN_READER_BYTES_MIN)
             } else {
                 None
             };
-            let end = finishing.map_or(this.incoming.len(), |rest| {
-                (this.filled + rest).min(this.incoming.len())
+            let end = limit.map_or(this.incoming.len(), |limit| {
+                (this.filled + limit).min(this.incoming.len())
             });
             let mut room = ReadBuf::new(&mut this.incoming[this.filled..end]);
             ready!(Pin::new(&mut this.io).poll_read(cx, &mut room))?;
+            // Once: a reader that keeps offering little room gets whole receive buffers again.
+            this.reader_takes_bulk = false;
             let (n, offered) = (room.filled().len(), room.capacity());
             if n == 0 {
                 return Poll::Ready(Err(this.eof_without_close_notify()));
             }
             this.filled += n;
-            if finishing.is_none()
+            if limit.is_none()
                 && n == offered
                 && this.incoming.len() < INCOMING_BYTES_MAX + INCOMING_SLACK_BYTES
             {

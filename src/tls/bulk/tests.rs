@@ -253,6 +253,44 @@ async fn records_are_opened_in_a_reader_buffer_with_room_for_them() {
     }
 }
 
+/// HTTP/2 reads a frame into a buffer with room for the rest of that frame only, so each
+/// frame's last reads have little room; the reads after them must go straight into the next
+/// frame's buffer again, not through the receive buffer. Before this was so, each frame's end
+/// filled the receive buffer (up to 256 KiB) and every byte of it was copied to the reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_large_read_does_not_send_the_next_ones_through_the_receive_buffer() {
+    const FRAME: usize = 1024 * 1024;
+    const FRAMES: usize = 8;
+    let (mut client, server) = bulk_client_rustls_server(&configs()).await;
+    let down = random(FRAMES * FRAME);
+    let sent = down.clone();
+    let writer = tokio::spawn(async move { write_in_pieces(server, &sent).await });
+    // The socket's buffers fill before the first read, so reads find more than they can take.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut got = vec![0u8; down.len()];
+    let mut at = 0;
+    while at < got.len() {
+        let frame_end = (at / FRAME + 1) * FRAME;
+        let n = client.read(&mut got[at..frame_end]).await.unwrap();
+        assert!(n > 0, "the stream ended at {at} bytes");
+        at += n;
+    }
+    writer.await.unwrap();
+    assert!(got == down, "the data arrived whole and in order");
+    assert!(
+        client.opened_in_reader() > 0,
+        "reads went straight into the reader's buffer"
+    );
+    // A frame's end goes through the receive buffer: its last records, and the rest of the
+    // records read with them (about two records, 33 KiB).
+    let copied = client.copied_to_reader();
+    assert!(
+        copied <= (FRAMES * 64 * 1024) as u64,
+        "{copied} bytes of {} were copied to the reader",
+        down.len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_notify_ends_the_stream_and_a_bare_close_is_an_error() {
     let configs = configs();
