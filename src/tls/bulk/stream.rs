@@ -606,7 +606,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for BulkStream<IO> {
             } else if this.reader_takes_bulk {
                 // The end of a large buffer: only about what it has room for, so that the next
                 // read goes straight into its next buffer. Filling the receive buffer here made
-                // the reader's next 256 KiB go through it, copied: a quarter of a chunk
+                // the reader's next 256 KiB go through it, copied: up to a quarter of a chunk
                 // download's bytes, with HTTP/2 frames of 1 MiB.
                 Some(OPEN_IN_READER_BYTES_MIN)
             } else {
