@@ -1,5 +1,6 @@
 //! Bulk connections against rustls's own record layer (tokio-rustls) on the other end, over
-//! real sockets: data both ways, key updates either side starts, closes, and damage.
+//! real sockets (one test over an in-memory pipe): data both ways, key updates either side
+//! starts, closes, and damage.
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
