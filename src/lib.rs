@@ -2,6 +2,14 @@
 //! the command line, the client, the coordinator process and its gRPC services, the storage
 //! node and its tickets, and the PKI and mutual-TLS layer every listener uses.
 
+/// `eprintln!` that cannot panic: a line stderr cannot take is dropped (see
+/// [`crate::telemetry::stderr_line`]). Defined before the modules, so that all of them see it.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::telemetry::stderr_line(format_args!($($arg)*))
+    };
+}
+
 pub mod audit;
 pub mod bench_cpu;
 pub mod bench_io;

@@ -11,14 +11,6 @@ macro_rules! outln {
     };
 }
 
-/// `eprintln!` that cannot panic: a line stderr cannot take is dropped (see
-/// [`crate::telemetry::stderr_line`]).
-macro_rules! errln {
-    ($($arg:tt)*) => {
-        $crate::telemetry::stderr_line(format_args!($($arg)*))
-    };
-}
-
 pub mod args;
 mod audit;
 mod bench;

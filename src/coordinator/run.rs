@@ -205,10 +205,12 @@ fn load_member_ca(pki: &Path) -> anyhow::Result<Option<MemberCa>> {
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let running = start(data_dir, shutdown_signal()).await?;
     let config = &running.coordinator.config;
-    crate::telemetry::stderr_line(format_args!(
+    errln!(
         "coordinator {} ({}) listening on {}",
-        config.id, config.address, config.listen
-    ));
+        config.id,
+        config.address,
+        config.listen
+    );
     running.finish().await
 }
 

@@ -26,11 +26,11 @@ use crate::client::{Client, Consistency};
 /// Chunk fetches running at once by default: 12 of 4 MiB. Fewer leave the cores idle: cold
 /// reads of 1 GiB from two nodes took 1.40 to 1.56 s with 16 against 1.50 to 1.70 s with 8
 /// (session 12), and 1.25 s with 8 against 1.17 with 12 and 16 (session 19). More buy nothing
-/// for one reader and cost every reader memory it touches for the first time, which is dear here:
-/// in session 19 a single read was as fast with 12 as with 16 (medians 1.17 and 1.17 s, then
-/// 1.10 and 1.14 s over 10 rounds) with about a third fewer page faults, and four reads at once were
-/// 7% faster (1.13 against 1.22 s). As many fetched chunks again may wait to be written out in
-/// order (see `Window`). docs/benchmarks.md has the runs.
+/// for one reader and cost every reader memory it touches for the first time, which is dear
+/// here: in session 19 a single read was as fast with 12 as with 16 (medians 1.17 and 1.17 s,
+/// then 1.10 and 1.14 s over 10 rounds) with about a third fewer page faults, and four reads at
+/// once were 7% faster (1.13 against 1.22 s). As many fetched chunks again may wait to be
+/// written out in order (see `Window`). docs/benchmarks.md has the runs.
 pub const READ_AHEAD_DEFAULT: usize = 12;
 /// How often a running fetch is checked against the time a race is due (`nearest`).
 const HEDGE_CHECK_EVERY: Duration = Duration::from_millis(25);

@@ -391,10 +391,11 @@ pub async fn launch(
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let daemon = launch(data_dir, crate::coordinator::run::shutdown_signal()).await?;
-    crate::telemetry::stderr_line(format_args!(
+    errln!(
         "node {} serving chunks on {}",
-        daemon.config.address, daemon.node.local_addr
-    ));
+        daemon.config.address,
+        daemon.node.local_addr
+    );
     daemon.finish().await
 }
 

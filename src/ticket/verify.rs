@@ -32,7 +32,7 @@ use super::{
 use crate::chunk_hash::ChunkHash;
 use crate::pki::{Component, PeerIdentity};
 use crate::tls::{FederationClientVerifier, Policy, TlsError, TrustStore};
-use collective_proto::chunk_limits::HASHES_PER_REQUEST_MAX;
+use collective_proto::chunk_limits::{HASH_BYTES, HASHES_PER_REQUEST_MAX};
 
 /// A node's ticket verifier: the federation root, and who this node is.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ struct KeptTickets {
 struct SignedBody {
     body: TicketBody,
     /// The chunks `body` names (a hash of the wrong length names none).
-    hashes: HashSet<[u8; 32]>,
+    hashes: HashSet<[u8; HASH_BYTES]>,
 }
 
 /// A signer chain that passed every check but the trust store's.
@@ -246,7 +246,7 @@ impl TicketVerifier {
         let hashes = body
             .hashes
             .iter()
-            .filter_map(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+            .filter_map(|h| <[u8; HASH_BYTES]>::try_from(h.as_slice()).ok())
             .collect();
         let signed = Arc::new(SignedBody { body, hashes });
         let mut kept = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
@@ -259,7 +259,8 @@ impl TicketVerifier {
     }
 
     /// The signer of the chain `leaf`, `member_ca` (kept under `key`, see [`chain_key`]) at
-    /// `now_unix_ms`: kept from an earlier check if its window covers that time and the trust store still admits it, else verified whole.
+    /// `now_unix_ms`: kept from an earlier check if its window covers that time and the trust
+    /// store still admits it, else verified whole.
     fn signer(
         &self,
         key: &blake3::Hash,
@@ -363,22 +364,20 @@ fn decode_body(bytes: &[u8]) -> Result<TicketBody, TicketError> {
     Ok(body)
 }
 
-/// The key a signer chain is kept under: both certificates, each prefixed with its length.
+/// The key a signer chain is kept under: both certificates.
 fn chain_key(leaf: &[u8], member_ca: &[u8]) -> blake3::Hash {
-    let mut hasher = blake3::Hasher::new();
-    for der in [leaf, member_ca] {
-        hasher.update(&(der.len() as u64).to_le_bytes());
-        hasher.update(der);
-    }
-    hasher.finalize()
+    length_prefixed_hash(&[leaf, member_ca])
 }
 
-/// The key a ticket is kept under: its signer chain's key, its signature and its body, each
-/// prefixed with its length.
+/// The key a ticket is kept under: its signer chain's key, its signature and its body.
 fn ticket_key(chain: &blake3::Hash, ticket: &Ticket) -> blake3::Hash {
+    length_prefixed_hash(&[chain.as_bytes(), &ticket.signature, &ticket.body])
+}
+
+/// blake3 of `parts`, each prefixed with its length, so that no two lists of parts collide.
+fn length_prefixed_hash(parts: &[&[u8]]) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(chain.as_bytes());
-    for part in [&ticket.signature, &ticket.body] {
+    for part in parts {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
